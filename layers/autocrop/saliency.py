@@ -1,0 +1,140 @@
+"""Saliency stage: where people will look, as a float32 map in [0, 1] at the input's size.
+
+The shipped model is a MobileNetV2 encoder-decoder trained on human fixations (OSIE and
+EyeCrowd), run with LiteRT. A model-free centre-bias prior is the labelled fallback, used
+when the model file is missing or LiteRT cannot load it; results name which one ran.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .preprocess import CANVAS, letterbox, normalise_map, unletterbox
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_SALIENCY_MODEL = MODELS_DIR / "saliency.tflite"
+
+
+class SaliencyPredictor(Protocol):
+    """Anything that maps an RGB uint8 image to a saliency map of the same height and width."""
+
+    name: str
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray: ...
+
+
+def centre_bias(height: int, width: int, sigma_frac: float = 0.25) -> np.ndarray:
+    """Gaussian centred on the image, sigma = `sigma_frac` x width/height (EVALUATION.md)."""
+    ys = (np.arange(height, dtype=np.float32) - (height - 1) / 2) / (sigma_frac * height)
+    xs = (np.arange(width, dtype=np.float32) - (width - 1) / 2) / (sigma_frac * width)
+    return np.exp(-0.5 * (ys[:, None] ** 2 + xs[None, :] ** 2)).astype(np.float32)
+
+
+@dataclass
+class CentreBiasSaliency:
+    """Model-free fallback: the centre-bias prior people show when viewing photos."""
+
+    name: str = "centre-bias-fallback"
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        return centre_bias(rgb.shape[0], rgb.shape[1])
+
+
+class TFLiteModel:
+    """A LiteRT interpreter behind a lock (interpreters are not thread-safe).
+
+    Quantized inputs/outputs are (de)quantized with the scale and zero point stored in the
+    model, never with constants.
+    """
+
+    def __init__(self, path: Path | str, num_threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        self._interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+        self._interpreter.allocate_tensors()
+        self._runner = self._interpreter.get_signature_runner()
+        details = self._runner.get_input_details()
+        self._input_name, self._input = next(iter(details.items()))
+        self._outputs = self._runner.get_output_details()
+        self._lock = threading.Lock()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(v) for v in self._input["shape"])
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one batch; float32 in, float32 out (whatever the model's storage type)."""
+        x = _quantize(x, self._input)
+        with self._lock:
+            raw = self._runner(**{self._input_name: x})
+        return {k: _dequantize(v, self._outputs[k]) for k, v in raw.items()}
+
+
+def _quantize(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    dtype = detail["dtype"]
+    if dtype == np.float32:
+        return x.astype(np.float32, copy=False)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+
+
+def _dequantize(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    if detail["dtype"] == np.float32:
+        return y
+    scale, zero = detail["quantization"]
+    return (y.astype(np.float32) - zero) * scale
+
+
+class LiteRTSaliency:
+    """The trained saliency network, run with LiteRT on a letterboxed canvas."""
+
+    def __init__(self, path: Path | str = DEFAULT_SALIENCY_MODEL, num_threads: int = 1):
+        self.model = TFLiteModel(path, num_threads=num_threads)
+        card_path = Path(path).with_suffix(".json")
+        self.card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.exists() else {}
+        self.canvas = self.model.input_shape[1]
+        self.name = self.card.get("name", Path(path).stem)
+
+    def predict_canvas(self, canvas: np.ndarray) -> np.ndarray:
+        """Raw model output for a batch of letterboxed canvases, (N, H/4, W/4)."""
+        out = self.model(canvas)
+        return next(iter(out.values()))[..., 0]
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        canvas, box = letterbox(rgb, self.canvas)
+        raw = self.predict_canvas(canvas[None])[0]
+        return normalise_map(unletterbox(raw, box, rgb.shape[0], rgb.shape[1]))
+
+
+@lru_cache(maxsize=4)
+def load_saliency(path: str | None = None, num_threads: int = 1) -> SaliencyPredictor:
+    """The process-wide saliency predictor: the shipped model, or the labelled fallback."""
+    model_path = Path(path) if path else DEFAULT_SALIENCY_MODEL
+    try:
+        return LiteRTSaliency(model_path, num_threads=num_threads)
+    except (OSError, ValueError, RuntimeError, ImportError) as e:
+        log.warning("saliency model unavailable (%s); using the centre-bias fallback", e)
+        return CentreBiasSaliency()
+
+
+__all__ = [
+    "CANVAS",
+    "CentreBiasSaliency",
+    "LiteRTSaliency",
+    "SaliencyPredictor",
+    "TFLiteModel",
+    "centre_bias",
+    "load_saliency",
+]
