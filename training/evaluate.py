@@ -1,0 +1,126 @@
+"""Score a saliency model and the centre-bias baseline on the fixed validation split.
+
+    python -m training.evaluate --model layers/autocrop/models/saliency.tflite \
+        [--data ../shared/data] [--json out.json] [--baseline-only]
+
+Prints CC, NSS and AUC-Judd for OSIE val, EyeCrowd val and both combined (mean over all
+images pooled), for the model (run through `autocrop.saliency.LiteRTSaliency`, the same
+path the engine uses) and for the centre-bias baseline, plus the model's CC gain over the
+baseline. Progress goes to stderr, the table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from autocrop.saliency import DEFAULT_SALIENCY_MODEL, LiteRTSaliency
+
+from .datasets import DEFAULT_DATA_ROOT, FixationRecord, load_saliency_sets
+from .metrics import METRIC_NAMES, evaluate_centre_bias, evaluate_maps
+
+#: Table rows: result key -> label.
+ROW_LABELS = {"osie": "OSIE val", "eyecrowd": "EyeCrowd val", "combined": "combined"}
+#: Column headers for the metrics, in METRIC_NAMES order.
+METRIC_LABELS = {"cc": "CC", "nss": "NSS", "auc_judd": "AUC-Judd"}
+
+
+def validation_records(
+    data_root: Path, sets: Sequence[str] = ("osie", "eyecrowd")
+) -> list[FixationRecord]:
+    """The fixed validation images of each set, in set order."""
+    loaded = load_saliency_sets(data_root, sets)
+    return [record for name in sets for record in loaded[name][1]]
+
+
+def evaluate(
+    data_root: Path, model_path: Path | None, num_threads: int = 1, progress: bool = True
+) -> dict[str, Any]:
+    """Baseline (and model, unless `model_path` is None) scores and the CC gain per set."""
+    records = validation_records(data_root)
+    results: dict[str, Any] = {
+        "data": str(data_root),
+        "baseline": evaluate_centre_bias(records, progress=progress),
+    }
+    if model_path is not None:
+        model = LiteRTSaliency(model_path, num_threads=num_threads)
+        results["model_path"] = str(model_path)
+        results["model_name"] = model.name
+        results["model"] = evaluate_maps(
+            lambda r: model.predict(r.load_rgb()), records, progress=progress, desc=model.name
+        )
+        results["cc_gain"] = {
+            key: results["model"][key]["cc"] - results["baseline"][key]["cc"]
+            for key in results["baseline"]
+        }
+    return results
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A plain-text table of the results, one row per set."""
+    metric_cols = [METRIC_LABELS[m] for m in METRIC_NAMES]
+    header = ["set", "n"]
+    if "model" in results:
+        header += [f"model {c}" for c in metric_cols]
+    header += [f"centre {c}" for c in metric_cols]
+    if "model" in results:
+        header.append("CC gain")
+    rows = [header]
+    for key, label in ROW_LABELS.items():
+        if key not in results["baseline"]:
+            continue
+        base = results["baseline"][key]
+        row = [label, str(base["n"])]
+        if "model" in results:
+            row += [f"{results['model'][key][m]:.3f}" for m in METRIC_NAMES]
+        row += [f"{base[m]:.3f}" for m in METRIC_NAMES]
+        if "model" in results:
+            row.append(f"{results['cc_gain'][key]:+.3f}")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--model", type=Path, default=DEFAULT_SALIENCY_MODEL, help="saliency .tflite"
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT, help="shared data root")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--baseline-only", action="store_true", help="score the centre bias only")
+    parser.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads")
+    args = parser.parse_args(argv)
+    if not args.baseline_only and not args.model.is_file():
+        parser.error(f"model file not found: {args.model} (use --baseline-only to skip the model)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the evaluation, print the table, optionally write JSON."""
+    args = parse_args(argv)
+    results = evaluate(args.data, None if args.baseline_only else args.model, args.threads)
+    print(format_table(results))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
