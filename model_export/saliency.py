@@ -1,0 +1,195 @@
+"""Export the trained saliency network to TFLite, measure, choose, ship with a model card.
+
+    python -m model_export.saliency --run runs/saliency [--data ../shared/data]
+
+For each recipe (float32, float16, full int8 with representative training photos) it
+reports parity (CC between the float Keras map and the TFLite map on every validation
+photo, at full photo size, as the runtime produces it), model size and LiteRT latency on one
+thread. The default is the fastest recipe whose mean parity is >= 0.99 (ties: the smaller
+file). The chosen file goes to layers/autocrop/models/saliency.tflite with saliency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from autocrop.preprocess import (CANVAS, IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STRIDE, PAD_RGB,
+                                 letterbox, normalise_map, unletterbox)
+from autocrop.saliency import DEFAULT_SALIENCY_MODEL, LiteRTSaliency, TFLiteModel
+
+from .quantize import RECIPES, convert, latency_ms, pearson, write
+
+log = logging.getLogger("model_export.saliency")
+PARITY_BAR = 0.99
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def representative_canvases(records, limit: int = 200):
+    """Representative data for int8 calibration: letterboxed training photos."""
+    def gen():
+        for r in records[:limit]:
+            canvas, _ = letterbox(r.load_rgb())
+            yield [canvas[None]]
+    return gen
+
+
+def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
+           recipes: tuple[str, ...] = ("float32", "float16", "int8"), val_limit: int | None = None,
+           ship: bool = True) -> dict:
+    """Convert every recipe, measure it, choose one and (optionally) ship it with its card."""
+    from training.datasets import load_saliency_sets
+    from training.metrics import evaluate_centre_bias, evaluate_maps
+    from training.saliency import load_trained
+
+    model = load_trained(run_dir)
+    sets = load_saliency_sets(data_root)
+    train = [r for s in sets.values() for r in s[0]]
+    val = [r for s in sets.values() for r in s[1]]
+    if val_limit:
+        val = val[:val_limit]
+    # Float reference maps, through the same letterbox/unletterbox as the runtime.
+    inputs, refs = [], []
+    for r in val:
+        rgb = r.load_rgb()
+        canvas, box = letterbox(rgb, CANVAS)
+        raw = np.asarray(model(canvas[None], training=False))[0, ..., 0]
+        inputs.append((canvas, box, rgb.shape[:2]))
+        refs.append(normalise_map(unletterbox(raw, box, *rgb.shape[:2])))
+
+    rng = np.random.default_rng(0)
+    rep = representative_canvases([train[i] for i in rng.permutation(len(train))])
+    variants = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in recipes:
+        path = write(out_dir / f"saliency_{name}.tflite", convert(model, RECIPES[name], rep))
+        runner = TFLiteModel(path, num_threads=1)
+        parities = []
+        for (canvas, box, (h, w)), ref in zip(inputs, refs):
+            raw = next(iter(runner(canvas[None]).values()))[0, ..., 0]
+            parities.append(pearson(ref, normalise_map(unletterbox(raw, box, h, w))))
+        x = inputs[0][0][None]
+        variants[name] = {
+            "file": path.name,
+            "size_bytes": path.stat().st_size,
+            "parity_cc_mean": round(float(np.mean(parities)), 5),
+            "parity_cc_min": round(float(np.min(parities)), 5),
+            "latency_ms_1thread": latency_ms(lambda: runner(x)),
+        }
+        log.info("%s: %s", name, variants[name])
+
+    eligible = [n for n, v in variants.items() if v["parity_cc_mean"] >= PARITY_BAR]
+    if not eligible:
+        raise RuntimeError(f"no recipe reached parity {PARITY_BAR}: {variants}")
+    chosen = min(eligible, key=lambda n: (variants[n]["latency_ms_1thread"]["median"],
+                                          variants[n]["size_bytes"]))
+    report = {"variants": variants, "chosen": chosen,
+              "rule": f"fastest median LiteRT latency (1 thread) among recipes with mean parity "
+                      f">= {PARITY_BAR}; ties go to the smaller file"}
+    if not ship:
+        return report
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    target = models_dir / DEFAULT_SALIENCY_MODEL.name
+    target.write_bytes((out_dir / variants[chosen]["file"]).read_bytes())
+    predictor = LiteRTSaliency(target, num_threads=1)
+    val_all = [r for s in sets.values() for r in s[1]]
+    metrics = evaluate_maps(lambda r: predictor.predict(r.load_rgb()), val_all)
+    baseline = evaluate_centre_bias(val_all)
+    train_cfg = json.loads((run_dir / "config.json").read_text())
+    history = json.loads((run_dir / "history.json").read_text())
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    card = {
+        "name": f"autocrop-saliency-mnv2-{chosen}-{digest[:8]}",
+        "file": target.name,
+        "sha256": digest,
+        "size_bytes": target.stat().st_size,
+        "task": "saliency: probability that people fixate each pixel (free viewing)",
+        "architecture": "MobileNetV2 encoder (torchvision ImageNet init) + dilated multi-scale "
+                        "context (dilations 1,2,4 + image pooling) + U-Net decoder (strides 16, 8, 4) "
+                        "+ learned prior map; sigmoid output",
+        "input": {
+            "shape": [1, CANVAS, CANVAS, 3], "dtype": "float32" if chosen != "int8" else "int8",
+            "content": "RGB in [0, 255], photo resized without distortion so its long side is "
+                       f"{CANVAS} px and centred on a square canvas padded with {list(PAD_RGB)}",
+            "preprocessing_function": "autocrop.preprocess.letterbox",
+        },
+        "normalisation": {"inside_model": True, "formula": "(x / 255 - mean) / std",
+                          "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+        "output": {
+            "shape": [1, CANVAS // OUTPUT_STRIDE, CANVAS // OUTPUT_STRIDE, 1],
+            "stride": OUTPUT_STRIDE,
+            "scale": "sigmoid in [0, 1] over the canvas; the runtime cuts out the photo "
+                     "(autocrop.preprocess.unletterbox), resizes to the photo and divides by the max",
+        },
+        "quantization": chosen,
+        "training": {
+            "data": "OSIE (700 photos, 15 observers) + EyeCrowd (400 photos here, 16 observers), "
+                    "ground truth = fixations blurred with sigma 0.03 x max(w, h) (EVALUATION.md)",
+            "split": "per set, images sorted by name, every 10th (index % 10 == 0) is validation "
+                     "and never trained on: 70 OSIE + 40 EyeCrowd validation photos",
+            "train_images": len(train),
+            "config": train_cfg,
+            "final_epoch": {k: v[-1] for k, v in history.items()},
+        },
+        "validation": {"model": metrics, "centre_bias_baseline": baseline},
+        "export": report,
+        "latency_ms_1thread": variants[chosen]["latency_ms_1thread"],
+        "commands": [
+            f"python -m training.saliency --out {run_dir}",
+            f"python -m model_export.saliency --run {run_dir}",
+            "python -m training.evaluate --model layers/autocrop/models/saliency.tflite",
+        ],
+        "commit": git_commit(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "licence": "model weights: MIT (this project); backbone init: torchvision BSD-3-Clause; "
+                   "data: OSIE and EyeCrowd, MIT",
+    }
+    target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    report["card"] = card
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    from training.datasets import DEFAULT_DATA_ROOT
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, default=Path("runs/saliency"))
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--out", type=Path, default=None, help="where variants go (default: RUN/tflite)")
+    parser.add_argument("--models-dir", type=Path, default=DEFAULT_SALIENCY_MODEL.parent)
+    parser.add_argument("--no-ship", action="store_true", help="measure only; do not replace the shipped model")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    report = export(args.run, args.data, args.out or args.run / "tflite", args.models_dir,
+                    ship=not args.no_ship)
+    print(f"{'recipe':<8} {'size MB':>8} {'parity mean':>12} {'parity min':>11} {'ms (1 thr)':>11}")
+    for name, v in report["variants"].items():
+        print(f"{name:<8} {v['size_bytes'] / 1e6:>8.2f} {v['parity_cc_mean']:>12.4f} "
+              f"{v['parity_cc_min']:>11.4f} {v['latency_ms_1thread']['median']:>11.2f}")
+    print(f"chosen: {report['chosen']} ({report['rule']})")
+    if "card" in report:
+        print(json.dumps(report["card"]["validation"], indent=2))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""Train the saliency network on OSIE + EyeCrowd fixations (validation split never seen).
+
+    python -m training.saliency --out runs/saliency [--data ../shared/data] [--epochs 24]
+
+Two phases: the decoder learns on a frozen ImageNet encoder, then everything fine-tunes
+(encoder BatchNorm stays frozen) with a cosine-decayed learning rate. Hyper-parameters
+live in one dataclass saved beside the weights. Runs on CPU (about 20 minutes on 2 cores)
+or, with KERAS_BACKEND=jax/torch, on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+
+from autocrop.preprocess import CANVAS, OUTPUT_STRIDE, PAD_RGB, letterbox_geometry
+
+from .backbone import DEFAULT_WEIGHTS, load_torchvision_weights
+from .datasets import DEFAULT_DATA_ROOT, FixationRecord, load_saliency_sets
+from .fixations import density_map
+from .saliency_model import (
+    LossWeights,
+    SaliencyLoss,
+    SaliencyNetConfig,
+    build_saliency_net,
+    cc_metric,
+    nss_metric,
+    set_backbone_trainable,
+)
+
+log = logging.getLogger("training.saliency")
+
+#: Long side at which training photos are cached in memory (a bit above the canvas so
+#: random crops keep detail).
+CACHE_LONG_SIDE = 384
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; saved as config.json beside the weights."""
+
+    sets: tuple[str, ...] = ("osie", "eyecrowd")
+    epochs_frozen: int = 3  # decoder-only warm-up on the frozen encoder
+    epochs: int = 24  # total epochs (frozen + fine-tune)
+    batch_size: int = 16
+    lr_decoder: float = 1e-3
+    lr_finetune: float = 2e-4
+    weight_decay: float = 1e-4
+    seed: int = 0
+    # Augmentation: flips, crops (which change the aspect ratio), colour.
+    p_flip: float = 0.5
+    p_crop: float = 0.7
+    crop_min: float = 0.7  # min side fraction kept by a random crop
+    p_colour: float = 0.8
+    p_gray: float = 0.1
+    max_images: int | None = None  # for smoke tests
+    loss: LossWeights = field(default_factory=LossWeights)
+    net: SaliencyNetConfig = field(default_factory=SaliencyNetConfig)
+
+
+@dataclass
+class CachedSample:
+    """A training photo shrunk to CACHE_LONG_SIDE with its density and fixations."""
+
+    rgb: np.ndarray  # uint8 HxWx3
+    density: np.ndarray  # float32 HxW (sigma from the full-size photo, EVALUATION.md)
+    fixations: np.ndarray  # (N, 2) float32 x, y in cached pixels
+
+
+def cache_sample(record: FixationRecord) -> CachedSample:
+    """Load, shrink and pair one record with its ground-truth density."""
+    rgb = record.load_rgb()
+    density = density_map(record.fixations, record.height, record.width)
+    scale = CACHE_LONG_SIDE / max(record.width, record.height)
+    size = (round(record.width * scale), round(record.height * scale))
+    rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    density = cv2.resize(density, size, interpolation=cv2.INTER_AREA)
+    return CachedSample(rgb, density.astype(np.float32), record.fixations * scale)
+
+
+def _place(image: np.ndarray, canvas: int, pad: float | tuple) -> np.ndarray:
+    """Letterbox any-channel image into a square canvas (same geometry as the runtime)."""
+    box = letterbox_geometry(image.shape[0], image.shape[1], canvas)
+    interp = cv2.INTER_AREA if box.w < image.shape[1] else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (box.w, box.h), interpolation=interp)
+    out = np.empty((canvas, canvas) + image.shape[2:], np.float32)
+    out[...] = pad
+    out[box.y : box.y + box.h, box.x : box.x + box.w] = resized
+    return out
+
+
+def make_example(sample: CachedSample, rng: np.random.Generator | None, cfg: TrainConfig,
+                 canvas: int = CANVAS) -> tuple[np.ndarray, np.ndarray]:
+    """One (canvas image, [density, fixation map]) pair, augmented when `rng` is given."""
+    rgb, density, fix = sample.rgb, sample.density, sample.fixations
+    h, w = rgb.shape[:2]
+    if rng is not None and rng.random() < cfg.p_crop:
+        cw = int(w * rng.uniform(cfg.crop_min, 1.0))
+        ch = int(h * rng.uniform(cfg.crop_min, 1.0))
+        x0 = int(rng.integers(0, w - cw + 1))
+        y0 = int(rng.integers(0, h - ch + 1))
+        rgb, density = rgb[y0 : y0 + ch, x0 : x0 + cw], density[y0 : y0 + ch, x0 : x0 + cw]
+        fix = fix - np.array([x0, y0], np.float32)
+        keep = (fix[:, 0] >= -0.5) & (fix[:, 0] < cw - 0.5) & (fix[:, 1] >= -0.5) & (fix[:, 1] < ch - 0.5)
+        fix = fix[keep]
+        h, w = ch, cw
+    if rng is not None and rng.random() < cfg.p_flip:
+        rgb, density = rgb[:, ::-1], density[:, ::-1]
+        fix = fix.copy()
+        fix[:, 0] = w - 1 - fix[:, 0]
+    image = _place(np.ascontiguousarray(rgb), canvas, PAD_RGB)
+    if rng is not None:
+        image = _colour_jitter(image, rng, cfg)
+    dense = _place(np.ascontiguousarray(density), canvas, 0.0)
+    out = canvas // OUTPUT_STRIDE
+    dense = cv2.resize(dense, (out, out), interpolation=cv2.INTER_AREA)
+    fixmap = np.zeros((out, out), np.float32)
+    box = letterbox_geometry(h, w, canvas)
+    if len(fix):
+        cx = (box.x + (fix[:, 0] + 0.5) * box.w / w) / OUTPUT_STRIDE
+        cy = (box.y + (fix[:, 1] + 0.5) * box.h / h) / OUTPUT_STRIDE
+        fixmap[np.clip(cy.astype(int), 0, out - 1), np.clip(cx.astype(int), 0, out - 1)] = 1.0
+    return image, np.stack([dense, fixmap], axis=-1)
+
+
+def _colour_jitter(image: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) -> np.ndarray:
+    if rng.random() < cfg.p_colour:
+        mean = image.mean(axis=(0, 1), keepdims=True)
+        image = (image - mean) * rng.uniform(0.75, 1.25) + mean * rng.uniform(0.8, 1.2)
+        gray = image.mean(axis=2, keepdims=True)
+        image = gray + (image - gray) * rng.uniform(0.6, 1.4)
+    if rng.random() < cfg.p_gray:
+        image = np.repeat(image.mean(axis=2, keepdims=True), 3, axis=2)
+    return np.clip(image, 0, 255).astype(np.float32)
+
+
+class SaliencyBatches(keras.utils.PyDataset):
+    """Shuffled, augmented batches; deterministic per (seed, epoch)."""
+
+    def __init__(self, samples: list[CachedSample], cfg: TrainConfig, augment: bool, **kw):
+        super().__init__(**kw)
+        self.samples, self.cfg, self.augment = samples, cfg, augment
+        self.epoch = 0
+        self.order = np.arange(len(samples))
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.samples) / self.cfg.batch_size)
+
+    def on_epoch_end(self) -> None:
+        if self.augment:
+            self.order = np.random.default_rng((self.cfg.seed, self.epoch)).permutation(len(self.samples))
+        self.epoch += 1
+
+    def __getitem__(self, index: int):
+        idx = self.order[index * self.cfg.batch_size : (index + 1) * self.cfg.batch_size]
+        rng = np.random.default_rng((self.cfg.seed, self.epoch, index)) if self.augment else None
+        pairs = [make_example(self.samples[i], rng, self.cfg) for i in idx]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def _compile(model: keras.Model, lr, cfg: TrainConfig) -> None:
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay),
+        loss=SaliencyLoss(cfg.loss),
+        metrics=[cc_metric, nss_metric],
+    )
+
+
+def train(cfg: TrainConfig, data_root: Path, out_dir: Path, backbone: Path = DEFAULT_WEIGHTS,
+          verbose: int = 2) -> dict:
+    """Train, save weights + config + history to `out_dir`, return the history."""
+    keras.utils.set_random_seed(cfg.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sets = load_saliency_sets(data_root, cfg.sets)
+    train_records = [r for name in cfg.sets for r in sets[name][0]]
+    val_records = [r for name in cfg.sets for r in sets[name][1]]
+    if cfg.max_images:
+        train_records = train_records[: cfg.max_images]
+        val_records = val_records[: max(2, cfg.max_images // 4)]
+    t0 = time.time()
+    train_samples = [cache_sample(r) for r in train_records]
+    val_samples = [cache_sample(r) for r in val_records]
+    log.info("cached %d train / %d val photos in %.1fs", len(train_samples), len(val_samples),
+             time.time() - t0)
+    train_data = SaliencyBatches(train_samples, cfg, augment=True)
+    val_data = SaliencyBatches(val_samples, cfg, augment=False)
+
+    model = build_saliency_net(cfg.net)
+    load_torchvision_weights(model, backbone)
+    history: dict[str, list[float]] = {}
+
+    def run(epochs: int, initial_epoch: int) -> None:
+        h = model.fit(train_data, validation_data=val_data, epochs=initial_epoch + epochs,
+                      initial_epoch=initial_epoch, verbose=verbose)
+        for k, v in h.history.items():
+            history.setdefault(k, []).extend(float(x) for x in v)
+
+    frozen = min(cfg.epochs_frozen, cfg.epochs)
+    if frozen:
+        set_backbone_trainable(model, False)
+        _compile(model, cfg.lr_decoder, cfg)
+        run(frozen, 0)
+    if cfg.epochs > frozen:
+        set_backbone_trainable(model, True)
+        steps = (cfg.epochs - frozen) * len(train_data)
+        _compile(model, keras.optimizers.schedules.CosineDecay(
+            cfg.lr_finetune, decay_steps=steps, alpha=0.05, warmup_target=None), cfg)
+        run(cfg.epochs - frozen, frozen)
+
+    model.save_weights(out_dir / "saliency.weights.h5")
+    (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    (out_dir / "history.json").write_text(json.dumps(history, indent=2))
+    log.info("saved %s in %.1f min", out_dir, (time.time() - t0) / 60)
+    return history
+
+
+def load_trained(run_dir: Path) -> keras.Model:
+    """Rebuild the network from a run folder's config and load its weights."""
+    cfg = json.loads((run_dir / "config.json").read_text())
+    net = SaliencyNetConfig(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in cfg["net"].items()})
+    model = build_saliency_net(net)
+    model.load_weights(run_dir / "saliency.weights.h5")
+    return model
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--backbone", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--out", type=Path, default=Path("runs/saliency"))
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--epochs-frozen", type=int, default=TrainConfig.epochs_frozen)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr_finetune)
+    parser.add_argument("--max-images", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = TrainConfig(epochs=args.epochs, epochs_frozen=args.epochs_frozen,
+                      batch_size=args.batch_size, lr_finetune=args.lr,
+                      max_images=args.max_images, seed=args.seed)
+    log.info("backend=%s config=%s", keras.backend.backend(), cfg)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    train(cfg, args.data, args.out, args.backbone)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The saliency network: MobileNetV2 encoder, multi-scale context, light U-Net decoder.
+
+Backend-neutral Keras 3 (keras.layers / keras.ops only), so the same code trains with the
+TensorFlow, JAX or PyTorch backend and converts to TFLite with TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers, ops
+
+from autocrop.preprocess import CANVAS, OUTPUT_STRIDE
+
+from .backbone import mobilenet_v2_features
+
+
+@dataclass(frozen=True)
+class SaliencyNetConfig:
+    """Architecture hyper-parameters (saved beside the weights)."""
+
+    canvas: int = CANVAS
+    context_channels: int = 96  # width of each dilated branch on the stride-32 features
+    dilations: tuple[int, ...] = (1, 2, 4)  # receptive-field scales of the context module
+    decoder_channels: tuple[int, int, int] = (96, 64, 32)  # at strides 16, 8, 4
+
+
+class LearnedPrior(layers.Layer):
+    """A learned additive map over the canvas (people's centre bias, learned, not assumed)."""
+
+    def build(self, input_shape):
+        self.prior = self.add_weight(
+            shape=(int(input_shape[1]), int(input_shape[2]), 1), initializer="zeros", name="prior"
+        )
+
+    def call(self, x):
+        return x + self.prior
+
+
+def _sep_conv(x, filters: int, name: str, dilation: int = 1):
+    x = layers.SeparableConv2D(
+        filters, 3, padding="same", dilation_rate=dilation, use_bias=False, name=f"{name}.sep"
+    )(x)
+    x = layers.BatchNormalization(name=f"{name}.bn")(x)
+    return layers.ReLU(name=f"{name}.relu")(x)
+
+
+def _conv1x1(x, filters: int, name: str):
+    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}.conv")(x)
+    x = layers.BatchNormalization(name=f"{name}.bn")(x)
+    return layers.ReLU(name=f"{name}.relu")(x)
+
+
+def build_saliency_net(config: SaliencyNetConfig = SaliencyNetConfig()) -> keras.Model:
+    """RGB canvas [0, 255] (1, S, S, 3) -> saliency in [0, 1] at (1, S/4, S/4, 1)."""
+    inputs = keras.Input((config.canvas, config.canvas, 3), name="image")
+    taps = mobilenet_v2_features(inputs)
+    c32 = taps[32]
+    # Multi-scale context: parallel dilated branches plus an image-level branch.
+    branches = [_conv1x1(c32, config.context_channels, "ctx.b0")]
+    for d in config.dilations:
+        branches.append(_sep_conv(c32, config.context_channels, f"ctx.d{d}", dilation=d))
+    pooled = layers.GlobalAveragePooling2D(keepdims=True, name="ctx.pool")(c32)
+    pooled = _conv1x1(pooled, config.context_channels, "ctx.gp")
+    side = config.canvas // 32
+    branches.append(layers.UpSampling2D(size=side, name="ctx.gp.up")(pooled))
+    x = layers.Concatenate(name="ctx.cat")(branches)
+    x = _conv1x1(x, config.decoder_channels[0], "ctx.fuse")
+    # Decoder: upsample and fuse the skip features at strides 16, 8, 4.
+    for stride, channels in zip((16, 8, 4), config.decoder_channels):
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"dec{stride}.up")(x)
+        skip = _conv1x1(taps[stride], channels, f"dec{stride}.skip")
+        x = layers.Concatenate(name=f"dec{stride}.cat")([x, skip])
+        x = _sep_conv(x, channels, f"dec{stride}.a")
+    logits = layers.Conv2D(1, 3, padding="same", name="head")(x)
+    logits = LearnedPrior(name="prior")(logits)
+    saliency = layers.Activation("sigmoid", name="saliency")(logits)
+    assert saliency.shape[1] == config.canvas // OUTPUT_STRIDE
+    return keras.Model(inputs, saliency, name="autocrop_saliency")
+
+
+def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
+    """(Un)freeze the ImageNet encoder; its BatchNorm layers always stay frozen (small batches)."""
+    for layer in model.layers:
+        if layer.name.startswith("features."):
+            layer.trainable = trainable and not isinstance(layer, layers.BatchNormalization)
+
+
+# --- losses: KL divergence, CC and NSS, as the saliency literature combines them -----------
+
+EPS = 1e-7
+
+
+def _spatial_sum(x):
+    return ops.sum(x, axis=(1, 2, 3), keepdims=True)
+
+
+def kl_loss(density, pred):
+    """KL(human density || predicted distribution), both normalised to sum 1."""
+    q = density / (_spatial_sum(density) + EPS)
+    p = pred / (_spatial_sum(pred) + EPS)
+    return ops.sum(q * ops.log(EPS + q / (p + EPS)), axis=(1, 2, 3))
+
+
+def _standardise(x):
+    mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+    std = ops.std(x, axis=(1, 2, 3), keepdims=True)
+    return (x - mean) / (std + EPS)
+
+
+def cc_score(density, pred):
+    """Pearson correlation per sample."""
+    return ops.mean(_standardise(density) * _standardise(pred), axis=(1, 2, 3))
+
+
+def nss_score(fixations, pred):
+    """Mean standardised prediction at fixation pixels, per sample."""
+    hits = ops.sum(_standardise(pred) * fixations, axis=(1, 2, 3))
+    return hits / (ops.sum(fixations, axis=(1, 2, 3)) + EPS)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    kl: float = 1.0
+    cc: float = 1.0
+    nss: float = 0.1
+
+
+class SaliencyLoss(keras.losses.Loss):
+    """w_kl * KL - w_cc * CC - w_nss * NSS; y_true stacks (density, fixation map) on channels."""
+
+    def __init__(self, weights: LossWeights = LossWeights(), name: str = "saliency_loss", **kw):
+        super().__init__(name=name, **kw)
+        self.weights = weights
+
+    def call(self, y_true, y_pred):
+        density, fixations = y_true[..., :1], y_true[..., 1:2]
+        w = self.weights
+        return (w.kl * kl_loss(density, y_pred) - w.cc * cc_score(density, y_pred)
+                - w.nss * nss_score(fixations, y_pred))
+
+
+def cc_metric(y_true, y_pred):
+    return cc_score(y_true[..., :1], y_pred)
+
+
+def nss_metric(y_true, y_pred):
+    return nss_score(y_true[..., 1:2], y_pred)
