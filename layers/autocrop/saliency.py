@@ -17,12 +17,29 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .preprocess import CANVAS, letterbox, normalise_map, unletterbox
+from .preprocess import CANVAS, Letterbox, letterbox, normalise_map, unletterbox
 
 log = logging.getLogger(__name__)
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_SALIENCY_MODEL = MODELS_DIR / "saliency.tflite"
+#: Output names in the shipped model's signature.
+SALIENCY_OUTPUT = "saliency"
+#: Stride-16 encoder features of the same pass (for the learned crop ranker).
+FEATURES_OUTPUT = "features"
+
+
+@dataclass(frozen=True)
+class SaliencyOutput:
+    """One saliency pass: the map at the image's size and, when the model has them, features.
+
+    `features` is (S/16, S/16, C) over the whole letterboxed canvas; `letterbox` says where
+    the photo sits in it (canvas pixels), so callers can map boxes into feature space.
+    """
+
+    saliency: np.ndarray
+    features: np.ndarray | None
+    letterbox: Letterbox | None
 
 
 class SaliencyPredictor(Protocol):
@@ -48,6 +65,9 @@ class CentreBiasSaliency:
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         return centre_bias(rgb.shape[0], rgb.shape[1])
+
+    def predict_with_features(self, rgb: np.ndarray) -> SaliencyOutput:
+        return SaliencyOutput(saliency=self.predict(rgb), features=None, letterbox=None)
 
 
 class TFLiteModel:
@@ -107,15 +127,26 @@ class LiteRTSaliency:
         self.canvas = self.model.input_shape[1]
         self.name = self.card.get("name", Path(path).stem)
 
+    def run_canvas(self, canvas: np.ndarray) -> dict[str, np.ndarray]:
+        """Every model output for a batch of letterboxed canvases (N, S, S, 3)."""
+        return self.model(canvas)
+
     def predict_canvas(self, canvas: np.ndarray) -> np.ndarray:
-        """Raw model output for a batch of letterboxed canvases, (N, H/4, W/4)."""
-        out = self.model(canvas)
-        return next(iter(out.values()))[..., 0]
+        """Raw saliency for a batch of letterboxed canvases, (N, S/4, S/4)."""
+        out = self.run_canvas(canvas)
+        return out.get(SALIENCY_OUTPUT, next(iter(out.values())))[..., 0]
+
+    def predict_with_features(self, rgb: np.ndarray) -> SaliencyOutput:
+        """Saliency at the image's size plus the encoder features of the same pass."""
+        canvas, box = letterbox(rgb, self.canvas)
+        out = self.run_canvas(canvas[None])
+        raw = out.get(SALIENCY_OUTPUT, next(iter(out.values())))
+        saliency = normalise_map(unletterbox(raw[0, ..., 0], box, rgb.shape[0], rgb.shape[1]))
+        features = out[FEATURES_OUTPUT][0] if FEATURES_OUTPUT in out else None
+        return SaliencyOutput(saliency=saliency, features=features, letterbox=box)
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
-        canvas, box = letterbox(rgb, self.canvas)
-        raw = self.predict_canvas(canvas[None])[0]
-        return normalise_map(unletterbox(raw, box, rgb.shape[0], rgb.shape[1]))
+        return self.predict_with_features(rgb).saliency
 
 
 @lru_cache(maxsize=4)
@@ -133,6 +164,7 @@ __all__ = [
     "CANVAS",
     "CentreBiasSaliency",
     "LiteRTSaliency",
+    "SaliencyOutput",
     "SaliencyPredictor",
     "TFLiteModel",
     "centre_bias",
