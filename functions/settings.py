@@ -1,0 +1,47 @@
+"""Every setting of the serverless doors, read from AUTOCROP_* environment variables here only.
+
+AWS itself is configured the standard way (AWS_REGION, AWS_ENDPOINT_URL, credentials), so the
+same code talks to real S3 or to the local moto stack.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Lambda's synchronous invocation payload limit (request and response), bytes.
+LAMBDA_SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """The S3 trigger's and the API's settings (environment variables AUTOCROP_<NAME>)."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOCROP_", frozen=True)
+
+    #: Where uploads land; the API names it in its 413 answer (the way to send big photos).
+    input_bucket: str = ""
+    #: Where crops, sidecars and error records go.
+    output_bucket: str = ""
+    #: Outputs are written under <output_prefix>/<source key>/; uploads under it are ignored.
+    output_prefix: str = "crops"
+    #: Aspect ratios cropped for each upload, "W:H" separated by commas.
+    ratios: str = "1:1,16:9,4:5,9:16"
+    #: JPEG quality of the crops written to the output bucket.
+    jpeg_quality: int = Field(default=85, ge=1, le=100)
+    #: Uploads larger than this get an error record instead of a crop (bytes).
+    max_object_bytes: int = Field(default=50_000_000, gt=0)
+    #: Request bodies larger than this get 413 from the API (bytes).
+    api_max_body_bytes: int = Field(default=LAMBDA_SYNC_PAYLOAD_LIMIT, gt=0)
+
+    @property
+    def normalised_prefix(self) -> str:
+        """The output prefix without leading or trailing slashes ("" means the bucket root)."""
+        return self.output_prefix.strip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests call `get_settings.cache_clear()` after changing env)."""
+    return Settings()

@@ -1,0 +1,466 @@
+"""The whole product on one machine, no AWS account: S3 upload -> crops, and the HTTPS API.
+
+    python -m infra.local_stack            # serve until Ctrl-C
+    python -m infra.local_stack --once     # send the sample photos through, say where, exit
+
+What runs, all in this process:
+- a moto server on 127.0.0.1 (S3 and SQS over real HTTP) with an input bucket, an output
+  bucket and S3 -> SQS ObjectCreated notifications (a dead-letter queue plays the failure
+  destination);
+- a poller that hands delivered messages, as Lambda's SQS event, to the real
+  `functions.s3_trigger.handler` and deletes what it reports done;
+- the API with its demo page under uvicorn.
+
+Any S3 client pointed at the printed endpoint can upload to the input bucket, e.g.
+`aws --endpoint-url http://127.0.0.1:4566 s3 cp photo.jpg s3://autocrop-input/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's account
+INPUT_BUCKET = "autocrop-input"
+OUTPUT_BUCKET = "autocrop-output"
+OUTPUT_PREFIX = "crops"
+QUEUE = "autocrop-uploads"
+#: After this many failed deliveries a message moves to the dead-letter queue, as a
+#: Lambda's failed async event goes to its failure destination.
+MAX_RECEIVES = 3
+
+
+# ---------------------------------------------------------------------------------------------
+# moto
+
+
+def start_moto(host: str = "127.0.0.1", port: int = 0) -> tuple[Any, str]:
+    """A moto server in a background thread (port 0: a free one); returns (server, URL)."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    bound_host, bound_port = server.get_host_and_port()
+    return server, f"http://{bound_host}:{bound_port}"
+
+
+def aws_environment(endpoint: str) -> dict[str, str]:
+    """Standard AWS variables that point every boto3 client in a process at `endpoint`."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Buckets, queues, notifications
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Names and URLs of one local stack."""
+
+    endpoint: str
+    input_bucket: str
+    output_bucket: str
+    output_prefix: str
+    queue_url: str
+    queue_arn: str
+    dead_letter_url: str
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
+
+    def settings_environment(self) -> dict[str, str]:
+        """The AUTOCROP_* variables the handlers need for this stack."""
+        return {
+            "AUTOCROP_INPUT_BUCKET": self.input_bucket,
+            "AUTOCROP_OUTPUT_BUCKET": self.output_bucket,
+            "AUTOCROP_OUTPUT_PREFIX": self.output_prefix,
+        }
+
+
+def create_stack(
+    endpoint: str,
+    input_bucket: str = INPUT_BUCKET,
+    output_bucket: str = OUTPUT_BUCKET,
+    output_prefix: str = OUTPUT_PREFIX,
+    queue: str = QUEUE,
+    visibility_timeout: int = 30,
+) -> Stack:
+    """Both buckets (encrypted, private), the upload queue and its dead-letter queue, and the
+    input bucket's ObjectCreated -> SQS notification. Idempotent."""
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
+    for bucket in {input_bucket, output_bucket}:
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+    dead_letter_url = sqs.create_queue(QueueName=f"{queue}-failures")["QueueUrl"]
+    dead_letter_arn = _queue_arn(sqs, dead_letter_url)
+    queue_url = sqs.create_queue(
+        QueueName=queue,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": str(MAX_RECEIVES)}
+            ),
+        },
+    )["QueueUrl"]
+    queue_arn = _queue_arn(sqs, queue_url)
+    s3.put_bucket_notification_configuration(
+        Bucket=input_bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {"Id": "autocrop-uploads", "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}
+            ]
+        },
+    )
+    return Stack(
+        endpoint=endpoint,
+        input_bucket=input_bucket,
+        output_bucket=output_bucket,
+        output_prefix=output_prefix,
+        queue_url=queue_url,
+        queue_arn=queue_arn,
+        dead_letter_url=dead_letter_url,
+    )
+
+
+def _queue_arn(sqs: Any, url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The poller: Lambda's SQS event source mapping, in miniature
+
+
+@dataclass(frozen=True)
+class LocalContext:
+    """The parts of a Lambda context object that handlers and Powertools read."""
+
+    function_name: str = "autocrop-upload-local"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 2048
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:autocrop-upload-local"
+    log_group_name: str = "/aws/lambda/autocrop-upload-local"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def sqs_lambda_event(messages: Iterable[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """SQS ReceiveMessage results as the event a Lambda SQS trigger receives."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": m.get("MessageAttributes", {}),
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class Poller:
+    """Delivers queued upload events to a Lambda handler; deletes the ones it reports done."""
+
+    def __init__(self, stack: Stack, handler: Handler | None = None, batch_size: int = 10):
+        if handler is None:
+            from functions.s3_trigger import handler as s3_trigger_handler
+
+            handler = s3_trigger_handler
+        self.stack = stack
+        self.handler: Handler = handler
+        self.batch_size = batch_size
+        self.sqs = stack.client("sqs")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_once(self, wait_seconds: int = 0) -> int:
+        """Receive one batch and hand it to the handler; returns how many messages came."""
+        messages = self.sqs.receive_message(
+            QueueUrl=self.stack.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        event = sqs_lambda_event(messages, self.stack.queue_arn)
+        try:
+            response = self.handler(event, LocalContext()) or {}
+            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        except Exception as e:  # the whole batch failed, as a raising Lambda would
+            print(f"[poller] handler raised {type(e).__name__}: {e}", flush=True)
+            failed = {m["MessageId"] for m in messages}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            self.sqs.delete_message_batch(
+                QueueUrl=self.stack.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
+        return len(messages)
+
+    def drain(self, max_batches: int = 100) -> int:
+        """Poll until the queue gives nothing; returns the messages handled."""
+        total = 0
+        for _ in range(max_batches):
+            n = self.poll_once()
+            if n == 0:
+                break
+            total += n
+        return total
+
+    def start(self) -> None:
+        """Poll in a background thread until `stop()`."""
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.poll_once(wait_seconds=1)
+                except Exception as e:  # keep serving; a moto hiccup should not end the stack
+                    print(f"[poller] {type(e).__name__}: {e}", flush=True)
+                    time.sleep(1)
+
+        self._thread = threading.Thread(target=loop, name="autocrop-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample photos
+
+
+def sample_photos() -> list[tuple[str, Path]]:
+    """(key, path) of photos that packages ship (scikit-image, matplotlib)."""
+    found: list[tuple[str, Path]] = []
+    try:
+        import skimage
+
+        data = Path(skimage.__file__).parent / "data"
+        for name in ("astronaut.png", "coffee.png", "chelsea.png", "motorcycle_left.png"):
+            if (data / name).exists():
+                found.append((f"samples/{name}", data / name))
+    except ImportError:
+        pass
+    try:
+        import matplotlib
+
+        hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+        if hopper.exists():
+            found.append(("samples/grace hopper.jpg", hopper))  # a key with a space
+    except ImportError:
+        pass
+    return found
+
+
+def send_photos(stack: Stack, photos: Iterable[tuple[str, Path]]) -> list[str]:
+    """Upload photos to the input bucket; returns their keys."""
+    s3 = stack.client("s3")
+    keys = []
+    for key, path in photos:
+        content_type = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
+        s3.put_object(
+            Bucket=stack.input_bucket, Key=key, Body=path.read_bytes(), ContentType=content_type
+        )
+        keys.append(key)
+    return keys
+
+
+def wait_for_outputs(stack: Stack, keys: list[str], timeout: float = 300) -> dict[str, list[str]]:
+    """Wait until each key has a sidecar or an error record; returns its output keys."""
+    from functions.s3_trigger import output_base
+
+    s3 = stack.client("s3")
+    deadline = time.monotonic() + timeout
+    outputs: dict[str, list[str]] = {}
+    while len(outputs) < len(keys) and time.monotonic() < deadline:
+        for key in keys:
+            if key in outputs:
+                continue
+            base = output_base(key, stack.output_prefix.strip("/"))
+            listed = s3.list_objects_v2(Bucket=stack.output_bucket, Prefix=base + "/")
+            names = [o["Key"] for o in listed.get("Contents", [])]
+            if any(n.endswith(("/crops.json", "/error.json")) for n in names):
+                outputs[key] = sorted(names)
+        time.sleep(0.5)
+    return outputs
+
+
+def download(stack: Stack, keys: Iterable[str], folder: Path) -> list[Path]:
+    """Copy output objects into `folder` (mirroring their keys) for a look without S3 tools."""
+    s3 = stack.client("s3")
+    paths = []
+    for key in keys:
+        path = folder / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(stack.output_bucket, key, str(path))
+        paths.append(path)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+
+def start_api(host: str = "127.0.0.1", port: int = 0) -> tuple[Any, str]:
+    """uvicorn serving `functions.api:app` in a background thread (port 0: a free one);
+    returns (server, URL). Stop it with `server.should_exit = True`."""
+    import uvicorn
+
+    config = uvicorn.Config("functions.api:app", host=host, port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="autocrop-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not server.started:
+        raise SystemExit(f"the API did not start on {host}:{port}")
+    bound_port = server.servers[0].sockets[0].getsockname()[1]
+    return server, f"http://{host}:{bound_port}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="autoCropper on one machine (no AWS account).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--s3-port", type=int, default=4566, help="moto (S3 + SQS); 0: any free")
+    parser.add_argument("--api-port", type=int, default=8000, help="API and demo page")
+    parser.add_argument("--no-samples", action="store_true", help="do not upload sample photos")
+    parser.add_argument(
+        "--once", action="store_true", help="send the samples through, report, and exit"
+    )
+    parser.add_argument(
+        "--download-to", type=Path, default=ROOT / "out" / "local_stack",
+        help="where the sample photos' crops are copied for viewing",
+    )  # fmt: skip
+    parser.add_argument("--verbose", action="store_true", help="the handler's INFO logs too")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO" if args.verbose else "WARNING")
+    moto, endpoint = start_moto(args.host, args.s3_port)
+    os.environ.update(aws_environment(endpoint))
+    stack = create_stack(endpoint)
+    os.environ.update(stack.settings_environment())
+
+    from functions.s3_trigger import s3_client
+    from functions.settings import get_settings
+
+    get_settings.cache_clear()
+    s3_client.cache_clear()
+    poller = Poller(stack)
+    poller.start()
+    api, api_url = start_api(args.host, args.api_port)
+
+    print(f"S3 and SQS (moto):  {endpoint}   (any S3 client; credentials: anything)")
+    print(f"input bucket:       s3://{stack.input_bucket}/")
+    print(f"output bucket:      s3://{stack.output_bucket}/{stack.output_prefix}/<key>/")
+    print(f"API + demo page:    {api_url}/   (OpenAPI docs: {api_url}/docs)")
+    print(
+        f"upload a photo:     aws --endpoint-url {endpoint} s3 cp photo.jpg s3://{stack.input_bucket}/"
+    )
+    print(
+        f"see its crops:      aws --endpoint-url {endpoint} s3 ls --recursive "
+        f"s3://{stack.output_bucket}/",
+        flush=True,
+    )
+
+    status = 0
+    try:
+        with urllib.request.urlopen(f"{api_url}/healthz", timeout=30) as health:
+            print(f"API health:         {json.load(health)['status']}", flush=True)
+        if not args.no_samples:
+            status = _send_samples(stack, args.download_to)
+        if not args.once:
+            print("serving; Ctrl-C stops", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        api.should_exit = True
+        poller.stop()
+        moto.stop()
+    return status
+
+
+def _send_samples(stack: Stack, folder: Path) -> int:
+    photos = sample_photos()
+    if not photos:
+        print("no sample photos found (scikit-image and matplotlib ship them)")
+        return 1
+    keys = send_photos(stack, photos)
+    print(f"sent {len(keys)} sample photos; cropping...", flush=True)
+    outputs = wait_for_outputs(stack, keys)
+    status = 0
+    for key in keys:
+        names = outputs.get(key)
+        if not names:
+            print(f"  {key}: no output yet")
+            status = 1
+            continue
+        failed = any(n.endswith("/error.json") for n in names)
+        status |= int(failed)
+        local = download(stack, names, folder)
+        print(f"  {key} -> s3://{stack.output_bucket}/{names[0].rsplit('/', 1)[0]}/")
+        for name, path in zip(names, local, strict=True):
+            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            print(f"      {name.rsplit('/', 1)[1]:<12} {shown}")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

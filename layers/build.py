@@ -1,0 +1,295 @@
+"""Build the Lambda layer: runtime dependencies + the autocrop engine + its models.
+
+    python layers/build.py                 # python3.12 on arm64 (the deployed target)
+    python layers/build.py --arch x86_64
+
+Writes build/layer-<arch>.zip (contents under python/, which Lambda puts on sys.path from
+/opt/python) and build/layer-<arch>.json (sizes), prints unzipped and zipped sizes, and
+exits 1 when function code plus layer would exceed Lambda's 250 MB unzipped limit.
+
+Wheels are downloaded once into build/wheels/<arch>/ and installed from there offline on
+later runs, so a rebuild needs no network. The zip is deterministic (sorted entries, fixed
+timestamps): the same inputs give the same bytes, so a deploy does not publish a new layer
+version for nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE_DIR = ROOT / "layers" / "autocrop"
+FUNCTIONS_DIR = ROOT / "functions"
+BUILD_DIR = ROOT / "build"
+
+PYTHON_VERSION = "3.12"
+#: Lambda's python3.12 runtime is Amazon Linux 2023 (glibc 2.34); pip expands each
+#: manylinux tag down to older glibc versions too.
+PLATFORMS = {
+    "arm64": ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux2014_aarch64"),
+    "x86_64": ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux2014_x86_64"),
+}
+#: ELF e_machine of each architecture, to prove no wheel of the wrong kind slipped in.
+ELF_MACHINE = {"arm64": 0xB7, "x86_64": 0x3E}
+
+#: Lambda's hard limit for function code plus all its layers, unzipped (bytes).
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
+#: The handlers' extra needs these too, but the runtime provides boto3 and the Lambda
+#: never runs a web server, so they stay out of the layer.
+SERVE_EXCLUDED = {"boto3", "botocore", "uvicorn"}
+
+#: What a Lambda never needs. Directory names are removed wherever they appear.
+STRIP_DIRS = {"__pycache__", "tests"}
+STRIP_SUFFIXES = (".pyi", ".pyc")
+#: Package-specific dead weight (paths relative to python/).
+STRIP_GLOBS = (
+    "ai_edge_litert/*WebGpu*",  # GPU accelerator: Lambda has no GPU
+    "ai_edge_litert/tools",  # model analysers and benchmark helpers
+    "ai_edge_litert/vendors",  # vendor NPU dispatch libraries
+    "cv2/data/*.xml",  # Haar cascades: faces come from YuNet
+)
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """Sizes of one layer build, in bytes."""
+
+    arch: str
+    zip_path: str
+    layer_unzipped: int
+    layer_zipped: int
+    function_unzipped: int
+    limit: int
+
+    @property
+    def total_unzipped(self) -> int:
+        return self.layer_unzipped + self.function_unzipped
+
+    @property
+    def headroom(self) -> int:
+        return self.limit - self.total_unzipped
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "total_unzipped": self.total_unzipped, "headroom": self.headroom}
+
+
+def runtime_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """The engine's dependencies plus the handlers' (`serve` extra) minus what Lambda has."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    serve = [
+        req
+        for req in project["optional-dependencies"]["serve"]
+        if _requirement_name(req) not in SERVE_EXCLUDED
+    ]
+    return [*project["dependencies"], *serve]
+
+
+def _requirement_name(requirement: str) -> str:
+    for i, ch in enumerate(requirement):
+        if not (ch.isalnum() or ch in "-_."):
+            return requirement[:i].lower().replace("_", "-")
+    return requirement.lower().replace("_", "-")
+
+
+def _pip_platform_args(arch: str) -> list[str]:
+    args = ["--only-binary=:all:", "--python-version", PYTHON_VERSION, "--implementation", "cp"]
+    for platform in PLATFORMS[arch]:
+        args += ["--platform", platform]
+    return args
+
+
+def write_constraints(path: Path) -> Path:
+    """Pin every transitive dependency to the version installed here, the one tests ran on."""
+    pins = {
+        f"{dist.metadata['Name']}=={dist.version}"
+        for dist in importlib.metadata.distributions()
+        if dist.metadata["Name"] and dist.metadata["Name"].lower() != "autocrop"
+    }
+    path.write_text("\n".join(sorted(pins)) + "\n")
+    return path
+
+
+def install_dependencies(arch: str, target: Path, wheels: Path, constraints: Path) -> None:
+    """pip-install the requirements for Lambda's platform into `target`, from the wheel cache."""
+    requirements = runtime_requirements()
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    platform = [*_pip_platform_args(arch), "--constraint", str(constraints)]
+    offline = [
+        *pip, "install", "--target", str(target), "--no-compile", "--no-warn-conflicts",
+        "--no-index", "--find-links", str(wheels), *platform, *requirements,
+    ]  # fmt: skip
+    wheels.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(offline, capture_output=True).returncode == 0:
+        return
+    print(f"downloading wheels for {arch} into {_rel(wheels)}", flush=True)
+    download = [*pip, "download", "--dest", str(wheels), *platform, *requirements]
+    _run_quietly(download)
+    shutil.rmtree(target, ignore_errors=True)
+    _run_quietly(offline)
+
+
+def _run_quietly(command: list[str]) -> None:
+    """Run pip, showing its output only when it fails."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+        raise SystemExit(f"pip failed ({done.returncode}): {' '.join(command[3:5])}")
+
+
+def copy_engine(target: Path) -> None:
+    """The autocrop package with its models, without caches or tests."""
+    shutil.copytree(
+        ENGINE_DIR,
+        target / "autocrop",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"),
+    )
+
+
+def strip(target: Path) -> int:
+    """Remove what a Lambda never loads; returns the bytes removed."""
+    doomed: list[Path] = []
+    for pattern in STRIP_GLOBS:
+        doomed += target.glob(pattern)
+    for path in target.rglob("*"):
+        if (
+            path.is_dir()
+            and path.name in STRIP_DIRS
+            or path.is_file()
+            and path.name.endswith(STRIP_SUFFIXES)
+        ):
+            doomed.append(path)
+    removed = 0
+    for path in doomed:
+        if not path.exists():  # already gone with a parent directory
+            continue
+        removed += tree_size(path)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return removed
+
+
+def check_architecture(target: Path, arch: str) -> None:
+    """Fail if any shared library is built for another CPU than `arch`."""
+    wrong = []
+    for path in target.rglob("*.so*"):
+        if not path.is_file():
+            continue
+        with path.open("rb") as f:
+            header = f.read(20)
+        if (
+            header[:4] == b"\x7fELF"
+            and int.from_bytes(header[18:20], "little") != ELF_MACHINE[arch]
+        ):
+            wrong.append(_rel(path))
+    if wrong:
+        raise SystemExit(f"{len(wrong)} shared libraries are not {arch}: {wrong[:5]}")
+
+
+def write_zip(source: Path, zip_path: Path) -> None:
+    """Deterministic zip of `source`'s contents (sorted, fixed timestamps and modes)."""
+    tmp = zip_path.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(path.relative_to(source).as_posix(), (1980, 1, 1, 0, 0, 0))
+            executable = path.stat().st_mode & 0o111
+            info.external_attr = (0o100755 if executable else 0o100644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with path.open("rb") as src, zf.open(info, "w") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    tmp.replace(zip_path)
+
+
+def tree_size(path: Path) -> int:
+    """Bytes in the files under `path` (or of `path` itself)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def function_size() -> int:
+    """Unzipped size of the function package (serverless.yml packages functions/ only)."""
+    return sum(
+        p.stat().st_size
+        for p in FUNCTIONS_DIR.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )
+
+
+def build_layer(
+    arch: str = "arm64", build_dir: Path = BUILD_DIR, wheels: Path | None = None
+) -> LayerReport:
+    """Build <build_dir>/layer-<arch>.zip and return its sizes (wheels cached in `wheels`,
+    by default <build_dir>/wheels/<arch>)."""
+    if arch not in PLATFORMS:
+        raise SystemExit(f"unknown architecture {arch!r}; choose from {sorted(PLATFORMS)}")
+    staging = build_dir / f"layer-{arch}"
+    target = staging / "python"
+    shutil.rmtree(staging, ignore_errors=True)
+    target.mkdir(parents=True)
+    constraints = write_constraints(build_dir / f"layer-{arch}-constraints.txt")
+    install_dependencies(arch, target, wheels or build_dir / "wheels" / arch, constraints)
+    copy_engine(target)
+    removed = strip(target)
+    check_architecture(target, arch)
+    zip_path = build_dir / f"layer-{arch}.zip"
+    write_zip(staging, zip_path)
+    report = LayerReport(
+        arch=arch,
+        zip_path=_rel(zip_path),
+        layer_unzipped=tree_size(staging),
+        layer_zipped=zip_path.stat().st_size,
+        function_unzipped=function_size(),
+        limit=LAMBDA_UNZIPPED_LIMIT,
+    )
+    (build_dir / f"layer-{arch}.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    print(f"stripped {_mb(removed)}")
+    return report
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=sorted(PLATFORMS), default="arm64")
+    parser.add_argument("--build-dir", type=Path, default=BUILD_DIR)
+    args = parser.parse_args(argv)
+
+    return print_report(build_layer(args.arch, args.build_dir))
+
+
+def print_report(report: LayerReport) -> int:
+    """Print the sizes; 1 when function plus layer exceed Lambda's unzipped limit."""
+    print(f"layer {report.arch}: {report.zip_path}")
+    print(f"  layer unzipped     {_mb(report.layer_unzipped):>10}")
+    print(f"  layer zipped       {_mb(report.layer_zipped):>10}")
+    print(f"  function unzipped  {_mb(report.function_unzipped):>10}")
+    print(f"  total unzipped     {_mb(report.total_unzipped):>10} of {_mb(report.limit)} allowed")
+    if report.headroom < 0:
+        print(f"FAIL: {_mb(-report.headroom)} over Lambda's unzipped limit", file=sys.stderr)
+        return 1
+    print(f"  headroom           {_mb(report.headroom):>10}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

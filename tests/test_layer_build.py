@@ -1,0 +1,113 @@
+"""The Lambda layer for python3.12 on arm64: built for real, stripped, and within the limit."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ZIP = ROOT / "build" / "layer-arm64.zip"
+#: Function + layer must stay this far under Lambda's 250 MB so the models can grow.
+GROWTH_ROOM = 35_000_000
+
+
+def load_build_module():
+    spec = importlib.util.spec_from_file_location("layer_build", ROOT / "layers" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sizes_are_printed_and_fit_with_room_to_grow(lambda_layer: dict):
+    report, output = lambda_layer["report"], lambda_layer["output"]
+    for line in (
+        "layer unzipped",
+        "layer zipped",
+        "function unzipped",
+        "total unzipped",
+        "headroom",
+    ):
+        assert line in output
+    assert report["arch"] == "arm64"
+    assert report["layer_zipped"] == ZIP.stat().st_size
+    assert report["total_unzipped"] == report["layer_unzipped"] + report["function_unzipped"]
+    assert report["limit"] == 262_144_000
+    assert report["headroom"] >= GROWTH_ROOM, f"only {report['headroom'] / 1e6:.1f} MB left"
+    print(
+        f"\nlayer arm64: {report['layer_unzipped'] / 1e6:.1f} MB unzipped, "
+        f"{report['layer_zipped'] / 1e6:.1f} MB zipped, headroom {report['headroom'] / 1e6:.1f} MB"
+    )
+
+
+def test_layer_holds_the_engine_models_and_runtime_deps(lambda_layer: dict):
+    names = set(zipfile.ZipFile(ZIP).namelist())
+    assert all(n.startswith("python/") for n in names)  # Lambda puts /opt/python on sys.path
+    engine = {
+        p.relative_to(ROOT / "layers").as_posix()
+        for p in (ROOT / "layers" / "autocrop").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert {f"python/{p}" for p in engine} <= names
+    assert any(n.startswith("python/autocrop/models/") and n.endswith(".onnx") for n in names)
+    for package in ("numpy", "cv2", "ai_edge_litert", "PIL", "pillow_heif", "fastapi", "mangum",
+                    "aws_lambda_powertools", "pydantic_settings", "multipart"):  # fmt: skip
+        assert f"python/{package}/__init__.py" in names, package
+
+
+def test_layer_is_stripped(lambda_layer: dict):
+    names = zipfile.ZipFile(ZIP).namelist()
+    assert not [n for n in names if "/__pycache__/" in n or n.endswith((".pyc", ".pyi"))]
+    assert not [n for n in names if "/tests/" in n]
+    assert not [n for n in names if "WebGpu" in n]
+    # the runtime provides boto3; uvicorn only serves the local stack
+    assert not [
+        n for n in names if n.startswith(("python/boto3/", "python/botocore/", "python/uvicorn/"))
+    ]
+
+
+def test_native_code_is_arm64(lambda_layer: dict):
+    with zipfile.ZipFile(ZIP) as zf:
+        libraries = [n for n in zf.namelist() if ".so" in n.rsplit("/", 1)[-1]]
+        assert len(libraries) > 20
+        machines = set()
+        for name in libraries:
+            with zf.open(name) as f:
+                header = f.read(20)
+            if header[:4] == b"\x7fELF":
+                machines.add(int.from_bytes(header[18:20], "little"))
+    assert machines == {0xB7}  # EM_AARCH64
+
+
+def test_rebuild_is_byte_identical(lambda_layer: dict, tmp_path: Path):
+    """Same inputs, same bytes: a deploy publishes a new layer version only for a change."""
+    build = load_build_module()
+    wheels = ROOT / "build" / "wheels" / "arm64"  # filled by the session build: offline now
+    digests = []
+    for run in ("a", "b"):
+        report = build.build_layer("arm64", tmp_path / run, wheels=wheels)
+        digests.append(hashlib.sha256((ROOT / report.zip_path).read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+
+
+def test_over_the_limit_fails(capsys: pytest.CaptureFixture[str]):
+    build = load_build_module()
+    report = build.LayerReport(
+        arch="arm64", zip_path="build/layer-arm64.zip", layer_unzipped=260_000_000,
+        layer_zipped=90_000_000, function_unzipped=3_000_000, limit=build.LAMBDA_UNZIPPED_LIMIT,
+    )  # fmt: skip
+    assert build.print_report(report) == 1
+    assert "FAIL" in capsys.readouterr().err
+
+
+def test_runtime_requirements_come_from_pyproject():
+    build = load_build_module()
+    requirements = build.runtime_requirements()
+    names = {build._requirement_name(r) for r in requirements}
+    assert {"numpy", "opencv-python-headless", "ai-edge-litert", "fastapi", "mangum"} <= names
+    assert not names & {"boto3", "uvicorn"}
