@@ -7,7 +7,7 @@ Writes build/layer-<arch>.zip (contents under python/, which Lambda puts on sys.
 /opt/python) and build/layer-<arch>.json (sizes), prints unzipped and zipped sizes, and
 exits 1 when function code plus layer would exceed Lambda's 250 MB unzipped limit.
 
-Wheels are downloaded once into build/wheels/<arch>/ and installed from there offline on
+Wheels are downloaded once into build/wheels/<arch>-py<version>/ and installed from there offline on
 later runs, so a rebuild needs no network. The zip is deterministic (sorted entries, fixed
 timestamps): the same inputs give the same bytes, so a deploy does not publish a new layer
 version for nothing.
@@ -31,6 +31,8 @@ ENGINE_DIR = ROOT / "layers" / "autocrop"
 FUNCTIONS_DIR = ROOT / "functions"
 BUILD_DIR = ROOT / "build"
 
+#: Lambda's runtime. `--python-version` exists so tests can build a layer the machine running
+#: them can import (an x86_64 build for its own Python) and prove the stripped layer works.
 PYTHON_VERSION = "3.12"
 #: Lambda's python3.12 runtime is Amazon Linux 2023 (glibc 2.34); pip expands each
 #: manylinux tag down to older glibc versions too.
@@ -100,8 +102,8 @@ def _requirement_name(requirement: str) -> str:
     return requirement.lower().replace("_", "-")
 
 
-def _pip_platform_args(arch: str) -> list[str]:
-    args = ["--only-binary=:all:", "--python-version", PYTHON_VERSION, "--implementation", "cp"]
+def _pip_platform_args(arch: str, python_version: str) -> list[str]:
+    args = ["--only-binary=:all:", "--python-version", python_version, "--implementation", "cp"]
     for platform in PLATFORMS[arch]:
         args += ["--platform", platform]
     return args
@@ -118,11 +120,13 @@ def write_constraints(path: Path) -> Path:
     return path
 
 
-def install_dependencies(arch: str, target: Path, wheels: Path, constraints: Path) -> None:
+def install_dependencies(
+    arch: str, python_version: str, target: Path, wheels: Path, constraints: Path
+) -> None:
     """pip-install the requirements for Lambda's platform into `target`, from the wheel cache."""
     requirements = runtime_requirements()
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    platform = [*_pip_platform_args(arch), "--constraint", str(constraints)]
+    platform = [*_pip_platform_args(arch, python_version), "--constraint", str(constraints)]
     offline = [
         *pip, "install", "--target", str(target), "--no-compile", "--no-warn-conflicts",
         "--no-index", "--find-links", str(wheels), *platform, *requirements,
@@ -227,10 +231,13 @@ def function_size() -> int:
 
 
 def build_layer(
-    arch: str = "arm64", build_dir: Path = BUILD_DIR, wheels: Path | None = None
+    arch: str = "arm64",
+    build_dir: Path = BUILD_DIR,
+    wheels: Path | None = None,
+    python_version: str = PYTHON_VERSION,
 ) -> LayerReport:
     """Build <build_dir>/layer-<arch>.zip and return its sizes (wheels cached in `wheels`,
-    by default <build_dir>/wheels/<arch>)."""
+    by default <build_dir>/wheels/<arch>-py<python_version>)."""
     if arch not in PLATFORMS:
         raise SystemExit(f"unknown architecture {arch!r}; choose from {sorted(PLATFORMS)}")
     staging = build_dir / f"layer-{arch}"
@@ -238,7 +245,8 @@ def build_layer(
     shutil.rmtree(staging, ignore_errors=True)
     target.mkdir(parents=True)
     constraints = write_constraints(build_dir / f"layer-{arch}-constraints.txt")
-    install_dependencies(arch, target, wheels or build_dir / "wheels" / arch, constraints)
+    wheels = wheels or build_dir / "wheels" / f"{arch}-py{python_version}"
+    install_dependencies(arch, python_version, target, wheels, constraints)
     copy_engine(target)
     removed = strip(target)
     check_architecture(target, arch)
@@ -271,10 +279,11 @@ def _rel(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=sorted(PLATFORMS), default="arm64")
+    parser.add_argument("--python-version", default=PYTHON_VERSION, help=argparse.SUPPRESS)
     parser.add_argument("--build-dir", type=Path, default=BUILD_DIR)
     args = parser.parse_args(argv)
 
-    return print_report(build_layer(args.arch, args.build_dir))
+    return print_report(build_layer(args.arch, args.build_dir, None, args.python_version))
 
 
 def print_report(report: LayerReport) -> int:

