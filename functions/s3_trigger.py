@@ -95,42 +95,85 @@ def s3_client() -> S3Client:
 # Events -> objects
 
 
-def objects_in(event: dict[str, Any]) -> Iterator[SourceObject]:
-    """The created objects an S3 notification or EventBridge event names (others: none)."""
+class InvalidEventError(ValueError):
+    """The event is not an S3, SQS-wrapped or EventBridge event this function understands."""
+
+
+def objects_in(event: Any) -> list[SourceObject]:
+    """The created objects an S3 notification or EventBridge event names (others: none).
+
+    A malformed event raises `InvalidEventError` (never KeyError/TypeError): raised, it is
+    retried and then lands in the failure destination, where it can be looked at.
+    """
+    try:
+        return list(_objects_in(event))
+    except InvalidEventError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise InvalidEventError(
+            f"malformed event ({type(e).__name__}: {e}); expected an S3 notification, "
+            "an SQS message holding one, or an EventBridge 'Object Created' event"
+        ) from e
+
+
+def _objects_in(event: dict[str, Any]) -> Iterator[SourceObject]:
+    if not isinstance(event, dict):
+        raise InvalidEventError(f"an event is a JSON object, got {type(event).__name__}")
     if event.get("Event") == "s3:TestEvent":  # sent once when a notification is configured
         return
     if event.get("source") == "aws.s3":
         eb = S3EventBridgeNotificationEvent(event)
         if eb.detail_type == "Object Created":
             created = eb.detail.object
-            yield SourceObject(
-                bucket=eb.detail.bucket.name,
-                key=created.key,  # URL-decoded by Powertools
-                size=created.size,
-                etag=_bare_etag(created.etag),
-                version_id=created.get("version-id"),  # only on versioned buckets
+            yield _checked(
+                SourceObject(
+                    bucket=eb.detail.bucket.name,
+                    key=created.key,  # URL-decoded by Powertools
+                    size=created.get("size"),
+                    etag=_bare_etag(created.get("etag")),
+                    version_id=created.get("version-id"),  # only on versioned buckets
+                )
             )
         return
     if "Records" not in event:
-        logger.warning("ignoring an event of unknown shape", extra={"keys": sorted(event)})
+        shape = sorted(map(str, event))
+        logger.warning("ignoring an event of unknown shape", extra={"keys": shape})
         return
     for record in S3Event(event).records:
-        if not record.event_name.startswith("ObjectCreated:"):
+        if not str(record.event_name).startswith("ObjectCreated:"):
             continue
         s3 = record.s3
         obj = s3.get_object
-        yield SourceObject(
-            bucket=s3.bucket.name,
-            # S3 notifications URL-encode keys ("my photo.jpg" arrives as "my+photo.jpg").
-            key=unquote_plus(obj["key"]),
-            size=obj.get("size"),
-            etag=_bare_etag(obj.etag),
-            version_id=obj.version_id,
+        yield _checked(
+            SourceObject(
+                bucket=s3.bucket.name,
+                # S3 notifications URL-encode keys ("my photo.jpg" arrives as "my+photo.jpg").
+                key=unquote_plus(obj["key"]),
+                size=obj.get("size"),
+                etag=_bare_etag(obj.get("eTag")),
+                version_id=obj.get("versionId"),
+            )
         )
 
 
-def _bare_etag(etag: str | None) -> str:
-    return (etag or "").strip('"')
+def _checked(obj: SourceObject) -> SourceObject:
+    """The fields a handler relies on have the types S3 sends."""
+    if not isinstance(obj.bucket, str) or not obj.bucket:
+        raise InvalidEventError(f"the bucket name must be a non-empty string, got {obj.bucket!r}")
+    if not isinstance(obj.key, str) or not obj.key:
+        raise InvalidEventError(f"the object key must be a non-empty string, got {obj.key!r}")
+    if obj.size is not None and (not isinstance(obj.size, int) or isinstance(obj.size, bool)
+                                 or obj.size < 0):  # fmt: skip
+        raise InvalidEventError(f"the object size must be a whole number, got {obj.size!r}")
+    if not isinstance(obj.etag, str):
+        raise InvalidEventError(f"the ETag must be a string, got {obj.etag!r}")
+    if obj.version_id is not None and not isinstance(obj.version_id, str):
+        raise InvalidEventError(f"the version id must be a string, got {obj.version_id!r}")
+    return obj
+
+
+def _bare_etag(etag: Any) -> Any:
+    return etag.strip('"') if isinstance(etag, str) else (etag or "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,12 +181,20 @@ def _bare_etag(etag: str | None) -> str:
 
 
 def output_base(key: str, prefix: str) -> str:
-    """`<prefix>/<key>` with the key normalised so it cannot leave the prefix."""
+    """`<prefix>/<key>` with the key normalised so it cannot leave the prefix.
+
+    Empty and "." segments are dropped (as a path would read them); every other segment that
+    a reader could take for a path step ("..", "...") or for one of these escapes (anything
+    starting with "%2E" or "%25") has its "%" and "." percent-encoded. So distinct keys
+    never share outputs, apart from those that differ only by empty or "." segments.
+    """
     parts = []
     for part in key.split("/"):
         if part in ("", "."):
             continue
-        parts.append("%2E%2E" if part == ".." else part)
+        if part.strip(".") == "" or part.startswith(("%2E", "%25")):
+            part = part.replace("%", "%25").replace(".", "%2E")
+        parts.append(part)
     safe = "/".join(parts) or "_"
     return f"{prefix}/{safe}" if prefix else safe
 
@@ -361,8 +412,7 @@ def process_event(
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point for direct S3 notifications, SQS batches and EventBridge events."""
-    records = event.get("Records") or []
-    if records and records[0].get("eventSource") == "aws:sqs":
+    if _is_sqs_batch(event):
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         return dict(
             process_partial_response(
@@ -372,7 +422,21 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return {"results": process_event(event)}
 
 
+def _is_sqs_batch(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and isinstance(records[0], dict)
+        and records[0].get("eventSource") == "aws:sqs"
+    )
+
+
 def _sqs_record(record: SQSRecord) -> list[dict[str, Any]]:
     # The message body is the S3 notification (or an EventBridge event) as JSON; raising
     # here marks only this message as failed, so SQS redelivers just it.
-    return process_event(json.loads(record.body))
+    try:
+        event = json.loads(record.body)
+    except (TypeError, ValueError) as e:
+        raise InvalidEventError(f"the SQS message body is not JSON ({e})") from e
+    return process_event(event)
