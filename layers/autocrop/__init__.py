@@ -1,0 +1,37 @@
+"""autocrop: the best crop of a photo for every aspect ratio, in one pass, never slicing a face.
+
+    import autocrop
+    result = autocrop.analyse(open("photo.jpg", "rb").read(), autocrop.CropOptions.from_ratios("1:1,16:9"))
+    jpeg = autocrop.render_crop(data, result.crop("16:9").box, size=(1920, 1080))
+"""
+
+from __future__ import annotations
+
+from .debug import debug_view
+from .decode import decode
+from .engine import analyse, analyse_image
+from .errors import AutocropError, ImageTooLargeError, InvalidOptionsError, UnsupportedImageError
+from .options import CropOptions, parse_ratio, parse_size
+from .render import render_crop
+from .types import Box, Crop, CropResult, DecodedImage, Face, Region
+
+__all__ = [
+    "AutocropError",
+    "Box",
+    "Crop",
+    "CropOptions",
+    "CropResult",
+    "DecodedImage",
+    "Face",
+    "ImageTooLargeError",
+    "InvalidOptionsError",
+    "Region",
+    "UnsupportedImageError",
+    "analyse",
+    "analyse_image",
+    "debug_view",
+    "decode",
+    "parse_ratio",
+    "parse_size",
+    "render_crop",
+]

@@ -1,0 +1,458 @@
+"""Candidate windows: every position and scale of a ratio, measured by integral images.
+
+Windows live in upright full-resolution pixels (integers, exact ratio up to rounding); the
+saliency map lives at analysis size. Sums over a window read the map's integral image at the
+window's corners (rounded to analysis pixels), so any rectangle is measured in O(1).
+
+The face rule: a protected face's box is never sliced, it is wholly inside the window or
+wholly outside (a hard rule; when every window slices some face, the most important faces
+stay whole). Its head (the box with room for hair above, chin below and ears at the sides)
+should be whole too: how much of each head a window slices is a penalty of the score, so a
+face is kept with room or dropped with room wherever the ratio allows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .options import CropOptions
+
+#: Columns of a face array: x, y, w, h (full-resolution px), score.
+FACE_COLUMNS = 5
+
+
+@dataclass(frozen=True, eq=False)
+class SaliencyIndex:
+    """An integral image of a saliency map, measured in full-resolution coordinates."""
+
+    integral: np.ndarray
+    sx: float  # analysis px per full-resolution px, horizontally
+    sy: float  # ... vertically
+    total: float
+    peak: float
+    mean: float  # per analysis pixel
+
+    @classmethod
+    def build(cls, saliency: np.ndarray, width: int, height: int) -> SaliencyIndex:
+        """Index a map (analysis size) of a `width` x `height` upright photo."""
+        s = np.ascontiguousarray(saliency, dtype=np.float64)
+        ah, aw = s.shape
+        integral = cv2.integral(s)
+        total = float(integral[-1, -1])
+        return cls(integral, aw / width, ah / height, total, float(s.max(initial=0)), total / max(s.size, 1))
+
+    def cells(self, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Full-resolution rectangles -> integral-image indices (c0, r0, c1, r1), rounded to
+        analysis pixels.
+
+        Half an analysis pixel is under 0.1% of the photo: finer than any crop decision.
+        """
+        h, w = self.integral.shape[0] - 1, self.integral.shape[1] - 1
+
+        def index(v: np.ndarray, k: float, limit: int) -> np.ndarray:
+            return np.clip(np.rint(np.asarray(v, np.float64) * k), 0, limit).astype(np.intp)
+
+        return index(x0, self.sx, w), index(y0, self.sy, h), index(x1, self.sx, w), index(y1, self.sy, h)
+
+    def sums(self, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> np.ndarray:
+        """Saliency inside full-resolution rectangles [x0, x1) x [y0, y1)."""
+        ii = self.integral
+        c0, r0, c1, r1 = self.cells(x0, y0, x1, y1)
+        return ii[r1, c1] - ii[r1, c0] - ii[r0, c1] + ii[r0, c0]
+
+
+@dataclass(frozen=True, eq=False)
+class Windows:
+    """Candidate windows of one ratio, as parallel arrays in upright full-resolution px."""
+
+    x: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    h: np.ndarray
+    scale: np.ndarray  # side length relative to the ratio's largest window
+
+    def __len__(self) -> int:
+        return int(self.x.size)
+
+    @property
+    def x1(self) -> np.ndarray:
+        return self.x + self.w
+
+    @property
+    def y1(self) -> np.ndarray:
+        return self.y + self.h
+
+
+@dataclass(frozen=True, eq=False)
+class WindowFeatures:
+    """What the scorer needs to know about each window, all in 0..1."""
+
+    saliency_kept: np.ndarray  # share of the photo's saliency inside
+    saliency_of_best: np.ndarray  # saliency inside / the most any window of the same size holds
+    faces_share: np.ndarray  # share of protected-face importance kept whole inside
+    faces_kept: np.ndarray  # count of detected faces wholly inside
+    head_cut: np.ndarray  # heads (faces with margins) sliced, weighted by importance
+    edge_cut: np.ndarray  # mean over edges of salient content on both sides of the edge
+    position: np.ndarray  # 1 at the photo's centre, 0 at the far corner of the free range
+    area: np.ndarray  # area relative to the ratio's largest window
+    focus: np.ndarray  # 1 with the centre on the focal point (zeros without one)
+    feasible: np.ndarray  # the hard rules (keep regions, focal point, faces, saliency)
+
+
+def largest_window(width: int, height: int, ratio: float) -> tuple[int, int]:
+    """The largest (w, h) of `ratio` that fits a `width` x `height` photo."""
+    if width / height > ratio:
+        return max(1, min(width, round(height * ratio))), height
+    return width, max(1, min(height, round(width / ratio)))
+
+
+def window_sizes(width: int, height: int, ratio: float, options: CropOptions) -> list[tuple[int, int, float]]:
+    """(w, h, scale) from the largest window of `ratio` down to `min_scale`, distinct sizes only.
+
+    The longer side is rounded first and the shorter derived from it, so every size keeps
+    the ratio to within a pixel.
+    """
+    big_w, big_h = largest_window(width, height, ratio)
+    steps = int(math.floor((1.0 - options.min_scale) / options.scale_step + 1e-9))
+    sizes: list[tuple[int, int, float]] = []
+    seen: set[tuple[int, int]] = set()
+    for i in range(steps + 1):
+        s = 1.0 - i * options.scale_step
+        if ratio >= 1:
+            w = max(1, round(big_w * s))
+            h = max(1, min(height, round(w / ratio)))
+        else:
+            h = max(1, round(big_h * s))
+            w = max(1, min(width, round(h * ratio)))
+        if (w, h) not in seen:
+            seen.add((w, h))
+            sizes.append((w, h, s))
+    return sizes
+
+
+def _positions(free: int, step: float) -> np.ndarray:
+    """Integer offsets 0..free, about `step` apart, both ends and the centre included."""
+    if free <= 0:
+        return np.zeros(1, np.int64)
+    n = int(math.ceil(free / max(step, 1.0))) + 1
+    grid = np.rint(np.linspace(0, free, n)).astype(np.int64)
+    return np.unique(np.append(grid, free // 2))
+
+
+def propose_windows(width: int, height: int, ratio: float, options: CropOptions) -> Windows:
+    """Windows of `ratio` over positions (every `position_step`) and scales (down to `min_scale`)."""
+    xs, ys, ws, hs, ss = [], [], [], [], []
+    for w, h, s in window_sizes(width, height, ratio, options):
+        px = _positions(width - w, options.position_step * width)
+        py = _positions(height - h, options.position_step * height)
+        gx, gy = np.meshgrid(px, py)
+        n = gx.size
+        xs.append(gx.ravel())
+        ys.append(gy.ravel())
+        ws.append(np.full(n, w, np.int64))
+        hs.append(np.full(n, h, np.int64))
+        ss.append(np.full(n, s, np.float64))
+    return Windows(*(np.concatenate(a) for a in (xs, ys, ws, hs, ss)))
+
+
+def face_importance(faces: np.ndarray) -> np.ndarray:
+    """Importance of each face: its area times the detector's confidence."""
+    if len(faces) == 0:
+        return np.zeros(0)
+    return faces[:, 2].astype(np.float64) * faces[:, 3] * faces[:, 4]
+
+
+def protected_faces(faces: np.ndarray, width: int, height: int, options: CropOptions) -> np.ndarray:
+    """The faces the rule protects: those at least `face_min_size` of the long side."""
+    if len(faces) == 0:
+        return faces.reshape(0, FACE_COLUMNS)
+    small = np.minimum(faces[:, 2], faces[:, 3]) < options.face_min_size * max(width, height)
+    return faces[~small]
+
+
+#: Faces are float boxes and windows integers: touching is not overlapping.
+EPS = 1e-6
+
+
+#: A face larger than the largest window is protected by its core: its box shrunk about its
+#: centre to this share of the window's width and height.
+CORE_SHARE = 0.9
+
+
+def fit_faces(faces: np.ndarray, max_w: float, max_h: float) -> np.ndarray:
+    """Faces with boxes too big for a (max_w x max_h) window shrunk to their core.
+
+    A close-up face taller than a 16:9 window cannot be wholly inside or outside it; rather
+    than crop the subject away, the rule then protects the middle of the face (eyes, nose,
+    mouth), which the window keeps or leaves whole like any face.
+    """
+    if len(faces) == 0:
+        return faces
+    out = faces.copy()
+    w = np.minimum(faces[:, 2], CORE_SHARE * max_w)
+    h = np.minimum(faces[:, 3], CORE_SHARE * max_h)
+    out[:, 0] = faces[:, 0] + (faces[:, 2] - w) / 2
+    out[:, 1] = faces[:, 1] + (faces[:, 3] - h) / 2
+    out[:, 2], out[:, 3] = w, h
+    return out
+
+
+def contains(windows: Windows, boxes: np.ndarray) -> np.ndarray:
+    """(windows x boxes) mask: the (x, y, w, h, ...) box lies wholly inside the window."""
+    bx0, by0 = boxes[None, :, 0], boxes[None, :, 1]
+    bx1, by1 = bx0 + boxes[None, :, 2], by0 + boxes[None, :, 3]
+    return (
+        (windows.x[:, None] <= bx0 + EPS)
+        & (windows.y[:, None] <= by0 + EPS)
+        & (windows.x1[:, None] >= bx1 - EPS)
+        & (windows.y1[:, None] >= by1 - EPS)
+    )
+
+
+def head_boxes(faces: np.ndarray, width: int, height: int, options: CropOptions, relax: float = 1.0) -> np.ndarray:
+    """(N, 4) x0, y0, x1, y1 of each face's head (face box plus `relax` x the margins), clipped."""
+    fx0, fy0, fw, fh = faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 3]
+    side, top, bottom = (relax * m for m in (options.face_margin_side, options.face_margin_top, options.face_margin_bottom))
+    return np.stack(
+        [
+            np.maximum(fx0 - side * fw, 0),
+            np.maximum(fy0 - top * fh, 0),
+            np.minimum(fx0 + fw + side * fw, width),
+            np.minimum(fy0 + fh + bottom * fh, height),
+        ],
+        axis=1,
+    )
+
+
+def _inside_outside(windows: Windows, rects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(windows x rects) masks: the (x0, y0, x1, y1) rect is wholly inside / wholly outside."""
+    rx0, ry0, rx1, ry1 = (rects[None, :, i] for i in range(4))
+    wx0, wy0, wx1, wy1 = windows.x[:, None], windows.y[:, None], windows.x1[:, None], windows.y1[:, None]
+    inside = (wx0 <= rx0 + EPS) & (wy0 <= ry0 + EPS) & (wx1 >= rx1 - EPS) & (wy1 >= ry1 - EPS)
+    outside = (wx1 <= rx0 + EPS) | (wx0 >= rx1 - EPS) | (wy1 <= ry0 + EPS) | (wy0 >= ry1 - EPS)
+    return inside, outside
+
+
+def sliced(windows: Windows, rects: np.ndarray) -> np.ndarray:
+    """(windows x rects) mask: the (x0, y0, x1, y1) rect is neither wholly inside nor outside."""
+    inside, outside = _inside_outside(windows, rects)
+    return ~(inside | outside)
+
+
+def face_feasible(windows: Windows, faces: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Windows (among `allowed`) that slice no face: each face box wholly inside or outside.
+
+    When every window slices some face, the windows whose most important sliced face is
+    least important pass (then those slicing the least importance in total): the most
+    important faces stay whole, the others are dropped whole where they can be.
+    """
+    n = len(windows)
+    allowed = np.ones(n, bool) if allowed is None else allowed
+    if len(faces) == 0:
+        return allowed.copy()
+    rects = np.stack([faces[:, 0], faces[:, 1], faces[:, 0] + faces[:, 2], faces[:, 1] + faces[:, 3]], axis=1)
+    cut = sliced(windows, rects)
+    ok = allowed & ~cut.any(axis=1)
+    if ok.any():
+        return ok
+    sliced_importance = np.where(cut, face_importance(faces)[None, :], 0.0)
+    worst = np.where(allowed, sliced_importance.max(axis=1), np.inf)
+    ok = worst <= worst.min() * (1 + 1e-9)
+    total = np.where(ok, sliced_importance.sum(axis=1), np.inf)
+    return ok & (total <= total.min() * (1 + 1e-9))
+
+
+def head_cuts(
+    windows: Windows,
+    faces: np.ndarray,
+    width: int,
+    height: int,
+    options: CropOptions,
+    kept: np.ndarray | None = None,
+) -> np.ndarray:
+    """How badly each window slices the heads around the faces, beyond what it must.
+
+    A head is the face box with its margins (hair, chin, ears). Per head, the share on the
+    window's wrong side, min(share inside, share outside), beyond `head_cut_tolerance` and
+    rescaled so that 1 = sliced in half. Only the part no window could avoid once it keeps
+    (or drops) that face is charged: a close-up too tall for 16:9 is not pushed out of the
+    crop for a head cut every crop keeping it must make. Heads count by importance relative
+    to the most important face, so slicing a face in a crowd costs what slicing it alone
+    would; the sum over heads.
+    """
+    if len(faces) == 0:
+        return np.zeros(len(windows))
+    heads = head_boxes(faces, width, height, options)
+    hx0, hy0, hx1, hy1 = (heads[None, :, i] for i in range(4))
+    iw = np.clip(np.minimum(windows.x1[:, None], hx1) - np.maximum(windows.x[:, None], hx0), 0, None)
+    ih = np.clip(np.minimum(windows.y1[:, None], hy1) - np.maximum(windows.y[:, None], hy0), 0, None)
+    share = iw * ih / np.maximum((hx1 - hx0) * (hy1 - hy0), 1e-9)
+    tol = options.head_cut_tolerance
+    cut = np.clip((np.minimum(share, 1.0 - share) - tol) / (0.5 - tol), 0.0, 1.0)
+    kept = contains(windows, faces) if kept is None else kept
+    unavoidable_kept = np.where(kept, cut, np.inf).min(axis=0)
+    unavoidable_dropped = np.where(kept, np.inf, cut).min(axis=0)
+    floor = np.where(kept, unavoidable_kept[None, :], unavoidable_dropped[None, :])
+    excess = np.clip(cut - np.where(np.isfinite(floor), floor, 0.0), 0.0, None)
+    importance = face_importance(faces)
+    weight = importance / max(float(importance.max()), 1e-12)
+    return (excess * weight[None, :]).sum(axis=1)
+
+
+def region_coverage(windows: Windows, regions: np.ndarray) -> np.ndarray:
+    """Mean share of each (x0, y0, x1, y1) region inside each window."""
+    if len(regions) == 0:
+        return np.ones(len(windows))
+    rx0, ry0, rx1, ry1 = (regions[None, :, i] for i in range(4))
+    iw = np.clip(np.minimum(windows.x1[:, None], rx1) - np.maximum(windows.x[:, None], rx0), 0, None)
+    ih = np.clip(np.minimum(windows.y1[:, None], ry1) - np.maximum(windows.y[:, None], ry0), 0, None)
+    area = np.maximum((rx1 - rx0) * (ry1 - ry0), 1e-9)
+    return (iw * ih / area).mean(axis=1)
+
+
+def edge_cuts(windows: Windows, index: SaliencyIndex, options: CropOptions, width: int, height: int) -> np.ndarray:
+    """How much each window's edges cut through salient content, 0..1.
+
+    For each edge, the mean saliency above the map's mean in a band just inside and in a
+    band just outside; the smaller of the two (salient on both sides = a subject sliced).
+    Edges on the photo's border cut nothing, and a flat map has nothing to cut. Mean over
+    the four edges, relative to the map's peak above its mean. Worked out on the analysis
+    grid, where the bands are whole cells.
+    """
+    ii = index.integral
+    rows, cols = ii.shape[0] - 1, ii.shape[1] - 1
+    c0, r0, c1, r1 = index.cells(windows.x, windows.y, windows.x1, windows.y1)
+    d = options.edge_band * np.minimum(windows.w * index.sx, windows.h * index.sy)
+    d = np.maximum(np.rint(d), 1).astype(np.intp)
+    flat, stride = ii.ravel(), ii.shape[1]
+    # Band limits, clipped to the grid once: inner and outer edges of each band.
+    left_in, left_out = np.minimum(c0 + d, cols), np.maximum(c0 - d, 0)
+    right_in, right_out = np.maximum(c1 - d, 0), np.minimum(c1 + d, cols)
+    top_in, top_out = np.minimum(r0 + d, rows), np.maximum(r0 - d, 0)
+    bottom_in, bottom_out = np.maximum(r1 - d, 0), np.minimum(r1 + d, rows)
+
+    def mean(a0: np.ndarray, b0: np.ndarray, a1: np.ndarray, b1: np.ndarray) -> np.ndarray:
+        """Mean over grid cells [a0, a1) x [b0, b1) (columns a, rows b; already clipped)."""
+        area = (a1 - a0) * (b1 - b0)
+        s0, s1 = b0 * stride, b1 * stride
+        total = flat.take(s1 + a1) - flat.take(s1 + a0) - flat.take(s0 + a1) + flat.take(s0 + a0)
+        return np.where(area > 0, total / np.maximum(area, 1), 0.0)
+
+    baseline = index.mean
+    bands = (
+        (mean(c0, r0, left_in, r1), mean(left_out, r0, c0, r1), windows.x > 0),
+        (mean(right_in, r0, c1, r1), mean(c1, r0, right_out, r1), windows.x1 < width),
+        (mean(c0, r0, c1, top_in), mean(c0, top_out, c1, r0), windows.y > 0),
+        (mean(c0, bottom_in, c1, r1), mean(c0, r1, c1, bottom_out), windows.y1 < height),
+    )
+    total = np.zeros(len(windows))
+    for inner, outer, open_edge in bands:
+        total += np.where(open_edge, np.clip(np.minimum(inner, outer) - baseline, 0.0, None), 0.0)
+    return total / 4 / max(index.peak - baseline, 1e-9)
+
+
+def centredness(windows: Windows, width: int, height: int) -> np.ndarray:
+    """1 for a window centred in the photo, falling to 0 at the far end of where it can move."""
+    fx = np.maximum(width - windows.w, 1) / 2
+    fy = np.maximum(height - windows.h, 1) / 2
+    dx = np.where(windows.w < width, (windows.x - (width - windows.w) / 2) / fx, 0.0)
+    dy = np.where(windows.h < height, (windows.y - (height - windows.h) / 2) / fy, 0.0)
+    return 1.0 - np.sqrt((dx * dx + dy * dy) / 2)
+
+
+def share_of_best_same_size(windows: Windows, values: np.ndarray) -> np.ndarray:
+    """Each window's value over the best value of any window of the same size (1 = the best).
+
+    Windows of one scale share one size (`window_sizes` keeps distinct sizes only).
+    """
+    _, size = np.unique(windows.scale, return_inverse=True)
+    best = np.full(int(size.max()) + 1, -np.inf)
+    np.maximum.at(best, size, values)
+    top = best[size]
+    return np.where(top > 0, values / np.where(top > 0, top, 1.0), 1.0)
+
+
+def measure_windows(
+    windows: Windows,
+    index: SaliencyIndex,
+    faces: np.ndarray,
+    width: int,
+    height: int,
+    options: CropOptions,
+) -> WindowFeatures:
+    """Features and hard-rule feasibility of every window.
+
+    `faces`: (N, 5) x, y, w, h, score in full-resolution px (all detections; the rule
+    protects those of at least `face_min_size`).
+    """
+    n = len(windows)
+    kept_saliency = index.sums(windows.x, windows.y, windows.x1, windows.y1) / max(index.total, 1e-12)
+    feasible = np.ones(n, bool)
+
+    def restrict(mask: np.ndarray) -> None:
+        nonlocal feasible
+        narrowed = feasible & mask
+        if narrowed.any():
+            feasible = narrowed
+
+    # 1. keep regions: contained if possible, else as much of them as can be.
+    if options.keep:
+        regions = np.array([r.to_pixels(width, height) for r in options.keep], np.float64)
+        coverage = region_coverage(windows, regions)
+        restrict(coverage >= coverage.max() - 1e-6)
+    # 2. the focal point lies in the window.
+    focus = np.zeros(n)
+    if options.focal_point is not None:
+        fx, fy = options.focal_point[0] * width, options.focal_point[1] * height
+        restrict((windows.x <= fx) & (fx <= windows.x1) & (windows.y <= fy) & (fy <= windows.y1))
+        dist = np.hypot(windows.x + windows.w / 2 - fx, windows.y + windows.h / 2 - fy)
+        focus = 1.0 - dist / (0.5 * math.hypot(width, height))
+    # 3. the face rule.
+    all_faces = faces.reshape(-1, FACE_COLUMNS).astype(np.float64)
+    guarded = fit_faces(protected_faces(all_faces, width, height, options), windows.w.max(), windows.h.max())
+    feasible = face_feasible(windows, guarded, allowed=feasible)
+    importance = face_importance(guarded)
+    guarded_kept = contains(windows, guarded)
+    faces_share = (
+        (guarded_kept * importance[None, :]).sum(axis=1) / importance.sum()
+        if importance.sum() > 0
+        else np.ones(n)
+    )
+    faces_kept = contains(windows, all_faces).sum(axis=1)
+    # 4. enough saliency stays in the window.
+    restrict(kept_saliency >= options.min_saliency_ratio * kept_saliency.max(initial=0))
+    big_w, big_h = windows.w.max(), windows.h.max()
+    return WindowFeatures(
+        saliency_kept=kept_saliency,
+        saliency_of_best=share_of_best_same_size(windows, kept_saliency),
+        faces_share=faces_share,
+        faces_kept=faces_kept,
+        head_cut=head_cuts(windows, guarded, width, height, options, kept=guarded_kept),
+        edge_cut=edge_cuts(windows, index, options, width, height),
+        position=centredness(windows, width, height),
+        area=(windows.w * windows.h) / float(big_w * big_h),
+        focus=focus,
+        feasible=feasible,
+    )
+
+
+__all__ = [
+    "SaliencyIndex",
+    "WindowFeatures",
+    "Windows",
+    "contains",
+    "head_boxes",
+    "head_cuts",
+    "sliced",
+    "edge_cuts",
+    "face_feasible",
+    "fit_faces",
+    "largest_window",
+    "measure_windows",
+    "propose_windows",
+    "window_sizes",
+]

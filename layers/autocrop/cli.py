@@ -1,0 +1,305 @@
+"""The `autocrop` command line: crop photos (files or folders) or write their saliency maps.
+
+    autocrop crop PATH... --ratio W:H [--ratio ...] [--size WxH] [-o DIR] [--json]
+                          [--debug DIR] [--jobs N] [--format jpeg|png|webp] [--quality Q]
+    autocrop saliency PATH... --out DIR
+
+A bad file is reported on stderr (and as a JSON error line with --json) and skipped; the
+batch goes on. Exit status: 0 all done, 1 some files failed, 2 bad usage or no input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import AutocropError, InvalidOptionsError
+from .options import DEFAULT_RATIOS, CropOptions, parse_ratio, parse_size
+
+log = logging.getLogger(__name__)
+
+#: File name extensions picked up when a folder is given.
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif"}
+)
+#: Photos that installed packages ship (scikit-image, matplotlib): `crop --samples` uses them.
+SAMPLE_PHOTOS = (
+    ("skimage", "data/astronaut.png"),
+    ("skimage", "data/chelsea.png"),
+    ("skimage", "data/coffee.png"),
+    ("skimage", "data/rocket.jpg"),
+    ("skimage", "data/motorcycle_left.png"),
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+)
+#: A --size whose ratio is this close to --ratio counts as the same ratio.
+RATIO_TOLERANCE = 0.01
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def find_images(paths: Sequence[str]) -> list[Path]:
+    """Files as given, folders expanded (recursively) to the images inside, in sorted order."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            )
+        else:
+            found.append(path)  # a missing or odd file is reported when it is read
+    return found
+
+
+def sample_photos() -> list[Path]:
+    """The sample photos of SAMPLE_PHOTOS whose package is installed (without importing it)."""
+    import importlib.util
+
+    found = []
+    for package, relative in SAMPLE_PHOTOS:
+        spec = importlib.util.find_spec(package)
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            path = Path(root) / relative
+            if path.is_file():
+                found.append(path)
+                break
+    return found
+
+
+def ratio_slug(ratio: str) -> str:
+    """'16:9' -> '16x9', '1.91:1' -> '1.91x1': safe in file names."""
+    return ratio.replace(":", "x")
+
+
+@dataclass(frozen=True)
+class CropJob:
+    """What `crop` does to each file (picklable, for --jobs)."""
+
+    options: CropOptions
+    out_dir: Path | None
+    size: tuple[int, int] | None
+    fmt: str
+    quality: int
+    debug_dir: Path | None
+
+
+def unique_stem(path: Path, taken: set[str]) -> str:
+    """The file's stem, suffixed -2, -3... when another input in the batch already used it."""
+    stem, n = path.stem, 1
+    while stem in taken:
+        n += 1
+        stem = f"{path.stem}-{n}"
+    taken.add(stem)
+    return stem
+
+
+def crop_one(job: CropJob, path: Path, stem: str) -> dict[str, Any]:
+    """Analyse one file, write its crops and debug view; the JSON line for it."""
+    from .debug import debug_view
+    from .engine import analyse
+    from .render import render_crop
+
+    data = path.read_bytes()
+    result = analyse(data, job.options)
+    line: dict[str, Any] = {"image": str(path), **result.to_dict()}
+    if job.out_dir is not None:
+        ext = "jpg" if job.fmt.lower() in ("jpeg", "jpg") else job.fmt.lower()
+        for crop, entry in zip(result.crops, line["crops"]):
+            target = job.out_dir / f"{stem}_{ratio_slug(crop.ratio)}.{ext}"
+            target.write_bytes(render_crop(data, crop.box, size=job.size, fmt=job.fmt, quality=job.quality,
+                                           max_pixels=job.options.max_pixels))
+            entry["file"] = str(target)
+    if job.debug_dir is not None:
+        target = job.debug_dir / f"{stem}_debug.png"
+        target.write_bytes(debug_view(data, result, max_pixels=job.options.max_pixels))
+        line["debug"] = str(target)
+    return line
+
+
+def _run_safely(task: Callable[[Path, str], dict[str, Any]], path: Path, stem: str) -> dict[str, Any]:
+    """Run one file's task; turn an expected failure into an error record."""
+    try:
+        return task(path, stem)
+    except (AutocropError, OSError) as e:
+        return {"image": str(path), "error": f"{type(e).__name__}: {e}"}
+    except Exception as e:  # a batch must survive one bad file, even one that trips a bug
+        log.exception("unexpected failure on %s", path)
+        return {"image": str(path), "error": f"internal error ({type(e).__name__}: {e})"}
+
+
+def _crop_worker(job: CropJob, path: Path, stem: str) -> dict[str, Any]:
+    return _run_safely(lambda p, s: crop_one(job, p, s), path, stem)
+
+
+def _init_worker() -> None:
+    """Each worker process uses one core: parallelism comes from the processes."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def run_batch(
+    worker: Callable[[Any, Path, str], dict[str, Any]],
+    job: Any,
+    paths: list[Path],
+    jobs: int,
+) -> Iterator[dict[str, Any]]:
+    """Results in input order; with jobs > 1 files are processed in worker processes."""
+    taken: set[str] = set()
+    stems = [unique_stem(p, taken) for p in paths]
+    if jobs <= 1 or len(paths) <= 1:
+        for p, s in zip(paths, stems):
+            yield worker(job, p, s)
+        return
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
+        yield from pool.map(worker, [job] * len(paths), paths, stems)
+
+
+def _progress(items: Iterator[dict[str, Any]], total: int, desc: str) -> Iterator[dict[str, Any]]:
+    """A progress bar on stderr for batches (more than one file)."""
+    if total < 2:
+        return items
+    from tqdm import tqdm
+
+    return iter(tqdm(items, total=total, desc=desc, unit="img", file=sys.stderr))
+
+
+def _report(lines: Iterator[dict[str, Any]], as_json: bool) -> int:
+    """Print each result (JSON line or a short summary) and return the exit status."""
+    failed = 0
+    for line in lines:
+        if "error" in line:
+            failed += 1
+            print(f"autocrop: skipped {line['image']}: {line['error']}", file=sys.stderr)
+        elif not as_json:
+            crops = ", ".join(f"{c['ratio']} {c['box']}" for c in line.get("crops", []))
+            print(f"{line['image']}: {crops or line.get('saliency', '')}")
+        if as_json:
+            print(json.dumps(line), flush=True)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _options_from_args(args: argparse.Namespace) -> tuple[CropOptions, tuple[int, int] | None]:
+    """CropOptions and output size from the crop subcommand's arguments."""
+    size = parse_size(args.size) if args.size else None
+    ratios = tuple(args.ratio) if args.ratio else None
+    if size is not None:
+        size_ratio = size[0] / size[1]
+        if ratios is None:
+            ratios = (f"{size[0]}:{size[1]}",)
+        elif len(ratios) != 1 or abs(parse_ratio(ratios[0]) / size_ratio - 1) > RATIO_TOLERANCE:
+            raise InvalidOptionsError(f"--size {args.size} needs exactly one --ratio of the same shape")
+    focal = None
+    if args.focal_point:
+        try:
+            fx, fy = (float(v) for v in args.focal_point.split(","))
+        except ValueError as e:
+            raise InvalidOptionsError(f"--focal-point is 'X,Y' in 0..1, got {args.focal_point!r}") from e
+        focal = (fx, fy)
+    return CropOptions(ratios=ratios or DEFAULT_RATIOS, focal_point=focal), size
+
+
+def cmd_crop(args: argparse.Namespace) -> int:
+    from .render import output_format
+
+    try:
+        options, size = _options_from_args(args)
+        output_format(args.format)
+        if not 1 <= args.quality <= 100:
+            raise InvalidOptionsError(f"--quality must be in 1..100, got {args.quality}")
+    except InvalidOptionsError as e:
+        print(f"autocrop: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    paths = find_images(args.paths) + (sample_photos() if args.samples else [])
+    if not paths:
+        hint = " (--samples needs scikit-image or matplotlib installed)" if args.samples else ""
+        print(f"autocrop: no images found in the given paths{hint}", file=sys.stderr)
+        return EXIT_USAGE
+    for folder in (args.output, args.debug):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+    job = CropJob(options, args.output, size, args.format, args.quality, args.debug)
+    lines = run_batch(_crop_worker, job, paths, args.jobs)
+    return _report(_progress(lines, len(paths), "crop"), args.json)
+
+
+def saliency_one(out_dir: Path, path: Path, stem: str) -> dict[str, Any]:
+    """Write the saliency map of one photo as an 8-bit PNG the size of the upright photo."""
+    import cv2
+    import numpy as np
+
+    from .decode import decode
+    from .engine import predict_saliency
+    from .saliency import load_saliency
+
+    decoded = decode(path.read_bytes())
+    sal = predict_saliency(decoded.rgb, load_saliency())
+    small = np.clip(np.rint(sal * 255), 0, 255).astype(np.uint8)
+    full = cv2.resize(small, (decoded.width, decoded.height), interpolation=cv2.INTER_LINEAR)
+    target = out_dir / f"{stem}.png"
+    if not cv2.imwrite(str(target), full):
+        raise OSError(f"could not write {target}")
+    return {"image": str(path), "saliency": str(target), "width": decoded.width, "height": decoded.height}
+
+
+def _saliency_worker(out_dir: Path, path: Path, stem: str) -> dict[str, Any]:
+    return _run_safely(lambda p, s: saliency_one(out_dir, p, s), path, stem)
+
+
+def cmd_saliency(args: argparse.Namespace) -> int:
+    paths = find_images(args.paths)
+    if not paths:
+        print("autocrop: no images found in the given paths", file=sys.stderr)
+        return EXIT_USAGE
+    args.out.mkdir(parents=True, exist_ok=True)
+    lines = run_batch(_saliency_worker, args.out, paths, args.jobs)
+    return _report(_progress(lines, len(paths), "saliency"), args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autocrop", description="Automatic image cropping.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    crop = sub.add_parser("crop", help="crop photos to one or more aspect ratios")
+    crop.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
+    crop.add_argument("--samples", action="store_true",
+                      help="also crop the sample photos that scikit-image and matplotlib ship")
+    crop.add_argument("--ratio", action="append", metavar="W:H",
+                      help=f"aspect ratio, repeatable (default: {' '.join(DEFAULT_RATIOS)})")
+    crop.add_argument("--size", metavar="WxH", help="resize each crop to exactly this size")
+    crop.add_argument("-o", "--output", type=Path, metavar="DIR", help="write crops here")
+    crop.add_argument("--format", default="jpeg", help="jpeg (default), png or webp")
+    crop.add_argument("--quality", type=int, default=85, help="JPEG/WebP quality (default 85)")
+    crop.add_argument("--focal-point", metavar="X,Y", help="point to centre on, fractions 0..1")
+    crop.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    crop.add_argument("--debug", type=Path, metavar="DIR", help="write debug views here")
+    crop.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes")
+    crop.set_defaults(func=cmd_crop)
+
+    sal = sub.add_parser("saliency", help="write saliency maps as 8-bit PNGs")
+    sal.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    sal.add_argument("--out", type=Path, required=True, metavar="DIR", help="write DIR/<stem>.png")
+    sal.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    sal.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes")
+    sal.set_defaults(func=cmd_saliency)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `autocrop` console script."""
+    logging.basicConfig(level=logging.WARNING, format="autocrop: %(message)s")
+    args = build_parser().parse_args(argv)
+    if getattr(args, "jobs", 1) < 1:
+        print("autocrop: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""Decoding: bytes -> an upright, reduced RGB analysis image, refusing decompression bombs.
+
+Pillow reads every format (HEIC through pillow-heif, AVIF natively). The pixel guard runs on
+the header, before any pixel is decoded. JPEGs are decoded at a reduced DCT scale (Pillow's
+`draft`, the same libjpeg-turbo scaling as `cv2.IMREAD_REDUCED_COLOR_*`), other formats are
+reduced right after decoding, so the analysis never holds more than it needs.
+
+EXIF orientation: TIFF (Pillow) and HEIC (libheif) hand back upright pixels already; for the
+other formats the tag still set after loading is applied here.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from functools import lru_cache
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ImageTooLargeError, UnsupportedImageError
+from .options import DEFAULT_MAX_PIXELS
+from .types import DecodedImage
+
+#: Pillow format names the engine opens (JPEG includes camera MPO files, opened as "MPO").
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "HEIF", "AVIF")
+#: EXIF tag of the orientation.
+ORIENTATION_TAG = 0x0112
+#: Pillow transpose that makes a stored image upright, per EXIF orientation (as ImageOps).
+UPRIGHT_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+#: Background that transparent pixels are composited on for analysis and JPEG output.
+BACKGROUND_RGB = (255, 255, 255)
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, TypeError)
+
+
+@lru_cache(maxsize=1)
+def register_plugins() -> None:
+    """Load Pillow's plugins and register the HEIF opener, once per process.
+
+    `Image.open(formats=...)` looks the formats up directly, so they must be loaded first.
+    """
+    import pillow_heif
+
+    Image.init()
+    pillow_heif.register_heif_opener()
+
+
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open (header only) an accepted image, enforcing the pixel guard before decoding."""
+    if not data:
+        raise UnsupportedImageError("empty input: no bytes to decode")
+    register_plugins()
+    try:
+        im = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except Image.DecompressionBombError as e:
+        raise ImageTooLargeError(f"image refused by the decompression-bomb guard: {e}") from e
+    except UnidentifiedImageError as e:
+        raise UnsupportedImageError(
+            f"unknown or unsupported image format (accepted: {', '.join(ACCEPTED_FORMATS)})"
+        ) from e
+    except _DECODE_ERRORS as e:
+        raise UnsupportedImageError(f"not a readable image ({type(e).__name__}: {e})") from e
+    width, height = im.size
+    if width <= 0 or height <= 0:
+        raise UnsupportedImageError(f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"image is {width}x{height} = {width * height / 1e6:.1f} MP, "
+            f"over the {max_pixels / 1e6:.1f} MP limit"
+        )
+    return im
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1..8) still to apply to `im`'s pixels; 1 when absent or invalid."""
+    try:
+        value = int(im.getexif().get(ORIENTATION_TAG, 1))
+    except _DECODE_ERRORS:
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def load_frame(im: Image.Image) -> int:
+    """Decode the first frame's pixels; return the orientation left to apply to them."""
+    try:
+        im.seek(0)
+        im.load()
+    except Image.DecompressionBombError as e:
+        raise ImageTooLargeError(f"image refused by the decompression-bomb guard: {e}") from e
+    except _DECODE_ERRORS as e:
+        raise UnsupportedImageError(f"corrupt or truncated image ({type(e).__name__}: {e})") from e
+    return exif_orientation(im)
+
+
+def upright(im: Image.Image, orientation: int) -> Image.Image:
+    """Apply an EXIF orientation to loaded pixels."""
+    method = UPRIGHT_TRANSPOSE.get(orientation)
+    return im.transpose(method) if method is not None else im
+
+
+def upright_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    """Size after applying `orientation` to a `width` x `height` image."""
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def upright_to_stored(
+    rect: tuple[float, float, float, float], orientation: int, width: int, height: int
+) -> tuple[float, float, float, float]:
+    """Map (x0, y0, x1, y1) in the upright `width` x `height` image to the stored pixels."""
+    x0, y0, x1, y1 = rect
+    corners = [(x0, y0), (x1, y1)]
+    w, h = width, height
+    mapping = {
+        1: lambda x, y: (x, y),
+        2: lambda x, y: (w - x, y),
+        3: lambda x, y: (w - x, h - y),
+        4: lambda x, y: (x, h - y),
+        5: lambda x, y: (y, x),
+        6: lambda x, y: (y, w - x),
+        7: lambda x, y: (h - y, w - x),
+        8: lambda x, y: (h - y, x),
+    }[orientation]
+    (ax, ay), (bx, by) = (mapping(x, y) for x, y in corners)
+    return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
+
+
+def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND_RGB) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB: 16-bit scaled down, alpha composited on `background`."""
+    mode = im.mode
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(to_uint8(np.asarray(im)), "L").convert("RGB")
+    has_alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        canvas.alpha_composite(rgba)
+        return canvas.convert("RGB")
+    return im if mode == "RGB" else im.convert("RGB")
+
+
+def to_uint8(values: np.ndarray) -> np.ndarray:
+    """A 16-bit, 32-bit or float single-channel array scaled to uint8."""
+    arr = values.astype(np.float32)
+    if values.dtype == np.uint16 or (values.dtype.kind in "iu" and float(arr.max(initial=0)) > 255):
+        arr *= 255.0 / 65535.0
+    elif values.dtype.kind == "f" and float(arr.max(initial=0)) <= 1.0:
+        arr *= 255.0
+    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+
+
+def _reduce_for_analysis(im: Image.Image, long_side: int) -> Image.Image:
+    """Cheap integer box-reduction towards `long_side` before any mode conversion."""
+    factor = max(im.size) // long_side
+    if factor < 2 or im.mode not in ("L", "RGB", "RGBA", "LA", "CMYK", "I", "F"):
+        return im
+    return im.reduce(factor)
+
+
+def decode(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    analysis_long_side: int = 640,
+    analysis_min_long_side: int | None = 480,
+) -> DecodedImage:
+    """Decode `data` for analysis: upright RGB with its long side at most `analysis_long_side`.
+
+    A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps its long side at
+    least `analysis_min_long_side` (None: `analysis_long_side`), then resized down: a
+    12 MP photo decodes at 1/8 (504 px) when the minimum allows it, which is faster than
+    decoding at 1/4 and shrinking.
+    """
+    min_side = analysis_long_side if analysis_min_long_side is None else min(analysis_min_long_side, analysis_long_side)
+    im = open_image(data, max_pixels)
+    source_orientation = exif_orientation(im)
+    fmt = "JPEG" if im.format == "MPO" else str(im.format)
+    mode = im.mode
+    icc = im.info.get("icc_profile") or None
+    header_size = im.size
+    if fmt == "JPEG" and max(header_size) > min_side:
+        s = min_side / max(header_size)
+        im.draft(None, (math.ceil(header_size[0] * s), math.ceil(header_size[1] * s)))
+    orientation = load_frame(im)
+    # TIFF and HEIC are upright after loading and report that size in their header.
+    width, height = upright_size(*header_size, orientation)
+    rgb = np.asarray(to_rgb(upright(_reduce_for_analysis(im, analysis_long_side), orientation)))
+    h, w = rgb.shape[:2]
+    scale = analysis_long_side / max(h, w)
+    if scale < 1:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return DecodedImage(
+        rgb=np.ascontiguousarray(rgb),
+        width=width,
+        height=height,
+        format=fmt,
+        orientation=source_orientation,
+        icc_profile=icc,
+        mode=mode,
+    )
+
+
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "decode",
+    "exif_orientation",
+    "load_frame",
+    "open_image",
+    "to_rgb",
+    "to_uint8",
+    "upright",
+    "upright_size",
+    "upright_to_stored",
+]

@@ -1,0 +1,136 @@
+"""The engine: one decode, one saliency pass, one face pass, then every ratio's best window.
+
+    bytes -> decode (upright, reduced) -> saliency map + faces (analysis size)
+          -> per ratio: propose windows -> measure (integral image, face rule) -> rank
+          -> CropResult (boxes in upright full-resolution pixels)
+"""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+from .candidates import SaliencyIndex, measure_windows, propose_windows
+from .decode import decode
+from .faces import FaceDetector, detect_faces, load_face_detector
+from .options import CropOptions
+from .saliency import SaliencyPredictor, load_saliency
+from .scoring import RANKER_NAME, rank_windows
+from .types import Box, Crop, CropResult, DecodedImage, Face, Region
+
+_DEFAULT_OPTIONS = CropOptions()
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+def analyse(data: bytes, options: CropOptions = _DEFAULT_OPTIONS) -> CropResult:
+    """Find the best crop of the photo in `data` for every ratio in `options`."""
+    start = time.perf_counter()
+    decoded = decode(data, options.max_pixels, options.analysis_long_side, options.analysis_min_long_side)
+    decode_ms = _ms(start)
+    return analyse_image(decoded, options, _timings={"decode": decode_ms}, _start=start)
+
+
+def predict_saliency(rgb: np.ndarray, predictor: SaliencyPredictor) -> np.ndarray:
+    """The predictor's map for `rgb`, checked: float32, the image's size, in [0, 1]."""
+    sal = np.asarray(predictor.predict(rgb), dtype=np.float32)
+    if sal.shape != rgb.shape[:2]:
+        sal = cv2.resize(sal, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.clip(np.nan_to_num(sal, nan=0.0), 0.0, 1.0)
+
+
+def boosted(saliency: np.ndarray, boost: tuple[Region, ...]) -> np.ndarray:
+    """The map with each boost region raised by `weight` x the map's total, spread over it."""
+    if not boost:
+        return saliency
+    out = saliency.astype(np.float64)
+    total = float(saliency.sum()) or float(saliency.size)  # an empty map still gets boosted
+    h, w = saliency.shape
+    for region in boost:
+        x0, y0, x1, y1 = region.to_pixels(w, h)
+        c0, r0 = min(int(x0), w - 1), min(int(y0), h - 1)
+        c1, r1 = max(c0 + 1, round(x1)), max(r0 + 1, round(y1))
+        out[r0:r1, c0:c1] += region.weight * total / ((r1 - r0) * (c1 - c0))
+    return out
+
+
+def faces_to_full(faces: np.ndarray, decoded: DecodedImage) -> np.ndarray:
+    """(N, 5) analysis-px face rows -> upright full-resolution px."""
+    sx, sy = decoded.scale
+    out = faces.astype(np.float64).copy()
+    out[:, [0, 2]] *= sx
+    out[:, [1, 3]] *= sy
+    return out
+
+
+def analyse_image(
+    decoded: DecodedImage,
+    options: CropOptions = _DEFAULT_OPTIONS,
+    *,
+    saliency: SaliencyPredictor | None = None,
+    detector: FaceDetector | None = None,
+    _timings: dict[str, float] | None = None,
+    _start: float | None = None,
+) -> CropResult:
+    """`analyse` for an already decoded photo; models default to the process-wide ones."""
+    start = _start if _start is not None else time.perf_counter()
+    timings = dict(_timings or {})
+    predictor = saliency if saliency is not None else load_saliency()
+    face_detector = detector if detector is not None else load_face_detector()
+    width, height = decoded.width, decoded.height
+
+    t = time.perf_counter()
+    sal = predict_saliency(decoded.rgb, predictor)
+    timings["saliency"] = _ms(t)
+
+    t = time.perf_counter()
+    faces_full = faces_to_full(detect_faces(decoded.rgb, face_detector, options), decoded)
+    timings["faces"] = _ms(t)
+
+    t = time.perf_counter()
+    index = SaliencyIndex.build(boosted(sal, options.boost), width, height)
+    crops: list[Crop] = []
+    runners_up: dict[str, tuple[Box, ...]] = {}
+    for label, ratio in zip(options.ratios, options.ratio_values):
+        windows = propose_windows(width, height, ratio, options)
+        features = measure_windows(windows, index, faces_full, width, height, options)
+        order, score, terms = rank_windows(features, options, limit=1 + options.debug_candidates)
+        best = int(order[0])
+        crops.append(
+            Crop(
+                ratio=label,
+                box=Box(int(windows.x[best]), int(windows.y[best]), int(windows.w[best]), int(windows.h[best])),
+                score=float(score[best]),
+                breakdown={name: float(values[best]) for name, values in terms.items()},
+                saliency_kept=float(features.saliency_kept[best]),
+                faces_kept=int(features.faces_kept[best]),
+                chosen_by=RANKER_NAME,
+            )
+        )
+        runners_up[label] = tuple(
+            Box(int(windows.x[i]), int(windows.y[i]), int(windows.w[i]), int(windows.h[i]))
+            for i in order[1 : 1 + options.debug_candidates]
+        )
+    timings["candidates"] = _ms(t)
+    timings["total"] = _ms(start)
+
+    faces = tuple(
+        Face(Box.from_xyxy(f[0], f[1], f[0] + f[2], f[1] + f[3]), float(f[4])) for f in faces_full
+    )
+    return CropResult(
+        width=width,
+        height=height,
+        crops=tuple(crops),
+        faces=faces,
+        timings=timings,
+        models={"saliency": predictor.name, "faces": face_detector.name, "ranker": RANKER_NAME},
+        saliency=sal,
+        candidates=runners_up,
+    )
+
+
+__all__ = ["analyse", "analyse_image", "boosted", "predict_saliency"]

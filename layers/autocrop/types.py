@@ -1,0 +1,215 @@
+"""Value types of the engine: frozen dataclasses whose fields carry their units.
+
+- `Box`: integer pixels in the *upright* (EXIF orientation applied) full-resolution photo.
+- `Region`: fractions (0..1) of the upright photo, so a hint does not depend on resolution.
+- `DecodedImage.rgb` and `CropResult.saliency`: the reduced *analysis* image and its map.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidOptionsError
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in upright full-resolution pixels; (x, y) is the top-left corner."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def right(self) -> int:
+        return self.x + self.w
+
+    @property
+    def bottom(self) -> int:
+        return self.y + self.h
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+    @classmethod
+    def from_xyxy(cls, x0: float, y0: float, x1: float, y1: float) -> Box:
+        """Round a float corner pair to the integer box that covers it."""
+        ix0, iy0 = math.floor(x0), math.floor(y0)
+        return cls(ix0, iy0, max(0, math.ceil(x1) - ix0), max(0, math.ceil(y1) - iy0))
+
+    def to_list(self) -> list[int]:
+        """[x, y, w, h], the JSON form."""
+        return [self.x, self.y, self.w, self.h]
+
+    def intersection(self, other: Box) -> int:
+        """Area shared with `other`, in pixels."""
+        w = min(self.right, other.right) - max(self.x, other.x)
+        h = min(self.bottom, other.bottom) - max(self.y, other.y)
+        return max(0, w) * max(0, h)
+
+    def contains(self, other: Box) -> bool:
+        """True when `other` lies wholly inside this box."""
+        return (
+            self.x <= other.x
+            and self.y <= other.y
+            and other.right <= self.right
+            and other.bottom <= self.bottom
+        )
+
+
+@dataclass(frozen=True)
+class Region:
+    """A hint region in fractions (0..1) of the upright photo, with a weight.
+
+    As a `boost`, `weight` is the share of the photo's total saliency added, spread evenly
+    over the region (1.0 makes it as important as everything else together), like the
+    boost of smartcrop.js. As a `keep` region, the crop must contain it when it can.
+    """
+
+    x: float
+    y: float
+    w: float
+    h: float
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        values = (self.x, self.y, self.w, self.h, self.weight)
+        if not all(math.isfinite(v) for v in values):
+            raise InvalidOptionsError(f"region values must be finite numbers, got {self}")
+        if self.w <= 0 or self.h <= 0 or self.x < 0 or self.y < 0:
+            raise InvalidOptionsError(f"region must have a positive size inside the photo: {self}")
+        if self.x + self.w > 1 + 1e-9 or self.y + self.h > 1 + 1e-9:
+            raise InvalidOptionsError(f"region must lie within 0..1 of the photo: {self}")
+        if self.weight < 0:
+            raise InvalidOptionsError(f"region weight must be >= 0, got {self.weight}")
+
+    @classmethod
+    def from_pixels(
+        cls, x: float, y: float, w: float, h: float, width: int, height: int, weight: float = 1.0
+    ) -> Region:
+        """A region given in pixels of an upright `width` x `height` photo (clipped to it)."""
+        x0, y0 = max(0.0, x / width), max(0.0, y / height)
+        x1, y1 = min(1.0, (x + w) / width), min(1.0, (y + h) / height)
+        return cls(x0, y0, x1 - x0, y1 - y0, weight)
+
+    def to_pixels(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) in pixels of an upright `width` x `height` photo."""
+        return (
+            self.x * width,
+            self.y * height,
+            (self.x + self.w) * width,
+            (self.y + self.h) * height,
+        )
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face: its box in upright full-resolution pixels and the detector's score."""
+
+    box: Box
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"box": self.box.to_list(), "confidence": round(float(self.confidence), 4)}
+
+
+@dataclass(frozen=True)
+class Crop:
+    """The chosen crop for one ratio, with the score that chose it, term by term.
+
+    `breakdown` holds each term's weighted contribution, so its values sum to `score`.
+    `saliency_kept` is the share of the photo's saliency (boosts included) inside the box.
+    """
+
+    ratio: str
+    box: Box
+    score: float
+    breakdown: Mapping[str, float]
+    saliency_kept: float
+    faces_kept: int
+    chosen_by: str = "composition"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ratio": self.ratio,
+            "box": self.box.to_list(),
+            "score": round(float(self.score), 4),
+            "breakdown": {k: round(float(v), 4) for k, v in self.breakdown.items()},
+            "saliency_kept": round(float(self.saliency_kept), 4),
+            "faces_kept": int(self.faces_kept),
+            "chosen_by": self.chosen_by,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedImage:
+    """A photo decoded for analysis.
+
+    `rgb` is the reduced, upright analysis image (uint8 HxWx3; alpha composited on white);
+    `width` x `height` is the upright full resolution that boxes refer to.
+    """
+
+    rgb: np.ndarray = field(repr=False)
+    width: int
+    height: int
+    format: str
+    orientation: int = 1
+    icc_profile: bytes | None = field(default=None, repr=False)
+    mode: str = "RGB"
+
+    @property
+    def analysis_size(self) -> tuple[int, int]:
+        """(width, height) of the analysis image."""
+        return int(self.rgb.shape[1]), int(self.rgb.shape[0])
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Full-resolution pixels per analysis pixel, (x, y)."""
+        aw, ah = self.analysis_size
+        return self.width / aw, self.height / ah
+
+
+@dataclass(frozen=True, eq=False)
+class CropResult:
+    """Everything `analyse` found: one crop per requested ratio, the faces, and how long it took.
+
+    `saliency` (float32 in [0, 1] at analysis size) and `candidates` (the runner-up boxes per
+    ratio, for the debug view) are left out of `to_dict`.
+    """
+
+    width: int
+    height: int
+    crops: tuple[Crop, ...]
+    faces: tuple[Face, ...]
+    timings: Mapping[str, float]
+    models: Mapping[str, str]
+    saliency: np.ndarray = field(repr=False)
+    candidates: Mapping[str, tuple[Box, ...]] = field(default_factory=dict, repr=False)
+
+    def crop(self, ratio: str) -> Crop:
+        """The crop chosen for `ratio` (as it was requested)."""
+        for c in self.crops:
+            if c.ratio == ratio:
+                return c
+        raise KeyError(ratio)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: width, height, crops, faces, timings (ms), models."""
+        return {
+            "width": int(self.width),
+            "height": int(self.height),
+            "crops": [c.to_dict() for c in self.crops],
+            "faces": [f.to_dict() for f in self.faces],
+            "timings": {k: round(float(v), 2) for k, v in self.timings.items()},
+            "models": dict(self.models),
+        }
+
+
+__all__ = ["Box", "Crop", "CropResult", "DecodedImage", "Face", "Region"]

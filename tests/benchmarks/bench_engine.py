@@ -1,0 +1,257 @@
+"""Engine benchmark, side by side with smartcrop.py in the same run on the same photos.
+
+    python tests/benchmarks/bench_engine.py [--repeats 15] [--json out.json]
+
+What it measures (everything on one core: the process is pinned to one CPU, OpenCV and
+OpenMP use one thread, LiteRT runs with num_threads=1):
+- box-only analysis of 12 MP JPEGs (4032x3024, camera-like noise) for four ratios:
+  `autocrop.analyse` vs smartcrop.py 0.5 (`SmartCrop().crop` per ratio, its defaults).
+  smartcrop.py is given the same reduced JPEG decode as the engine (Pillow `draft` to the
+  smallest DCT scale keeping 480 px), its fastest fair setup; its plain full decode (what
+  its README does) is timed too. Runs alternate between the
+  two so both see the same machine load; medians over all photos and repeats.
+- process start to first result: `autocrop crop PHOTO --json` in a fresh process, from
+  spawn to the first JSON line on stdout (median of 5).
+- peak memory at 24 MP (6000x4000 JPEG): a fresh process runs `analyse` (and, separately,
+  analyse + writing the four crops at full resolution) and reports its peak RSS from
+  `resource.getrusage`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# One core, one thread: set before numpy/OpenCV/LiteRT start their pools.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import numpy as np  # noqa: E402
+
+RATIOS = ("1:1", "16:9", "4:5", "9:16")
+TWELVE_MP = (4032, 3024)
+TWENTY_FOUR_MP = (6000, 4000)
+
+
+def pin_to_one_core() -> int:
+    """Pin this process to one CPU (the last one); return it."""
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def camera_like_jpeg(rgb: np.ndarray, size: tuple[int, int], seed: int) -> bytes:
+    """Upscale a package photo to `size` and add sensor-like noise, then JPEG q=92.
+
+    Real 12 MP photos carry fine detail and noise that make their JPEGs 3-6 MB; a smooth
+    upscale would decode faster than any real photo.
+    """
+    import cv2
+    from PIL import Image
+
+    w, h = size
+    src_ratio = rgb.shape[1] / rgb.shape[0]
+    if src_ratio > w / h:  # crop the source to the target ratio first
+        cw = round(rgb.shape[0] * w / h)
+        x0 = (rgb.shape[1] - cw) // 2
+        rgb = rgb[:, x0 : x0 + cw]
+    else:
+        ch = round(rgb.shape[1] * h / w)
+        y0 = (rgb.shape[0] - ch) // 2
+        rgb = rgb[y0 : y0 + ch]
+    big = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    big += rng.normal(0.0, 5.0, big.shape).astype(np.float32)
+    out = io.BytesIO()
+    Image.fromarray(np.clip(big, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+def package_photos() -> dict[str, np.ndarray]:
+    """Photos that installed packages ship: two with a face, two without."""
+    import skimage.data
+    from matplotlib import cbook
+    from PIL import Image
+
+    hopper = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB"))
+    return {
+        "astronaut": skimage.data.astronaut(),
+        "grace_hopper": hopper,  # portrait: 3024 x 4032
+        "coffee": skimage.data.coffee(),
+        "chelsea": skimage.data.chelsea(),
+    }
+
+
+def smartcrop_boxes(data: bytes, reduced: bool) -> list[dict]:
+    """smartcrop.py's top crop for each ratio: decode, then one `crop` call per ratio."""
+    import smartcrop
+    from PIL import Image
+
+    from autocrop.candidates import largest_window
+    from autocrop.options import parse_ratio
+
+    im = Image.open(io.BytesIO(data))
+    if reduced:  # the engine's decode: the smallest DCT scale keeping >= 480 px (1/8 at 12 MP)
+        im.draft("RGB", (im.size[0] * 480 // max(im.size), im.size[1] * 480 // max(im.size)))
+    image = im.convert("RGB")
+    sc = smartcrop.SmartCrop()
+    boxes = []
+    # Target sizes at the analysis scale (the largest box of the ratio in the decoded photo,
+    # at most 640 px long), so smartcrop.py's own prescale brings it to the engine's scale.
+    scale = min(1.0, 640 / max(image.size))
+    for r in RATIOS:
+        w, h = largest_window(*image.size, parse_ratio(r))
+        boxes.append(sc.crop(image, max(1, round(w * scale)), max(1, round(h * scale)))["top_crop"])
+    return boxes
+
+
+def time_analysis(photos: dict[str, bytes], repeats: int) -> dict[str, dict[str, float]]:
+    """Median ms per photo for the engine and smartcrop.py, interleaved."""
+    import cv2
+
+    from autocrop import CropOptions, analyse
+    from autocrop.saliency import load_saliency
+
+    cv2.setNumThreads(1)
+    load_saliency(num_threads=1)
+    options = CropOptions(ratios=RATIOS)
+    runs: dict[str, list[float]] = {"engine": [], "smartcrop.py (reduced decode)": [], "smartcrop.py (full decode)": []}
+    for data in photos.values():  # warm-up: model loads, first-call costs
+        analyse(data, options)
+        smartcrop_boxes(data, reduced=True)
+    for _ in range(repeats):
+        for data in photos.values():
+            for name, call in (
+                ("engine", lambda: analyse(data, options)),
+                ("smartcrop.py (reduced decode)", lambda: smartcrop_boxes(data, reduced=True)),
+            ):
+                start = time.perf_counter()
+                call()
+                runs[name].append((time.perf_counter() - start) * 1000)
+    for _ in range(max(1, repeats // 5)):
+        for data in photos.values():
+            start = time.perf_counter()
+            smartcrop_boxes(data, reduced=False)
+            runs["smartcrop.py (full decode)"].append((time.perf_counter() - start) * 1000)
+    return {
+        name: {"median_ms": statistics.median(v), "p90_ms": float(np.percentile(v, 90)), "runs": len(v)}
+        for name, v in runs.items()
+    }
+
+
+def stage_medians(photos: dict[str, bytes], repeats: int) -> dict[str, float]:
+    """Median per-stage timings the engine reports (decode, saliency, faces, candidates)."""
+    from autocrop import CropOptions, analyse
+
+    rows = [analyse(d, CropOptions(ratios=RATIOS)).timings for _ in range(repeats) for d in photos.values()]
+    return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+
+
+def start_to_first_result(photo: Path, cpu: int, repeats: int = 5) -> float:
+    """Median seconds from spawning `autocrop crop PHOTO --json` to its first JSON line."""
+    exe = Path(sys.executable).with_name("autocrop")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "autocrop.cli"]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            ["taskset", "-c", str(cpu), *cmd, "crop", str(photo), "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        times.append(time.perf_counter() - start)
+        proc.wait()
+        assert json.loads(line)["crops"], "the CLI must print a result"
+    return statistics.median(times)
+
+
+PEAK_SCRIPT = """
+import sys
+import cv2
+cv2.setNumThreads(1)
+import autocrop
+data = open(sys.argv[1], "rb").read()
+result = autocrop.analyse(data)
+if sys.argv[2] == "render":
+    for crop in result.crops:
+        autocrop.render_crop(data, crop.box)
+"""
+#: Linux carries a process's peak RSS over fork and exec, so a child of this (large) process
+#: would report at least our own peak. A small launcher runs the measured process as *its*
+#: child and reads RUSAGE_CHILDREN once that child has exited.
+LAUNCHER = """
+import resource, subprocess, sys
+subprocess.run([sys.executable, "-c", sys.argv[1], *sys.argv[2:]], check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+"""
+
+
+def peak_memory_mb(photo: Path, mode: str, cpu: int) -> float:
+    """Peak RSS (MB) of a fresh process that analyses (and optionally renders) one photo."""
+    done = subprocess.run(
+        ["taskset", "-c", str(cpu), sys.executable, "-c", LAUNCHER, PEAK_SCRIPT, str(photo), mode],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=15, help="timed runs per photo and method")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    cpu = pin_to_one_core()
+    sources = package_photos()
+    photos = {
+        name: camera_like_jpeg(rgb, TWELVE_MP if rgb.shape[1] >= rgb.shape[0] else TWELVE_MP[::-1], i)
+        for i, (name, rgb) in enumerate(sources.items())
+    }
+    big = camera_like_jpeg(sources["astronaut"], TWENTY_FOUR_MP, 99)
+    results: dict[str, object] = {
+        "cpu": cpu,
+        "photos_12mp_bytes": {k: len(v) for k, v in photos.items()},
+        "photo_24mp_bytes": len(big),
+    }
+    results["analysis"] = time_analysis(photos, args.repeats)
+    results["engine_stages_ms"] = stage_medians(photos, max(3, args.repeats // 3))
+    with tempfile.TemporaryDirectory() as tmp:
+        twelve = Path(tmp) / "photo_12mp.jpg"
+        twelve.write_bytes(photos["astronaut"])
+        twenty_four = Path(tmp) / "photo_24mp.jpg"
+        twenty_four.write_bytes(big)
+        results["start_to_first_result_s"] = start_to_first_result(twelve, cpu)
+        results["peak_rss_mb_24mp"] = {
+            "analyse": peak_memory_mb(twenty_four, "analyse", cpu),
+            "analyse_and_render_4_crops": peak_memory_mb(twenty_four, "render", cpu),
+        }
+    analysis = results["analysis"]
+    assert isinstance(analysis, dict)
+    engine = analysis["engine"]["median_ms"]
+    rival = analysis["smartcrop.py (reduced decode)"]["median_ms"]
+    results["speedup_vs_smartcrop"] = rival / engine
+    print(f"one core (CPU {cpu}); 12 MP JPEGs: {results['photos_12mp_bytes']}")
+    print("| method (4 ratios, box only) | median ms | p90 ms | runs |")
+    print("|---|---|---|---|")
+    for name, row in analysis.items():
+        print(f"| {name} | {row['median_ms']:.1f} | {row['p90_ms']:.1f} | {row['runs']} |")
+    print(f"engine stages (median ms): { {k: round(v, 1) for k, v in results['engine_stages_ms'].items()} }")
+    print(f"engine speed-up over smartcrop.py (same decode): {results['speedup_vs_smartcrop']:.2f}x")
+    print(f"process start to first result (autocrop crop --json, 12 MP): {results['start_to_first_result_s']:.2f} s")
+    print(f"peak RSS at 24 MP: {results['peak_rss_mb_24mp']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,309 @@
+"""Crop quality on the validation split, exactly as EVALUATION.md defines it.
+
+For each validation image of OSIE and EyeCrowd and each ratio (1:1, 16:9, 4:5, 9:16):
+- retention: share of all fixations inside the chosen box;
+- of_oracle: fixations inside / the most any box of the same width and height could hold;
+- area: box area / image area;
+- face cut (EyeCrowd): a labelled frontal, unoccluded face whose shorter side is at least 3%
+  of the image width is cut when more than 10% and less than 90% of its box lies inside the
+  crop; face_cut_rate = share of crops (of images with such faces) cutting at least one.
+
+A fixation is inside a box when the pixel it rounds to is (the data loaders' convention).
+Labelled face boxes that run past the image edge are clipped to it first: a crop can only
+contain the part of a face that is in the photo.
+
+Methods: the engine (`autocrop.analyse` on the file's bytes), the centre crop and
+smartcrop.py (largest box of the ratio, min_scale 1.0). Run `python -m training.crop_eval`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autocrop import Box, CropOptions, analyse
+from autocrop.candidates import largest_window
+from autocrop.options import parse_ratio
+
+from .datasets import DEFAULT_DATA_ROOT, FaceLabel, FixationRecord, load_eyecrowd_faces, load_saliency_sets
+
+RATIOS = ("1:1", "16:9", "4:5", "9:16")
+#: EVALUATION.md: faces whose shorter side is at least this share of the image width count.
+FACE_MIN_SHORT_SIDE = 0.03
+#: ...and a face is cut when the share of its box inside the crop is strictly between these.
+CUT_LOW, CUT_HIGH = 0.10, 0.90
+METHODS = ("engine", "centre", "smartcrop")
+
+#: A cropper: (record, ratios) -> one box per ratio, in stored-image pixels.
+Cropper = Callable[[FixationRecord, Sequence[str]], list[Box]]
+
+
+@dataclass(frozen=True)
+class CropScore:
+    """One crop's figures; `face_cut` is None for images without countable faces."""
+
+    dataset: str
+    image: str
+    ratio: str
+    retention: float
+    of_oracle: float
+    area: float
+    face_cut: bool | None
+
+
+def fixation_integral(record: FixationRecord) -> np.ndarray:
+    """(H+1, W+1) integral image of fixation counts at the pixels fixations round to."""
+    xy = np.floor(record.fixations.astype(np.float64) + 0.5).astype(np.int64)
+    x = np.clip(xy[:, 0], 0, record.width - 1)
+    y = np.clip(xy[:, 1], 0, record.height - 1)
+    counts = np.zeros((record.height, record.width), np.int64)
+    np.add.at(counts, (y, x), 1)
+    integral = np.zeros((record.height + 1, record.width + 1), np.int64)
+    integral[1:, 1:] = counts.cumsum(0).cumsum(1)
+    return integral
+
+
+def box_count(integral: np.ndarray, box: Box) -> int:
+    """Fixations inside `box` (clipped to the image)."""
+    h, w = integral.shape[0] - 1, integral.shape[1] - 1
+    x0, y0 = min(max(box.x, 0), w), min(max(box.y, 0), h)
+    x1, y1 = min(max(box.right, 0), w), min(max(box.bottom, 0), h)
+    return int(integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0])
+
+
+def oracle_count(integral: np.ndarray, w: int, h: int) -> int:
+    """The most fixations any w x h box inside the image holds."""
+    ii = integral
+    sums = ii[h:, w:] - ii[:-h or None, w:] - ii[h:, : -w or None] + ii[:-h or None, : -w or None]
+    return int(sums.max())
+
+
+FaceRect = tuple[float, float, float, float]
+
+
+def countable_faces(faces: Iterable[FaceLabel], width: int, height: int) -> list[FaceRect]:
+    """Frontal, unoccluded faces with shorter side >= 3% of the width, clipped to the image."""
+    boxes: list[FaceRect] = []
+    for f in faces:
+        if not f.frontal or f.occluded or min(f.w, f.h) < FACE_MIN_SHORT_SIDE * width:
+            continue
+        x0, y0 = max(0.0, f.x), max(0.0, f.y)
+        x1, y1 = min(float(width), f.x + f.w), min(float(height), f.y + f.h)
+        if x1 > x0 and y1 > y0:
+            boxes.append((x0, y0, x1, y1))
+    return boxes
+
+
+def cuts_a_face(box: Box, faces: Sequence[FaceRect]) -> bool:
+    """True when more than 10% and less than 90% of some face lies inside `box`."""
+    for x0, y0, x1, y1 in faces:
+        iw = max(0.0, min(x1, box.right) - max(x0, box.x))
+        ih = max(0.0, min(y1, box.bottom) - max(y0, box.y))
+        inside = iw * ih / ((x1 - x0) * (y1 - y0))
+        if CUT_LOW < inside < CUT_HIGH:
+            return True
+    return False
+
+
+def score_crop(
+    record: FixationRecord,
+    ratio: str,
+    box: Box,
+    integral: np.ndarray,
+    faces: Sequence[FaceRect] | None,
+) -> CropScore:
+    """The EVALUATION.md figures of one crop."""
+    total = max(1, int(integral[-1, -1]))
+    inside = box_count(integral, box)
+    best = oracle_count(integral, box.w, box.h)
+    return CropScore(
+        dataset=record.dataset,
+        image=record.name,
+        ratio=ratio,
+        retention=inside / total,
+        of_oracle=inside / best if best > 0 else 1.0,
+        area=box.area / (record.width * record.height),
+        face_cut=cuts_a_face(box, faces) if faces else None,
+    )
+
+
+# --- croppers ---------------------------------------------------------------------------------
+
+
+def engine_cropper(options: CropOptions) -> Cropper:
+    """The engine on the image file's bytes, as every door runs it."""
+
+    def crop(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
+        result = analyse(record.image_path.read_bytes(), options.with_(ratios=tuple(ratios)))
+        return [c.box for c in result.crops]
+
+    return crop
+
+
+def centre_cropper(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
+    """The largest box of each ratio, centred."""
+    boxes = []
+    for r in ratios:
+        w, h = largest_window(record.width, record.height, parse_ratio(r))
+        boxes.append(Box((record.width - w) // 2, (record.height - h) // 2, w, h))
+    return boxes
+
+
+def smartcrop_cropper(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
+    """smartcrop.py 0.5 with its defaults, largest box of each ratio (min_scale 1.0)."""
+    import smartcrop
+    from PIL import Image
+
+    sc = smartcrop.SmartCrop()
+    with Image.open(record.image_path) as im:
+        image = im.convert("RGB")
+    boxes = []
+    for r in ratios:
+        w, h = largest_window(record.width, record.height, parse_ratio(r))
+        top = sc.crop(image, w, h, min_scale=1.0)["top_crop"]
+        boxes.append(Box(int(top["x"]), int(top["y"]), int(top["width"]), int(top["height"])))
+    return boxes
+
+
+def croppers(options: CropOptions) -> dict[str, Cropper]:
+    return {"engine": engine_cropper(options), "centre": centre_cropper, "smartcrop": smartcrop_cropper}
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def evaluate(
+    crop: Cropper,
+    records: Sequence[FixationRecord],
+    faces: dict[str, list[FaceLabel]],
+    ratios: Sequence[str] = RATIOS,
+    progress: bool = False,
+    desc: str = "crops",
+) -> list[CropScore]:
+    """Score `crop` on every record and ratio."""
+    iterator: Iterable[FixationRecord] = records
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(records, desc=desc, unit="img", file=sys.stderr)
+    rows = []
+    for record in iterator:
+        integral = fixation_integral(record)
+        face_boxes = (
+            countable_faces(faces[record.name], record.width, record.height)
+            if record.dataset == "eyecrowd" and record.name in faces
+            else None
+        )
+        for ratio, box in zip(ratios, crop(record, ratios)):
+            rows.append(score_crop(record, ratio, box, integral, face_boxes))
+    return rows
+
+
+def summarise(rows: Sequence[CropScore], ratios: Sequence[str] = RATIOS) -> dict[str, Any]:
+    """Means per data set (and 'all') and ratio (and 'mean' over ratios)."""
+    out: dict[str, Any] = {}
+    sets = sorted({r.dataset for r in rows}) + ["all"]
+    for ds in sets:
+        picked = [r for r in rows if ds == "all" or r.dataset == ds]
+        table: dict[str, Any] = {}
+        for ratio in (*ratios, "mean"):
+            sel = [r for r in picked if ratio == "mean" or r.ratio == ratio]
+            if not sel:
+                continue
+            cut = [r.face_cut for r in sel if r.face_cut is not None]
+            table[ratio] = {
+                "n": len(sel),
+                "of_oracle": float(np.mean([r.of_oracle for r in sel])),
+                "retention": float(np.mean([r.retention for r in sel])),
+                "area": float(np.mean([r.area for r in sel])),
+                "face_cut_rate": float(np.mean(cut)) if cut else None,
+                "face_crops": len(cut),
+            }
+        out[ds] = table
+    return out
+
+
+def format_table(summaries: dict[str, dict[str, Any]], ratios: Sequence[str] = RATIOS) -> str:
+    """A Markdown table: method, data set, of_oracle per ratio and mean, area, face_cut_rate."""
+    head = ["method", "set", *[f"of_oracle {r}" for r in ratios], "of_oracle mean", "retention", "area", "face_cut_rate"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method, summary in summaries.items():
+        for ds, table in summary.items():
+            mean = table["mean"]
+            cut = mean["face_cut_rate"]
+            cells = [
+                method,
+                ds,
+                *[f"{table[r]['of_oracle']:.3f}" if r in table else "-" for r in ratios],
+                f"{mean['of_oracle']:.3f}",
+                f"{mean['retention']:.3f}",
+                f"{mean['area']:.3f}",
+                f"{cut:.3f} ({mean['face_crops']})" if cut is not None else "-",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """['min_scale=0.8', 'face_small_pass=always'] -> typed CropOptions overrides."""
+    defaults = CropOptions()
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not hasattr(defaults, key):
+            raise SystemExit(f"unknown option {key!r}")
+        current = getattr(defaults, key)
+        out[key] = type(current)(value) if isinstance(current, (int, float, str)) else json.loads(value)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT, help="shared data root")
+    parser.add_argument("--sets", nargs="+", default=["osie", "eyecrowd"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--split", choices=("val", "train"), default="val",
+                        help="validation split (reported figures) or training split (for tuning)")
+    parser.add_argument("--limit", type=int, default=0, help="first N images per set")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="engine option override, e.g. --set min_scale=0.8")
+    parser.add_argument("--json", type=Path, help="also write the summaries (and rows) here")
+    args = parser.parse_args(argv)
+
+    options = CropOptions(**parse_overrides(args.overrides))
+    sets = load_saliency_sets(args.data, args.sets)
+    part = 1 if args.split == "val" else 0
+    records = [r for name in args.sets for r in sets[name][part][: args.limit or None]]
+    faces = load_eyecrowd_faces(Path(args.data) / "saliency" / "eyecrowd") if "eyecrowd" in args.sets else {}
+    available = croppers(options)
+    summaries: dict[str, Any] = {}
+    all_rows: dict[str, list[dict[str, Any]]] = {}
+    models: dict[str, str] = {}
+    for method in args.methods:
+        start = time.perf_counter()
+        rows = evaluate(available[method], records, faces, progress=True, desc=method)
+        summaries[method] = summarise(rows)
+        all_rows[method] = [r.__dict__ for r in rows]
+        print(f"{method}: {len(rows)} crops in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    if "engine" in args.methods:
+        from autocrop.faces import load_face_detector
+        from autocrop.saliency import load_saliency
+
+        models = {"saliency": load_saliency().name, "faces": load_face_detector().name}
+    print(f"{args.split} images: {len(records)} ({', '.join(args.sets)}); engine models: {models}")
+    print(format_table(summaries))
+    if args.json:
+        args.json.write_text(json.dumps({"models": models, "summaries": summaries, "rows": all_rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
