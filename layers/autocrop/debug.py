@@ -76,7 +76,8 @@ def render_debug(rgb: np.ndarray, result: CropResult) -> np.ndarray:
         x0, y0, x1, y1 = _to_analysis(crop.box, sx, sy)
         crops.append((photo[max(0, y0) : y1 + 1, max(0, x0) : x1 + 1], crop, PALETTE[i % len(PALETTE)]))
     ratios = sum(c.shape[1] / max(1, c.shape[0]) for c, _, _ in crops)
-    row_h = int(min(ah, (width - GAP * (len(crops) - 1)) / max(ratios, 1e-6)))
+    # At least a pixel: a photo a few pixels across leaves less width than the gaps take.
+    row_h = max(1, int(min(ah, (width - GAP * (len(crops) - 1)) / max(ratios, 1e-6))))
     row = np.zeros((row_h, width, 3), np.uint8)
     x = 0
     for img, crop, colour in crops:
