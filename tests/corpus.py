@@ -161,6 +161,16 @@ def _orientation_value(value: int) -> bytes:
     return encode(Image.fromarray(picture()), "JPEG", quality=90, exif=exif.tobytes())
 
 
+def damaged(fmt: str, flip_at: int) -> bytes:
+    """A small HEIC/AVIF with one byte of its container inverted (libheif/libavif refuse it)."""
+    from autocrop.decode import register_plugins
+
+    register_plugins()  # the HEIF writer comes with the engine's HEIF opener
+    data = bytearray(encode(Image.fromarray(picture(24, 18)), fmt, quality=80))
+    data[flip_at] ^= 0xFF
+    return bytes(data)
+
+
 def animated(fmt: str, frames: int = 4, width: int = 96, height: int = 64) -> bytes:
     base = picture(width, height)
     ims = [Image.fromarray(np.roll(base, 12 * i, axis=1)) for i in range(frames)]
@@ -198,6 +208,8 @@ def corpus() -> tuple[Case, ...]:
              b'width="4000" height="3000"><rect width="100%" height="100%" fill="red"/></svg>',
              "unsupported_image", "image/jpeg"),  # fmt: skip
         Case("png_signature_only.png", b"\x89PNG\r\n\x1a\n", "unsupported_image", "image/png"),
+        Case("damaged.avif", damaged("AVIF", 81), "unsupported_image", "image/avif"),
+        Case("damaged.heic", damaged("HEIF", 320), "unsupported_image", "image/heic"),
         # --- bombs: declared sizes far beyond the pixel guard: 413 / image_too_large
         Case("bomb_30000x30000.png", png_bomb(), "image_too_large", "image/png"),
         Case("huge_header_65000x65000.jpg", jpeg_declaring(65_000, 65_000), "image_too_large",

@@ -242,7 +242,8 @@ def test_worst_cases_stay_under_500_mb_peak():
     """The bombs and huge headers, then the largest real pictures of the corpus, in one
     process: its peak resident memory (models loaded) stays under the ceiling."""
     worst = ["bomb_30000x30000.png", "huge_header_65000x65000.jpg", "huge_header_60000x2000.jpg",
-             "strip_20000x10.png", "strip_10x20000.png", "grey16.png", "cmyk.jpg"]  # fmt: skip
+             "strip_20000x10.png", "strip_10x20000.png", "grey16.png", "cmyk.jpg",
+             "damaged.heic", "damaged.avif"]  # fmt: skip
     measured = measure_peak(worst)
     print(f"\npeak RSS over the worst cases: {measured['peak_mb']:.0f} MB "
           f"(baseline with models loaded {measured['baseline_mb']:.0f} MB)")  # fmt: skip

@@ -166,15 +166,6 @@ def flipped(seed: bytes, pos: int) -> bytes:
     return bytes(data)
 
 
-#: Found by this test: pillow's AVIF plugin and pillow-heif raise RuntimeError on damaged
-#: files, which the engine does not map to UnsupportedImageError yet (a 500 from the API,
-#: no error record from the S3 function).
-LIBHEIF_RUNTIME_ERROR = pytest.mark.xfail(
-    raises=RuntimeError, strict=True,
-    reason="engine defect: decode lets RuntimeError from the AVIF/HEIF decoders escape",
-)  # fmt: skip
-
-
 @fuzz("decode_mutated")
 @given(data=mutated_images())
 def test_decoding_mutated_images(data: bytes):
@@ -182,9 +173,9 @@ def test_decoding_mutated_images(data: bytes):
     check_decoding(data)
 
 
-@LIBHEIF_RUNTIME_ERROR
 @fuzz("decode_mutated_heif")
 @given(data=mutated_images(HEIF_SEEDS))
+# found by this test: libavif/libheif raise RuntimeError, once a 500 from the API
 @example(data=flipped(HEIF_SEEDS[1], 81))  # AVIF: "Missing or empty image item"
 @example(data=flipped(HEIF_SEEDS[0], 320))  # HEIF: "Security limit exceeded: Image size"
 def test_decoding_mutated_heic_and_avif(data: bytes):

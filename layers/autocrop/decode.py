@@ -40,7 +40,11 @@ UPRIGHT_TRANSPOSE = {
 #: Background that transparent pixels are composited on for analysis and JPEG output.
 BACKGROUND_RGB = (255, 255, 255)
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-_DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, TypeError)
+#: What Pillow and its plugins raise on damaged input; the AVIF plugin and pillow-heif raise
+#: RuntimeError from libavif/libheif.
+_DECODE_ERRORS = (
+    UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, TypeError, RuntimeError,
+)
 
 
 @lru_cache(maxsize=1)
