@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -157,7 +158,9 @@ def run_batch(
         for p, s in zip(paths, stems):
             yield worker(job, p, s)
         return
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
+    # "spawn": forking a process whose OpenCV and LiteRT threads already run can deadlock.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker) as pool:
         yield from pool.map(worker, [job] * len(paths), paths, stems)
 
 
