@@ -145,15 +145,20 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND_RGB) -
         return Image.fromarray(to_uint8(np.asarray(im)), "L").convert("RGB")
     has_alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
     if has_alpha:
-        rgba = im.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (*background, 255))
-        canvas.alpha_composite(rgba)
-        return canvas.convert("RGB")
+        # Two copies at most (the canvas and the alpha band): this also runs on full-size crops.
+        rgba = im if mode in ("RGBA", "LA") else im.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, background)
+        canvas.paste(rgba.convert("RGB") if rgba.mode == "LA" else rgba, mask=rgba.getchannel("A"))
+        return canvas
     return im if mode == "RGB" else im.convert("RGB")
 
 
 def to_uint8(values: np.ndarray) -> np.ndarray:
     """A 16-bit, 32-bit or float single-channel array scaled to uint8."""
+    if values.dtype == np.uint16:
+        # The high byte: exact for 8-bit values stored as v * 257, within 1 level otherwise,
+        # and no float copy of a full-size 16-bit image.
+        return (values >> 8).astype(np.uint8)
     arr = values.astype(np.float32)
     if values.dtype == np.uint16 or (values.dtype.kind in "iu" and float(arr.max(initial=0)) > 255):
         arr *= 255.0 / 65535.0
@@ -163,11 +168,18 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
 
 
 def _reduce_for_analysis(im: Image.Image, long_side: int) -> Image.Image:
-    """Cheap integer box-reduction towards `long_side` before any mode conversion."""
+    """Cheap integer box-reduction towards `long_side` before any mode conversion (which
+    would copy the full-size image, at up to 4x its size for 16-bit input)."""
     factor = max(im.size) // long_side
-    if factor < 2 or im.mode not in ("L", "RGB", "RGBA", "LA", "CMYK", "I", "F"):
+    if factor < 2:
         return im
-    return im.reduce(factor)
+    if im.mode.startswith("I;16"):  # Pillow cannot reduce these; OpenCV averages uint16
+        size = (math.ceil(im.size[0] / factor), math.ceil(im.size[1] / factor))
+        return Image.fromarray(cv2.resize(np.asarray(im), size, interpolation=cv2.INTER_AREA))
+    try:
+        return im.reduce(factor)
+    except ValueError:  # modes without a reducer (P, 1, ...): converted at full size
+        return im
 
 
 def decode(

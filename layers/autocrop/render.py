@@ -154,14 +154,32 @@ def render_crop(
     x0, x1, y0, y1 = x0 * kx, x1 * kx, y0 * ky, y1 * ky
     if size is None:
         crop = im.crop((round(x0), round(y0), round(x1), round(y1)))
+        del im  # the full-size decode is not needed past this point
         crop, out_icc = for_output(crop, pil_fmt, icc)
     else:
-        crop = im.crop((math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)))
-        crop, out_icc = for_output(crop, pil_fmt, icc)
         stored_size = size if orientation in (1, 2, 3, 4) else (size[1], size[0])
-        sub = (x0 - math.floor(x0), y0 - math.floor(y0), x1 - math.floor(x0), y1 - math.floor(y0))
+        cut = (math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1))
+        # Box-average by an integer factor that leaves at least 2x the output for LANCZOS;
+        # reducing straight from the decode also spares a full-size copy of the crop.
+        factor = int(min((x1 - x0) / stored_size[0], (y1 - y0) / stored_size[1]) // 2)
+        crop = _reduced_cut(im, cut, factor)
+        del im
+        k = cut[2] - cut[0], cut[3] - cut[1]
+        sx, sy = crop.size[0] / k[0], crop.size[1] / k[1]
+        sub = ((x0 - cut[0]) * sx, (y0 - cut[1]) * sy, (x1 - cut[0]) * sx, (y1 - cut[1]) * sy)
+        crop, out_icc = for_output(crop, pil_fmt, icc)
         crop = crop.resize(stored_size, Image.Resampling.LANCZOS, box=sub, reducing_gap=3.0)
     return encode(upright(crop, orientation), pil_fmt, quality, out_icc)
+
+
+def _reduced_cut(im: Image.Image, cut: tuple[int, int, int, int], factor: int) -> Image.Image:
+    """`cut` of `im`, box-averaged by `factor` when it is 2 or more and the mode allows."""
+    if factor >= 2:
+        try:
+            return im.reduce(factor, box=cut)
+        except ValueError:  # modes without a reducer (P, 1, I;16...)
+            pass
+    return im.crop(cut)
 
 
 __all__ = ["OUTPUT_FORMATS", "encode", "for_output", "output_format", "render_crop", "trim_to_ratio"]
