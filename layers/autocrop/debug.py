@@ -65,9 +65,10 @@ def render_debug(rgb: np.ndarray, result: CropResult) -> np.ndarray:
         colour = PALETTE[i % len(PALETTE)]
         x0, y0, x1, y1 = _to_analysis(crop.box, sx, sy)
         cv2.rectangle(boxes, (x0, y0), (x1, y1), colour, 2)
-        _label(boxes, f"{crop.ratio} {crop.score:.2f}", x0 + 4, y0 + 16 + 14 * i, colour)
+        # A legend, bottom up: labels on the boxes would overlap where boxes share an edge.
+        _label(boxes, f"{crop.ratio}  score {crop.score:.2f}", 6, ah - 8 - 16 * (len(result.crops) - i), colour)
     _label(heat, f"saliency: {result.models.get('saliency', '?')}", 6, 16, (255, 255, 255))
-    _label(boxes, f"faces: {len(result.faces)}", 6, ah - 8, FACE_BGR)
+    _label(boxes, f"faces: {len(result.faces)}  (thin: runners-up)", 6, ah - 8, FACE_BGR)
     top = np.concatenate([heat, np.zeros((ah, GAP, 3), np.uint8), boxes], axis=1)
 
     width = top.shape[1]
