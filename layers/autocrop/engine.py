@@ -12,7 +12,7 @@ import time
 import cv2
 import numpy as np
 
-from .candidates import SaliencyIndex, measure_windows, propose_windows
+from .candidates import SaliencyIndex, Windows, measure_windows, propose_windows
 from .decode import decode
 from .faces import FaceDetector, detect_faces, load_face_detector
 from .options import CropOptions
@@ -21,6 +21,10 @@ from .scoring import RANKER_NAME, rank_windows
 from .types import Box, Crop, CropResult, DecodedImage, Face, Region
 
 _DEFAULT_OPTIONS = CropOptions()
+#: Best windows among which the debug view's distinct runners-up are picked.
+RUNNER_UP_POOL = 60
+#: Runners-up overlapping an already picked window more than this (IoU) are skipped.
+RUNNER_UP_MAX_IOU = 0.6
 
 
 def _ms(start: float) -> float:
@@ -67,6 +71,27 @@ def faces_to_full(faces: np.ndarray, decoded: DecodedImage) -> np.ndarray:
     return out
 
 
+def distinct_runners_up(windows: Windows, order: np.ndarray, count: int) -> tuple[Box, ...]:
+    """Up to `count` windows after the best, in rank order, none too like one before it."""
+    pool = np.asarray(order[:RUNNER_UP_POOL], dtype=np.intp)
+    if len(pool) < 2 or count <= 0:
+        return ()
+    x0, y0, w, h = windows.x[pool], windows.y[pool], windows.w[pool], windows.h[pool]
+    x1, y1 = x0 + w, y0 + h
+    iw = np.clip(np.minimum(x1[:, None], x1[None, :]) - np.maximum(x0[:, None], x0[None, :]), 0, None)
+    ih = np.clip(np.minimum(y1[:, None], y1[None, :]) - np.maximum(y0[:, None], y0[None, :]), 0, None)
+    inter = iw * ih
+    area = w * h
+    too_alike = inter / (area[:, None] + area[None, :] - inter) > RUNNER_UP_MAX_IOU
+    picked = [0]
+    for i in range(1, len(pool)):
+        if len(picked) > count:
+            break
+        if not too_alike[i, picked].any():
+            picked.append(i)
+    return tuple(Box(int(x0[i]), int(y0[i]), int(w[i]), int(h[i])) for i in picked[1:])
+
+
 def analyse_image(
     decoded: DecodedImage,
     options: CropOptions = _DEFAULT_OPTIONS,
@@ -98,7 +123,7 @@ def analyse_image(
     for label, ratio in zip(options.ratios, options.ratio_values):
         windows = propose_windows(width, height, ratio, options)
         features = measure_windows(windows, index, faces_full, width, height, options)
-        order, score, terms = rank_windows(features, options, limit=1 + options.debug_candidates)
+        order, score, terms = rank_windows(features, options, limit=RUNNER_UP_POOL)
         best = int(order[0])
         crops.append(
             Crop(
@@ -111,10 +136,7 @@ def analyse_image(
                 chosen_by=RANKER_NAME,
             )
         )
-        runners_up[label] = tuple(
-            Box(int(windows.x[i]), int(windows.y[i]), int(windows.w[i]), int(windows.h[i]))
-            for i in order[1 : 1 + options.debug_candidates]
-        )
+        runners_up[label] = distinct_runners_up(windows, order, options.debug_candidates)
     timings["candidates"] = _ms(t)
     timings["total"] = _ms(start)
 
