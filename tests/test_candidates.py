@@ -158,7 +158,7 @@ def test_when_faces_cannot_all_fit_the_more_important_one_is_kept() -> None:
     assert outside(box, head(small, 640, 480))
 
 
-def test_margins_relax_before_faces_are_given_up() -> None:
+def test_a_face_too_tall_for_its_head_room_is_kept_not_dropped() -> None:
     # Face so tall that its full head room does not fit a 16:9 window of a 640x480 photo.
     face = (280, 130, 150, 240)
     box = choose(640, 480, "16:9", [face])

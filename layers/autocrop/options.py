@@ -82,7 +82,8 @@ class CropOptions:
 
     # --- candidate windows ----------------------------------------------------------------
     #: Smallest window, as a fraction of the largest window of the ratio (side length).
-    #: Smaller windows are only worth it when larger ones would slice a face or miss a keep region.
+    #: Smaller windows win only when they pay: the saliency term compares windows of one
+    #: size, so a smaller one can beat larger ones that the face rule pushes off the subject.
     min_scale: float = 0.6
     #: Step between window scales (fraction of the largest window's side).
     scale_step: float = 0.05
