@@ -1,7 +1,8 @@
 """The engine: one decode, one saliency pass, one face pass, then every ratio's best window.
 
-    bytes -> decode (upright, reduced) -> saliency map + faces (analysis size)
-          -> per ratio: propose windows -> measure (integral image, face rule) -> rank
+    bytes -> decode (upright, reduced) -> saliency map (+ backbone features) + faces
+          -> per ratio: propose windows -> measure (integral image, face rule)
+          -> rank (composition score; the learned ranker re-ranks its shortlist)
           -> CropResult (boxes in upright full-resolution pixels)
 """
 
@@ -16,8 +17,8 @@ from .candidates import SaliencyIndex, Windows, measure_windows, propose_windows
 from .decode import decode
 from .faces import FaceDetector, detect_faces, load_face_detector
 from .options import CropOptions
-from .saliency import SaliencyPredictor, load_saliency
-from .scoring import RANKER_NAME, rank_windows
+from .ranker import CompositionRanker, PhotoContext, Ranker, load_ranker, rank_candidates
+from .saliency import SaliencyOutput, SaliencyPredictor, load_saliency
 from .types import Box, Crop, CropResult, DecodedImage, Face, Region
 
 _DEFAULT_OPTIONS = CropOptions()
@@ -45,6 +46,29 @@ def predict_saliency(rgb: np.ndarray, predictor: SaliencyPredictor) -> np.ndarra
     if sal.shape != rgb.shape[:2]:
         sal = cv2.resize(sal, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
     return np.clip(np.nan_to_num(sal, nan=0.0), 0.0, 1.0)
+
+
+def saliency_pass(rgb: np.ndarray, predictor: SaliencyPredictor) -> SaliencyOutput:
+    """One saliency pass: the checked map and, when the model has them, its backbone features."""
+    with_features = getattr(predictor, "predict_with_features", None)
+    if with_features is None:
+        return SaliencyOutput(predict_saliency(rgb, predictor), None, None)
+    out = with_features(rgb)
+    sal = np.asarray(out.saliency, dtype=np.float32)
+    if sal.shape != rgb.shape[:2]:
+        sal = cv2.resize(sal, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return SaliencyOutput(np.clip(np.nan_to_num(sal, nan=0.0), 0.0, 1.0), out.features, out.letterbox)
+
+
+def select_ranker(options: CropOptions) -> Ranker:
+    """The ranker `options.ranker` names: the learned one (or its fallback), the composition
+    score, or ("auto") the learned one only where its model card shows it is the better one."""
+    if options.ranker == "composition":
+        return CompositionRanker()
+    ranker = load_ranker()
+    if options.ranker == "auto" and not getattr(ranker, "beats_composition", False):
+        return CompositionRanker()
+    return ranker
 
 
 def boosted(saliency: np.ndarray, boost: tuple[Region, ...]) -> np.ndarray:
@@ -98,6 +122,7 @@ def analyse_image(
     *,
     saliency: SaliencyPredictor | None = None,
     detector: FaceDetector | None = None,
+    ranker: Ranker | None = None,
     _timings: dict[str, float] | None = None,
     _start: float | None = None,
 ) -> CropResult:
@@ -106,10 +131,12 @@ def analyse_image(
     timings = dict(_timings or {})
     predictor = saliency if saliency is not None else load_saliency()
     face_detector = detector if detector is not None else load_face_detector()
+    rank_with = ranker if ranker is not None else select_ranker(options)
     width, height = decoded.width, decoded.height
 
     t = time.perf_counter()
-    sal = predict_saliency(decoded.rgb, predictor)
+    sal_pass = saliency_pass(decoded.rgb, predictor)
+    sal = sal_pass.saliency
     timings["saliency"] = _ms(t)
 
     t = time.perf_counter()
@@ -118,12 +145,16 @@ def analyse_image(
 
     t = time.perf_counter()
     index = SaliencyIndex.build(boosted(sal, options.boost), width, height)
+    photo = PhotoContext.build(width, height, index, faces_full, sal_pass.features, sal_pass.letterbox)
     crops: list[Crop] = []
     runners_up: dict[str, tuple[Box, ...]] = {}
     for label, ratio in zip(options.ratios, options.ratio_values):
         windows = propose_windows(width, height, ratio, options)
         features = measure_windows(windows, index, faces_full, width, height, options)
-        order, score, terms = rank_windows(features, options, limit=RUNNER_UP_POOL)
+        ranking = rank_candidates(
+            rank_with, photo, windows, features, options, options.ranker_shortlist, limit=RUNNER_UP_POOL
+        )
+        order, score, terms = ranking.order, ranking.score, ranking.terms
         best = int(order[0])
         crops.append(
             Crop(
@@ -133,7 +164,7 @@ def analyse_image(
                 breakdown={name: float(values[best]) for name, values in terms.items()},
                 saliency_kept=float(features.saliency_kept[best]),
                 faces_kept=int(features.faces_kept[best]),
-                chosen_by=RANKER_NAME,
+                chosen_by=ranking.chosen_by,
             )
         )
         runners_up[label] = distinct_runners_up(windows, order, options.debug_candidates)
@@ -149,10 +180,10 @@ def analyse_image(
         crops=tuple(crops),
         faces=faces,
         timings=timings,
-        models={"saliency": predictor.name, "faces": face_detector.name, "ranker": RANKER_NAME},
+        models={"saliency": predictor.name, "faces": face_detector.name, "ranker": rank_with.name},
         saliency=sal,
         candidates=runners_up,
     )
 
 
-__all__ = ["analyse", "analyse_image", "boosted", "predict_saliency"]
+__all__ = ["analyse", "analyse_image", "boosted", "predict_saliency", "saliency_pass", "select_ranker"]

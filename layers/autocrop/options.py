@@ -22,6 +22,8 @@ DEFAULT_RATIOS = ("1:1", "16:9", "4:5", "9:16")
 MAX_RATIO = 20.0
 #: How the upscaled second face pass is run: only when the first pass saw small faces, always, never.
 SMALL_FACE_PASS_MODES = ("auto", "always", "never")
+#: Who ranks the candidate windows (see `CropOptions.ranker`).
+RANKERS = ("auto", "learned", "composition")
 
 
 def parse_ratio(text: str) -> float:
@@ -142,6 +144,16 @@ class CropOptions:
     #: of the window's shorter side.
     edge_band: float = 0.04
 
+    # --- ranking ----------------------------------------------------------------------------
+    #: "learned": the trained ranker (models/ranker.tflite) re-ranks the composition score's
+    #: shortlist; it falls back to the composition score, and says so in `chosen_by`, when its
+    #: model or the saliency model's features are missing. "composition": the score alone.
+    #: "auto": the learned ranker when its model card records that it beat the composition
+    #: score on the validation photos (higher of_oracle, no more face cuts), else the score.
+    ranker: str = "auto"
+    #: How many of the composition score's best windows (per ratio) the learned ranker sees.
+    ranker_shortlist: int = 200
+
     # --- output -----------------------------------------------------------------------------
     #: Runner-up windows kept per ratio for the debug view.
     debug_candidates: int = 5
@@ -173,6 +185,10 @@ class CropOptions:
             raise InvalidOptionsError("min_scale must be in 0.1..1")
         if not 0.0 < self.scale_step <= 1.0 or not 0.0 < self.position_step <= 0.5:
             raise InvalidOptionsError("scale_step and position_step must be positive fractions")
+        if self.ranker not in RANKERS:
+            raise InvalidOptionsError(f"ranker must be one of {RANKERS}, got {self.ranker!r}")
+        if not 1 <= self.ranker_shortlist <= 10_000:
+            raise InvalidOptionsError("ranker_shortlist must be in 1..10000")
         if self.face_small_pass not in SMALL_FACE_PASS_MODES:
             raise InvalidOptionsError(f"face_small_pass must be one of {SMALL_FACE_PASS_MODES}")
         if not 1.0 <= self.face_upscale <= 4.0:
