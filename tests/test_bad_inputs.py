@@ -205,6 +205,15 @@ PEAK_SCRIPT = textwrap.dedent(
     from tests.corpus import by_name, jpeg
 
     def peak_mb():
+        # VmHWM is this address space's own peak; ru_maxrss would carry the parent's
+        # (pytest's) peak over fork and exec and report that instead.
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     options = CropOptions.from_ratios("1:1,16:9,4:5,9:16")
