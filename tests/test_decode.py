@@ -212,3 +212,37 @@ def test_unlisted_format_is_refused() -> None:
     Image.fromarray(quadrants()).save(out, "PPM")
     with pytest.raises(UnsupportedImageError):
         decode(out.getvalue())
+
+
+def _png_header_only(width: int, height: int, bit_depth: int, colour_type: int) -> bytes:
+    """A PNG that declares a size and pixel layout (no pixel data is needed to be refused)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "bit_depth", "colour_type", "refused"),
+    [
+        (8000, 6000, 8, 6, True),    # 48 MP RGBA: 192 MB decoded
+        (7000, 5000, 16, 2, False),  # Pillow decodes 16-bit RGB to 8-bit: 105 MB, accepted
+        (11000, 8000, 16, 0, True),  # 88 MP 16-bit grey (I;16): 176 MB decoded
+        (8000, 6000, 8, 2, False),   # 48 MP RGB phone photo: 144 MB, accepted
+        (6000, 4000, 8, 6, False),   # 24 MP RGBA: 96 MB, accepted
+    ],
+)
+def test_decoded_size_guard_refuses_before_decoding(width, height, bit_depth, colour_type, refused):
+    from autocrop.decode import open_image
+    from autocrop.errors import ImageTooLargeError
+
+    data = _png_header_only(width, height, bit_depth, colour_type)
+    if refused:
+        with pytest.raises(ImageTooLargeError, match="MB decoded"):
+            open_image(data)
+    else:
+        assert open_image(data).size == (width, height)

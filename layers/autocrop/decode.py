@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageTooLargeError, UnsupportedImageError
-from .options import DEFAULT_MAX_PIXELS
+from .options import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS
 from .types import DecodedImage
 
 #: Pillow format names the engine opens (JPEG includes camera MPO files, opened as "MPO").
@@ -82,7 +82,27 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
             f"image is {width}x{height} = {width * height / 1e6:.1f} MP, "
             f"over the {max_pixels / 1e6:.1f} MP limit"
         )
+    decoded = width * height * decoded_bytes_per_pixel(im.mode)
+    if decoded > DEFAULT_MAX_DECODED_BYTES:
+        raise ImageTooLargeError(
+            f"image is {width}x{height} {im.mode}: {decoded / 1e6:.0f} MB decoded, over the "
+            f"{DEFAULT_MAX_DECODED_BYTES / 1e6:.0f} MB limit (about "
+            f"{DEFAULT_MAX_DECODED_BYTES / 3e6:.0f} MP of 8-bit RGB); downscale it first"
+        )
     return im
+
+
+def decoded_bytes_per_pixel(mode: str) -> int:
+    """Bytes a decoded pixel of a Pillow mode takes (16-bit and 32-bit bands counted as such)."""
+    try:
+        bands = Image.getmodebands(mode)
+    except (KeyError, ValueError):
+        bands = 4  # unknown mode: assume the widest common layout
+    if mode in ("I", "F", "I;32", "RGBa;16"):
+        return 4 * bands
+    if "16" in mode:
+        return 2 * bands
+    return max(1, bands)
 
 
 def exif_orientation(im: Image.Image) -> int:

@@ -16,6 +16,11 @@ from .types import Region
 
 #: Default pixel guard: 100 MP covers 48-108 MP phone sensors; a 200 MP upload is refused.
 DEFAULT_MAX_PIXELS = 100_000_000
+#: Decoded-size guard: a full-size decode plus the copies a crop needs peak at about 2.3x the
+#: decoded bytes, so 160 MB keeps a warm worker (models ~120 MB) under 500 MB on any input:
+#: 53 MP of 8-bit RGB (48 MP phone photos pass), 40 MP RGBA, 26 MP 16-bit RGB. Measured:
+#: a 100 MP JPEG peaked at 779 MB and a 50 MP RGBA PNG at 525 MB before this guard.
+DEFAULT_MAX_DECODED_BYTES = 160_000_000
 #: The ratios a request gets when it names none.
 DEFAULT_RATIOS = ("1:1", "16:9", "4:5", "9:16")
 #: Ratios further than this from 1 (either way) are refused: a 1:20 banner crop is a mistake.
@@ -222,6 +227,7 @@ class CropOptions:
 
 
 __all__ = [
+    "DEFAULT_MAX_DECODED_BYTES",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_RATIOS",
     "CropOptions",
