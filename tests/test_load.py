@@ -81,8 +81,7 @@ def test_face_detector_is_safe_under_threads():
 def test_learned_ranker_is_safe_under_threads():
     from autocrop.ranker import DEFAULT_RANKER_MODEL, LearnedRanker
 
-    if not Path(DEFAULT_RANKER_MODEL).is_file():
-        pytest.skip("no learned ranker shipped yet")
+    assert Path(DEFAULT_RANKER_MODEL).is_file(), "the learned ranker ships with the package"
     ranker = LearnedRanker()
     width = int(ranker._score.get_input_details()["descriptor"]["shape_signature"][-1])
     rng = np.random.default_rng(0)
