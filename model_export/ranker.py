@@ -213,6 +213,13 @@ def export(run_dir: Path, data_root: Path, models_dir: Path, ship: bool = True) 
             "data": "OSIE + EyeCrowd train split (every 10th photo by name is validation, never used); "
                     "dev = every 10th train photo (offset 5), picks the epoch",
             "photos": meta["photos"],
+            "crossfit": (
+                "training and dev photos were seen through cross-fitted saliency models "
+                f"({len(meta['crossfit'])} folds, `training.saliency --folds {len(meta['crossfit'])} --fold k`: "
+                "the model for a photo never saw it), so their maps and features carry the errors "
+                "the shipped model makes on new photos; validation photos through the shipped model"
+                if meta.get("crossfit") else "none: training photos through the shipped model"
+            ),
             "pairs": meta["pairs"],
             "preferences": {
                 "attention": "same ratio and size: the window with more human fixations wins "
@@ -241,7 +248,8 @@ def export(run_dir: Path, data_root: Path, models_dir: Path, ship: bool = True) 
                                                                   if k != "latency_ms_200_candidates"}},
         "latency_ms_1thread": report["latency_ms_200_candidates"],
         "commands": [
-            f"python -m training.ranker --out {run_dir}",
+            f"python -m training.ranker --out {run_dir}"
+            + (" --crossfit " + " ".join(meta["crossfit"]) if meta.get("crossfit") else ""),
             f"python -m model_export.ranker --run {run_dir}",
             "python -m training.crop_eval --methods engine --set ranker=composition",
             "python -m training.crop_eval --methods engine",

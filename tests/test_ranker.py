@@ -360,3 +360,59 @@ def test_auto_uses_the_learned_ranker_only_when_its_card_says_it_won(monkeypatch
     assert isinstance(engine.select_ranker(CropOptions(ranker="auto")), CompositionRanker)
     assert isinstance(engine.select_ranker(CropOptions(ranker="learned")), Lost)
     assert isinstance(engine.select_ranker(CropOptions(ranker="composition")), CompositionRanker)
+
+
+# --- cross-fitting ------------------------------------------------------------------------------
+
+DATA = Path(__file__).resolve().parents[1] / "../shared/data"
+needs_data = pytest.mark.skipif(not (DATA / "saliency" / "osie").exists(), reason="../shared/data is not present")
+
+
+@needs_data
+def test_fold_assignment_partitions_the_training_photos_as_saliency_training_does():
+    from training.datasets import load_saliency_sets
+    from training.saliency import TrainConfig, fold_assignment
+
+    sets = load_saliency_sets(DATA, TrainConfig.sets)
+    train = [r for name in TrainConfig.sets for r in sets[name][0]]
+    val = {(r.dataset, r.name) for name in TrainConfig.sets for r in sets[name][1]}
+    folds = fold_assignment(DATA, folds=2)
+    assert set(folds) == {(r.dataset, r.name) for r in train} and not set(folds) & val
+    # `training.saliency.train` keeps index % folds != fold: fold k's model never sees fold k.
+    for k in (0, 1):
+        kept = {(r.dataset, r.name) for i, r in enumerate(train) if i % 2 != k}
+        assert all(folds[key] != k for key in kept)
+        assert sum(v == k for v in folds.values()) == len(train) - len(kept)
+
+
+def test_each_training_photo_is_seen_by_the_model_that_never_saw_it():
+    from autocrop.saliency import CentreBiasSaliency
+    from training.datasets import FixationRecord
+    from training.ranker import Stages
+
+    a, b = CentreBiasSaliency(name="fold0"), CentreBiasSaliency(name="fold1")
+    stages = Stages(fold_models=(a, b), folds={("osie", "1.jpg"): 0, ("osie", "2.jpg"): 1})
+
+    def rec(name: str) -> FixationRecord:
+        return FixationRecord("osie", name, Path(name), 10, 10, np.zeros((0, 2), np.float32), 1)
+
+    assert stages.saliency_for(rec("1.jpg")) is a
+    assert stages.saliency_for(rec("2.jpg")) is b
+    assert stages.saliency_for(rec("0.jpg")) is stages.saliency  # validation: the shipped model
+    plain = Stages()
+    assert plain.saliency_for(rec("1.jpg")) is plain.saliency  # no folds: the shipped model
+
+
+def test_a_statistics_only_ranker_ignores_the_pooled_features():
+    pytest.importorskip("keras")
+    from training.ranker import RankerConfig, build_models
+
+    cfg = RankerConfig(reduced_channels=3, hidden=8, use_features=False)
+    c, g = 5, len(STAT_NAMES)
+    scorer, reducer, _, _ = build_models(cfg, c, np.ones(c), np.zeros(g), np.ones(g))
+    assert not reducer.get_layer("reduce").trainable
+    rng = np.random.default_rng(7)
+    stats = rng.normal(size=(4, g)).astype(np.float32)
+    one = np.asarray(scorer([rng.normal(size=(4, REGIONS, c)).astype(np.float32), stats], training=False))
+    two = np.asarray(scorer([rng.normal(size=(4, REGIONS, c)).astype(np.float32), stats], training=False))
+    np.testing.assert_allclose(one, two)

@@ -40,7 +40,7 @@ RATIOS = ("1:1", "16:9", "4:5", "9:16")
 FACE_MIN_SHORT_SIDE = 0.03
 #: ...and a face is cut when the share of its box inside the crop is strictly between these.
 CUT_LOW, CUT_HIGH = 0.10, 0.90
-METHODS = ("engine", "centre", "smartcrop")
+METHODS = ("engine", "centre", "smartcrop", "density-engine")
 
 #: A cropper: (record, ratios) -> one box per ratio, in stored-image pixels.
 Cropper = Callable[[FixationRecord, Sequence[str]], list[Box]]
@@ -148,6 +148,37 @@ def engine_cropper(options: CropOptions) -> Cropper:
     return crop
 
 
+def density_engine_cropper(options: CropOptions) -> Cropper:
+    """A ceiling, not a method: the engine with the photo's own human fixation density
+    (EVALUATION.md's ground truth, from the very fixations that are scored) in place of the
+    saliency model; faces, rules and score as the engine's. It shows what the engine's rules
+    cost when saliency is perfect, and so how far better saliency alone could take it."""
+    from autocrop.decode import decode
+    from autocrop.engine import analyse_image
+
+    from .fixations import density_map
+
+    @dataclass
+    class DensitySaliency:
+        density: np.ndarray
+        name: str = "human-fixation-density"
+
+        def predict(self, rgb: np.ndarray) -> np.ndarray:
+            import cv2
+
+            d = cv2.resize(self.density, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
+            return d / max(float(d.max()), 1e-12)
+
+    def crop(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
+        o = options.with_(ratios=tuple(ratios))
+        decoded = decode(record.image_path.read_bytes(), o.max_pixels, o.analysis_long_side, o.analysis_min_long_side)
+        density = density_map(record.fixations, record.height, record.width).astype(np.float32)
+        result = analyse_image(decoded, o, saliency=DensitySaliency(density))
+        return [c.box for c in result.crops]
+
+    return crop
+
+
 def centre_cropper(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
     """The largest box of each ratio, centred."""
     boxes = []
@@ -174,7 +205,12 @@ def smartcrop_cropper(record: FixationRecord, ratios: Sequence[str]) -> list[Box
 
 
 def croppers(options: CropOptions) -> dict[str, Cropper]:
-    return {"engine": engine_cropper(options), "centre": centre_cropper, "smartcrop": smartcrop_cropper}
+    return {
+        "engine": engine_cropper(options),
+        "centre": centre_cropper,
+        "smartcrop": smartcrop_cropper,
+        "density-engine": density_engine_cropper(options),
+    }
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -269,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT, help="shared data root")
     parser.add_argument("--sets", nargs="+", default=["osie", "eyecrowd"])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS[:3]), choices=METHODS,
+                        help="density-engine: the engine with the human fixation density as its saliency (a ceiling)")
     parser.add_argument("--split", choices=("val", "train"), default="val",
                         help="validation split (reported figures) or training split (for tuning)")
     parser.add_argument("--limit", type=int, default=0, help="first N images per set")

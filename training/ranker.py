@@ -110,6 +110,8 @@ class RankerConfig:
     composition_scale: tuple[float, float] = (0.5, 0.9)  # side of the zoomed sub-window
     crop_weight: float = 1.0  # FCDB / GAICD pairs, when their photos are given
     max_images: int | None = None  # per set, for smoke tests
+    # --- what the head sees: pooled backbone features (RoI/RoD) and/or window statistics
+    use_features: bool = True  # False: the reduction is frozen at 0, statistics only
 
 
 # --- human labels of a window --------------------------------------------------------------
@@ -200,23 +202,41 @@ def flip_faces(faces: Sequence[FaceLabel], width: int) -> list[FaceLabel]:
 
 @dataclass(eq=False)
 class Stages:
-    """The shared models and options (loaded once)."""
+    """The shared models and options (loaded once).
+
+    Cross-fitting: with `fold_models` (model k trained without the training photos of fold
+    k, `training.saliency --folds N --fold k`) and `folds` ((dataset, name) -> fold), a
+    training photo is seen through the saliency model that never saw it, so its maps are as
+    wrong as they will be on new photos, and the ranker learns to correct the model's real
+    mistakes, not the memorised maps of its own training photos. Other photos (validation)
+    go through the shipped model, as at run time.
+    """
 
     options: CropOptions = field(default_factory=CropOptions)
+    fold_models: tuple[Any, ...] = ()
+    folds: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.saliency = load_saliency()
         self.detector = load_face_detector()
-        if not hasattr(self.saliency, "predict_with_features"):
-            raise RuntimeError("the saliency model gives no features")
+        for model in (self.saliency, *self.fold_models):
+            if not hasattr(model, "predict_with_features"):
+                raise RuntimeError(f"the saliency model {model.name} gives no features")
 
-    def photo(self, data: bytes, flip: bool = False) -> PhotoContext:
+    def saliency_for(self, record: FixationRecord | None) -> Any:
+        """The model that never saw `record` in training (the shipped one for non-training photos)."""
+        if record is None or not self.fold_models:
+            return self.saliency
+        fold = self.folds.get((record.dataset, record.name))
+        return self.saliency if fold is None else self.fold_models[fold]
+
+    def photo(self, data: bytes, flip: bool = False, record: FixationRecord | None = None) -> PhotoContext:
         """The engine's own stages (decode, saliency pass with features, faces) -> photo context."""
         o = self.options
         decoded = decode(data, o.max_pixels, o.analysis_long_side, o.analysis_min_long_side)
         if flip:
             decoded = dataclasses.replace(decoded, rgb=np.ascontiguousarray(decoded.rgb[:, ::-1]))
-        out = saliency_pass(decoded.rgb, self.saliency)
+        out = saliency_pass(decoded.rgb, self.saliency_for(record))
         if out.features is None:
             raise RuntimeError(f"saliency model {self.saliency.name} returned no features")
         faces = faces_to_full(detect_faces(decoded.rgb, self.detector, o), decoded).reshape(-1, 5)
@@ -361,7 +381,7 @@ def add_photo(
 ) -> None:
     """One photo (mirrored or not): candidate rows per ratio, labels and, for training, pairs."""
     options = stages.options
-    photo = stages.photo(record.image_path.read_bytes(), flip)
+    photo = stages.photo(record.image_path.read_bytes(), flip, record)
     if (photo.width, photo.height) != (record.width, record.height):
         raise ValueError(f"{record.name}: decoded {photo.width}x{photo.height}, labels are for {record.width}x{record.height}")
     if flip:
@@ -509,7 +529,12 @@ def build_models(cfg: RankerConfig, channels: int, channel_std: np.ndarray, stat
     # Linear (no bias, no mean shift), so reducing the map and then pooling equals pooling
     # and then reducing, and an empty border stays exactly zero.
     scale = layers.Normalization(axis=-1, mean=np.zeros(channels), variance=np.square(channel_std), name="feature_scale")
-    reduce = layers.Dense(p, use_bias=False, name="reduce")
+    # Statistics only: the reduction is frozen at zero, so the pooled features add nothing
+    # (the exported model keeps its two signatures).
+    reduce = layers.Dense(
+        p, use_bias=False, name="reduce", trainable=cfg.use_features,
+        kernel_initializer="glorot_uniform" if cfg.use_features else "zeros",
+    )
     stat_norm = layers.Normalization(axis=-1, mean=stat_mean, variance=np.square(stat_std), name="stat_norm")
     reg = keras.regularizers.L2(cfg.l2)
     feat_drop = layers.Dropout(cfg.feature_dropout, name="feature_dropout")
@@ -798,6 +823,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. --set composition_weight=0.5")
     parser.add_argument("--reuse-tables", action="store_true", help="reuse the cached row tables in --out")
+    parser.add_argument("--crossfit", type=Path, nargs="+", metavar="MODEL",
+                        help="cross-fitting: fold k's saliency .tflite (trained without fold k), k = 0..N-1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -819,7 +846,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = [r for name in sets for r in sets[name][0][: cfg.max_images]]
     val = [r for name in sets for r in sets[name][1][: cfg.max_images]]
     fit_records, dev_records = split_dev(train)
-    stages = Stages()
+    if args.crossfit:
+        from autocrop.saliency import LiteRTSaliency
+
+        from .saliency import fold_assignment
+
+        stages = Stages(
+            fold_models=tuple(LiteRTSaliency(p) for p in args.crossfit),
+            folds=fold_assignment(args.data, folds=len(args.crossfit)),
+        )
+    else:
+        stages = Stages()
     tables = {}
     for name, records, is_train in (("fit", fit_records, True), ("dev", dev_records, False), ("val", val, False)):
         path = args.out / f"table_{name}.npz"
@@ -853,6 +890,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": asdict(cfg),
         "channels": int(fit_data["regions"].shape[2]),
         "saliency_model": stages.saliency.name,
+        "crossfit": [str(p) for p in args.crossfit] if args.crossfit else None,
         "stats": list(STAT_NAMES),
         "grid": GRID,
         "regions": REGIONS,

@@ -64,6 +64,12 @@ class TrainConfig:
     p_colour: float = 0.8
     p_gray: float = 0.1
     max_images: int | None = None  # for smoke tests
+    # Cross-fitting: with folds > 1, train on the training photos outside fold `fold`
+    # (training index % folds != fold), so that the held-out fold gets honest maps, as
+    # new photos do: the crop ranker and the engine's weights are tuned on those, never on
+    # the validation split. folds = 1 trains on every training photo (the shipped model).
+    folds: int = 1
+    fold: int = 0
     loss: LossWeights = field(default_factory=LossWeights)
     net: SaliencyNetConfig = field(default_factory=SaliencyNetConfig)
 
@@ -185,6 +191,8 @@ def train(cfg: TrainConfig, data_root: Path, out_dir: Path, backbone: Path = DEF
     sets = load_saliency_sets(data_root, cfg.sets)
     train_records = [r for name in cfg.sets for r in sets[name][0]]
     val_records = [r for name in cfg.sets for r in sets[name][1]]
+    if cfg.folds > 1:
+        train_records = [r for i, r in enumerate(train_records) if i % cfg.folds != cfg.fold]
     if cfg.max_images:
         train_records = train_records[: cfg.max_images]
         val_records = val_records[: max(2, cfg.max_images // 4)]
@@ -225,6 +233,13 @@ def train(cfg: TrainConfig, data_root: Path, out_dir: Path, backbone: Path = DEF
     return history
 
 
+def fold_assignment(data_root: Path, sets: tuple[str, ...] = TrainConfig.sets, folds: int = 2) -> dict[tuple[str, str], int]:
+    """(dataset, photo name) -> cross-fitting fold of every training photo, as `train` splits them."""
+    split = load_saliency_sets(data_root, sets)
+    records = [r for name in sets for r in split[name][0]]
+    return {(r.dataset, r.name): i % folds for i, r in enumerate(records)}
+
+
 def load_trained(run_dir: Path) -> keras.Model:
     """Rebuild the network from a run folder's config and load its weights."""
     cfg = json.loads((run_dir / "config.json").read_text())
@@ -246,11 +261,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=TrainConfig.lr_finetune)
     parser.add_argument("--max-images", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=1, help="cross-fitting: number of folds")
+    parser.add_argument("--fold", type=int, default=0, help="cross-fitting: the fold held out")
     args = parser.parse_args(argv)
+    if not 0 <= args.fold < max(args.folds, 1):
+        parser.error("--fold must be in 0..folds-1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = TrainConfig(epochs=args.epochs, epochs_frozen=args.epochs_frozen,
                       batch_size=args.batch_size, lr_finetune=args.lr,
-                      max_images=args.max_images, seed=args.seed)
+                      max_images=args.max_images, seed=args.seed, folds=args.folds, fold=args.fold)
     log.info("backend=%s config=%s", keras.backend.backend(), cfg)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     train(cfg, args.data, args.out, args.backbone)

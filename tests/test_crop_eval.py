@@ -1,0 +1,28 @@
+"""training.crop_eval's methods on photos with a known answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from autocrop import CropOptions
+from training.crop_eval import box_count, centre_cropper, croppers, fixation_integral
+from training.datasets import FixationRecord
+
+
+def test_the_density_ceiling_follows_the_fixations(tmp_path: Path) -> None:
+    """The engine run on the human fixation density puts a 9:16 box over the fixations,
+    even on a flat grey photo that gives the saliency model nothing to see."""
+    path = tmp_path / "flat.jpg"
+    cv2.imwrite(str(path), np.full((480, 640, 3), 128, np.uint8))
+    rng = np.random.default_rng(0)
+    fixations = np.clip(rng.normal((560.0, 240.0), 12.0, size=(200, 2)), 0, 479).astype(np.float32)
+    record = FixationRecord("osie", "flat.jpg", path, 640, 480, fixations, 1)
+    ceiling = croppers(CropOptions())["density-engine"]
+    (box,) = ceiling(record, ["9:16"])
+    integral = fixation_integral(record)
+    assert box_count(integral, box) >= 0.95 * len(fixations)
+    (centre,) = centre_cropper(record, ["9:16"])
+    assert box_count(integral, centre) < 0.05 * len(fixations)
