@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from autocrop import CropOptions
 from training.crop_eval import box_count, centre_cropper, croppers, fixation_integral
@@ -26,3 +27,32 @@ def test_the_density_ceiling_follows_the_fixations(tmp_path: Path) -> None:
     assert box_count(integral, box) >= 0.95 * len(fixations)
     (centre,) = centre_cropper(record, ["9:16"])
     assert box_count(integral, centre) < 0.05 * len(fixations)
+
+
+def test_saliency_alone_boxes_cover_the_peak() -> None:
+    from training.ceiling import saliency_only_boxes
+
+    sal = np.zeros((48, 64), np.float32)
+    sal[20:26, 55:60] = 1.0  # a blob near the right edge of a 640 x 480 photo
+    for box in saliency_only_boxes(sal, 640, 480):
+        assert box.x <= 550 and box.right >= 600 and box.y <= 200 and box.bottom >= 260
+
+
+DATA = Path(__file__).resolve().parents[1] / "../shared/data"
+
+
+@pytest.mark.skipif(not (DATA / "saliency" / "osie").exists(), reason="../shared/data is not present")
+def test_inter_observer_ceiling_runs_on_real_photos() -> None:
+    from training.ceiling import run
+    from training.datasets import observer_fixations
+
+    per = observer_fixations(DATA, "osie")
+    assert len(per) == 700 and all(len(v) == 15 for v in list(per.values())[:20])
+    table = run(DATA, limit=1)
+    assert set(table) == {
+        "engine, saliency model",
+        "engine, other observers' density",
+        "saliency alone, saliency model",
+        "saliency alone, other observers' density",
+    }
+    assert all(0.0 < v["of_oracle"] <= 1.0 for v in table.values())

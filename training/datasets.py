@@ -155,6 +155,21 @@ def _load_nus_fixations(
     return sorted(records, key=lambda r: r.name)
 
 
+def observer_fixations(data_root: Path, dataset: str) -> dict[str, list[np.ndarray]]:
+    """Image name -> each observer's (N, 2) fixations, 0-based stored-image pixels (OSIE, EyeCrowd).
+
+    The inter-observer ceiling (`training.ceiling`) needs them apart: some observers'
+    fixations predict the others' as well as anything can.
+    """
+    root = Path(data_root) / "saliency" / SET_DIRS[dataset]
+    scale = EYECROWD_SCALE if dataset == "eyecrowd" else 1.0
+    mat = scipy.io.loadmat(root / "fixations.mat", squeeze_me=True, struct_as_record=False)
+    return {
+        str(e.img): [(_points(s.fix_x, s.fix_y).reshape(-1, 2) - 1.0) * scale for s in _as_list(e.subjects)]
+        for e in _as_list(mat["fixations"])
+    }
+
+
 def _log_report(dataset: str, report: LoadReport) -> None:
     """Log what a loader kept and dropped."""
     log.info(
