@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -30,21 +30,9 @@ from autocrop.engine import analyse_image
 from autocrop.options import parse_ratio
 from autocrop.saliency import load_saliency
 
-from .crop_eval import RATIOS, box_count, countable_faces, cuts_a_face, fixation_integral, oracle_count
-from .datasets import DEFAULT_DATA_ROOT, FixationRecord, load_eyecrowd_faces, load_saliency_sets, observer_fixations
+from .crop_eval import RATIOS, MapSaliency, box_count, countable_faces, cuts_a_face, fixation_integral, oracle_count
+from .datasets import DEFAULT_DATA_ROOT, load_eyecrowd_faces, load_saliency_sets, observer_fixations
 from .fixations import density_map
-
-
-@dataclass
-class MapSaliency:
-    """A fixed map as the engine's saliency stage (resized to the analysis image)."""
-
-    density: np.ndarray
-    name: str = "human-fixation-density"
-
-    def predict(self, rgb: np.ndarray) -> np.ndarray:
-        d = cv2.resize(self.density, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
-        return d / max(float(d.max()), 1e-12)
 
 
 def inside_image(points: np.ndarray, width: int, height: int) -> np.ndarray:

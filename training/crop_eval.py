@@ -148,6 +148,21 @@ def engine_cropper(options: CropOptions) -> Cropper:
     return crop
 
 
+@dataclass
+class MapSaliency:
+    """A fixed map (a human fixation density) as the engine's saliency stage, resized to the
+    analysis image and scaled to peak 1, as the model's maps are."""
+
+    density: np.ndarray
+    name: str = "human-fixation-density"
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        import cv2
+
+        d = cv2.resize(self.density, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
+        return d / max(float(d.max()), 1e-12)
+
+
 def density_engine_cropper(options: CropOptions) -> Cropper:
     """A ceiling, not a method: the engine with the photo's own human fixation density
     (EVALUATION.md's ground truth, from the very fixations that are scored) in place of the
@@ -158,22 +173,11 @@ def density_engine_cropper(options: CropOptions) -> Cropper:
 
     from .fixations import density_map
 
-    @dataclass
-    class DensitySaliency:
-        density: np.ndarray
-        name: str = "human-fixation-density"
-
-        def predict(self, rgb: np.ndarray) -> np.ndarray:
-            import cv2
-
-            d = cv2.resize(self.density, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
-            return d / max(float(d.max()), 1e-12)
-
     def crop(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
         o = options.with_(ratios=tuple(ratios))
         decoded = decode(record.image_path.read_bytes(), o.max_pixels, o.analysis_long_side, o.analysis_min_long_side)
         density = density_map(record.fixations, record.height, record.width).astype(np.float32)
-        result = analyse_image(decoded, o, saliency=DensitySaliency(density))
+        result = analyse_image(decoded, o, saliency=MapSaliency(density))
         return [c.box for c in result.crops]
 
     return crop
