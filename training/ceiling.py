@@ -30,15 +30,18 @@ from autocrop.engine import analyse_image
 from autocrop.options import parse_ratio
 from autocrop.saliency import load_saliency
 
-from .crop_eval import RATIOS, MapSaliency, box_count, countable_faces, cuts_a_face, fixation_integral, oracle_count
-from .datasets import DEFAULT_DATA_ROOT, load_eyecrowd_faces, load_saliency_sets, observer_fixations
+from .crop_eval import (
+    RATIOS,
+    MapSaliency,
+    box_count,
+    countable_faces,
+    cuts_a_face,
+    fixation_integral,
+    oracle_count,
+    window_sums,
+)
+from .datasets import DEFAULT_DATA_ROOT, inside_image, load_eyecrowd_faces, load_saliency_sets, observer_fixations
 from .fixations import density_map
-
-
-def inside_image(points: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The points that round to a pixel of the image (the loaders' rule)."""
-    x, y = points[:, 0], points[:, 1]
-    return points[(x >= -0.5) & (x < width - 0.5) & (y >= -0.5) & (y < height - 0.5)].astype(np.float32)
 
 
 def saliency_only_boxes(saliency: np.ndarray, width: int, height: int) -> list[Box]:
@@ -48,7 +51,7 @@ def saliency_only_boxes(saliency: np.ndarray, width: int, height: int) -> list[B
     boxes = []
     for r in RATIOS:
         w, h = largest_window(width, height, parse_ratio(r))
-        sums = ii[h:, w:] - ii[:-h or None, w:] - ii[h:, : -w or None] + ii[:-h or None, : -w or None]
+        sums = window_sums(ii, w, h)
         y, x = np.unravel_index(int(np.argmax(sums)), sums.shape)
         boxes.append(Box(int(x), int(y), w, h))
     return boxes
@@ -74,8 +77,10 @@ def run(data_root: Path, split: str = "val", options: CropOptions | None = None,
             model_only = saliency_only_boxes(engine_model.saliency, record.width, record.height)
             labels = countable_faces(faces.get(record.name, []), record.width, record.height) if name == "eyecrowd" else []
             for a, b in ((slice(0, n // 2), slice(n // 2, n)), (slice(n // 2, n), slice(0, n // 2))):
-                guide = inside_image(np.concatenate(per[a]), record.width, record.height)
-                judge = replace(record, fixations=inside_image(np.concatenate(per[b]), record.width, record.height))
+                guide, held_out = (np.concatenate(per[half]) for half in (a, b))
+                guide = guide[inside_image(guide, record.width, record.height)].astype(np.float32)
+                held_out = held_out[inside_image(held_out, record.width, record.height)].astype(np.float32)
+                judge = replace(record, fixations=held_out)
                 density = density_map(guide, record.height, record.width).astype(np.float32)
                 human = analyse_image(decoded, options, saliency=MapSaliency(density))
                 methods = {

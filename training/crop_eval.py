@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from autocrop import Box, CropOptions, analyse
@@ -40,7 +41,9 @@ RATIOS = ("1:1", "16:9", "4:5", "9:16")
 FACE_MIN_SHORT_SIDE = 0.03
 #: ...and a face is cut when the share of its box inside the crop is strictly between these.
 CUT_LOW, CUT_HIGH = 0.10, 0.90
-METHODS = ("engine", "centre", "smartcrop", "density-engine")
+#: The croppers compared by default; "density-engine" (a ceiling, not a method) on request.
+DEFAULT_METHODS = ("engine", "centre", "smartcrop")
+METHODS = (*DEFAULT_METHODS, "density-engine")
 
 #: A cropper: (record, ratios) -> one box per ratio, in stored-image pixels.
 Cropper = Callable[[FixationRecord, Sequence[str]], list[Box]]
@@ -79,11 +82,15 @@ def box_count(integral: np.ndarray, box: Box) -> int:
     return int(integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0])
 
 
+def window_sums(integral: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Sum of the integrated map over every w x h box inside the image, indexed [y, x]."""
+    ii = integral
+    return ii[h:, w:] - ii[:-h or None, w:] - ii[h:, : -w or None] + ii[:-h or None, : -w or None]
+
+
 def oracle_count(integral: np.ndarray, w: int, h: int) -> int:
     """The most fixations any w x h box inside the image holds."""
-    ii = integral
-    sums = ii[h:, w:] - ii[:-h or None, w:] - ii[h:, : -w or None] + ii[:-h or None, : -w or None]
-    return int(sums.max())
+    return int(window_sums(integral, w, h).max())
 
 
 FaceRect = tuple[float, float, float, float]
@@ -157,8 +164,6 @@ class MapSaliency:
     name: str = "human-fixation-density"
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
-        import cv2
-
         d = cv2.resize(self.density, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
         return d / max(float(d.max()), 1e-12)
 
@@ -309,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT, help="shared data root")
     parser.add_argument("--sets", nargs="+", default=["osie", "eyecrowd"])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS[:3]), choices=METHODS,
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS,
                         help="density-engine: the engine with the human fixation density as its saliency (a ceiling)")
     parser.add_argument("--split", choices=("val", "train"), default="val",
                         help="validation split (reported figures) or training split (for tuning)")

@@ -101,7 +101,7 @@ def _image_size(path: Path) -> tuple[int, int]:
         return int(im.size[0]), int(im.size[1])
 
 
-def _inside(points: np.ndarray, width: int, height: int) -> np.ndarray:
+def inside_image(points: np.ndarray, width: int, height: int) -> np.ndarray:
     """Mask of points that round to a pixel of a width x height image."""
     x, y = points[:, 0], points[:, 1]
     ok = np.isfinite(x) & np.isfinite(y)
@@ -119,7 +119,7 @@ def _record(
     width, height = _image_size(image_path)
     pts = np.concatenate([p.reshape(-1, 2) for p in points_1based] or [np.zeros((0, 2))])
     pts = (pts - 1.0) * scale
-    keep = _inside(pts, width, height)
+    keep = inside_image(pts, width, height)
     report.images += 1
     report.fixations_total += int(pts.shape[0])
     report.fixations_dropped += int((~keep).sum())

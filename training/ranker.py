@@ -236,9 +236,10 @@ class Stages:
         decoded = decode(data, o.max_pixels, o.analysis_long_side, o.analysis_min_long_side)
         if flip:
             decoded = dataclasses.replace(decoded, rgb=np.ascontiguousarray(decoded.rgb[:, ::-1]))
-        out = saliency_pass(decoded.rgb, self.saliency_for(record))
+        model = self.saliency_for(record)
+        out = saliency_pass(decoded.rgb, model)
         if out.features is None:
-            raise RuntimeError(f"saliency model {self.saliency.name} returned no features")
+            raise RuntimeError(f"saliency model {model.name} returned no features")
         faces = faces_to_full(detect_faces(decoded.rgb, self.detector, o), decoded).reshape(-1, 5)
         index = SaliencyIndex.build(out.saliency, decoded.width, decoded.height)
         return PhotoContext.build(decoded.width, decoded.height, index, faces, out.features, out.letterbox)

@@ -192,7 +192,8 @@ def train(cfg: TrainConfig, data_root: Path, out_dir: Path, backbone: Path = DEF
     train_records = [r for name in cfg.sets for r in sets[name][0]]
     val_records = [r for name in cfg.sets for r in sets[name][1]]
     if cfg.folds > 1:
-        train_records = [r for i, r in enumerate(train_records) if i % cfg.folds != cfg.fold]
+        folds = assign_folds(train_records, cfg.folds)
+        train_records = [r for r, k in zip(train_records, folds) if k != cfg.fold]
     if cfg.max_images:
         train_records = train_records[: cfg.max_images]
         val_records = val_records[: max(2, cfg.max_images // 4)]
@@ -233,11 +234,16 @@ def train(cfg: TrainConfig, data_root: Path, out_dir: Path, backbone: Path = DEF
     return history
 
 
+def assign_folds(records: list[FixationRecord], folds: int) -> list[int]:
+    """The cross-fitting fold of each training record (interleaved, so each fold mixes both sets)."""
+    return [i % folds for i in range(len(records))]
+
+
 def fold_assignment(data_root: Path, sets: tuple[str, ...] = TrainConfig.sets, folds: int = 2) -> dict[tuple[str, str], int]:
     """(dataset, photo name) -> cross-fitting fold of every training photo, as `train` splits them."""
     split = load_saliency_sets(data_root, sets)
     records = [r for name in sets for r in split[name][0]]
-    return {(r.dataset, r.name): i % folds for i, r in enumerate(records)}
+    return {(r.dataset, r.name): k for r, k in zip(records, assign_folds(records, folds))}
 
 
 def load_trained(run_dir: Path) -> keras.Model:
