@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -214,7 +213,10 @@ def test_shipped_ranker_loads_with_its_card():
 
 
 @shipped
-def test_scoring_200_candidates_takes_at_most_5_ms():
+def test_scoring_200_candidates_repeatably():
+    """200 candidates scored from a fresh photo (its per-photo reduction included) give
+    finite scores, the same each time. How long it takes is measured, side by side with the
+    composition score, by tests/benchmarks/bench_engine.py, not asserted here."""
     import dataclasses
 
     ranker = LearnedRanker()
@@ -223,14 +225,11 @@ def test_scoring_200_candidates_takes_at_most_5_ms():
     windows = propose_windows(4000, 3000, 1.0, OPTIONS)
     measured = measure_windows(windows, photo.index, photo.faces, 4000, 3000, OPTIONS)
     w, m = take(windows, np.arange(200)), take(measured, np.arange(200))
-    times = []
-    for _ in range(30):
-        fresh = dataclasses.replace(photo, _integrals={})  # the per-photo reduction counts too
-        t = time.perf_counter()
-        scores = ranker.score(fresh, w, m, OPTIONS)
-        times.append(time.perf_counter() - t)
-    assert scores.shape == (200,) and np.isfinite(scores).all()
-    assert float(np.median(times)) * 1000 <= 5.0
+    runs = [ranker.score(dataclasses.replace(photo, _integrals={}), w, m, OPTIONS) for _ in range(3)]
+    assert runs[0].shape == (200,) and np.isfinite(runs[0]).all()
+    assert np.ptp(runs[0]) > 0, "different windows must get different scores"
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-6)
+    np.testing.assert_allclose(runs[2], runs[0], rtol=1e-6)
 
 
 # --- training helpers ------------------------------------------------------------------------

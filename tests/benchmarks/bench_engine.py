@@ -10,6 +10,8 @@ OpenMP use one thread, LiteRT runs with num_threads=1):
   README uses it (`Image.open`, a full decode, then its own prescale), and given the
   engine's own trick, the 1/8 DCT-scale JPEG decode (its fastest possible setup). Runs
   alternate so every method sees the same machine load; medians over photos and repeats.
+- the learned ranker's cost: the same analysis with `ranker="composition"` and
+  `ranker="learned"`, interleaved.
 - process start to first result: `autocrop crop PHOTO --json` in a fresh process, from
   spawn to the first JSON line on stdout (median of 5).
 - peak memory at 24 MP (6000x4000 JPEG): a fresh process runs `analyse` (and, separately,
@@ -148,6 +150,32 @@ def time_analysis(photos: dict[str, bytes], repeats: int) -> dict[str, dict[str,
     }
 
 
+def time_rankers(photos: dict[str, bytes], repeats: int) -> dict[str, dict[str, float]]:
+    """Median ms for the whole analysis with each ranker, interleaved on the same photos.
+
+    Side by side, so the learned ranker's cost (pooling its features, the TFLite head over
+    the shortlist of `ranker_shortlist` windows per ratio) reads as the difference from the
+    composition score's run in the same moment, not as a number from another day.
+    """
+    from autocrop import CropOptions, analyse
+    from autocrop.engine import select_ranker
+
+    options = {name: CropOptions(ratios=RATIOS, ranker=name) for name in ("composition", "learned")}
+    if select_ranker(options["learned"]).name == "composition":
+        return {}  # no ranker model shipped: nothing to compare
+    runs: dict[str, list[float]] = {name: [] for name in options}
+    for data in photos.values():  # warm-up: both models loaded
+        for opts in options.values():
+            analyse(data, opts)
+    for _ in range(repeats):
+        for data in photos.values():
+            for name, opts in options.items():
+                start = time.perf_counter()
+                analyse(data, opts)
+                runs[name].append((time.perf_counter() - start) * 1000)
+    return {name: {"median_ms": statistics.median(v), "runs": len(v)} for name, v in runs.items()}
+
+
 def stage_medians(photos: dict[str, bytes], repeats: int) -> dict[str, float]:
     """Median per-stage timings the engine reports (decode, saliency, faces, candidates)."""
     from autocrop import CropOptions, analyse
@@ -225,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results["analysis"] = time_analysis(photos, args.repeats)
     results["engine_stages_ms"] = stage_medians(photos, max(3, args.repeats // 3))
+    results["rankers"] = time_rankers(photos, max(3, args.repeats // 3))
     with tempfile.TemporaryDirectory() as tmp:
         twelve = Path(tmp) / "photo_12mp.jpg"
         twelve.write_bytes(photos["astronaut"])
@@ -246,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|")
     for name, row in analysis.items():
         print(f"| {name} | {row['median_ms']:.1f} | {row['p90_ms']:.1f} | {row['runs']} |")
+    for name, row in results["rankers"].items():  # type: ignore[union-attr]
+        print(f"analysis with ranker={name}: median {row['median_ms']:.1f} ms ({row['runs']} runs)")
     print(f"engine stages (median ms): { {k: round(v, 1) for k, v in results['engine_stages_ms'].items()} }")
     for name, factor in results["speedup_vs_smartcrop"].items():  # type: ignore[union-attr]
         print(f"engine speed-up over {name}: {factor:.2f}x")
