@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from autocrop import CropOptions
+from tests.shared_data import DATA, needs_data
 from training.crop_eval import box_count, centre_cropper, croppers, fixation_integral
 from training.datasets import FixationRecord
 
@@ -38,10 +39,7 @@ def test_saliency_alone_boxes_cover_the_peak() -> None:
         assert box.x <= 550 and box.right >= 600 and box.y <= 200 and box.bottom >= 260
 
 
-DATA = Path(__file__).resolve().parents[1] / "../shared/data"
-
-
-@pytest.mark.skipif(not (DATA / "saliency" / "osie").exists(), reason="../shared/data is not present")
+@needs_data
 def test_inter_observer_ceiling_runs_on_real_photos() -> None:
     from training.ceiling import run
     from training.datasets import observer_fixations

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from tests.shared_data import DATA, OSIE, needs_data
 from training.datasets import (
     EYECROWD_SCALE,
     FixationRecord,
@@ -23,10 +24,7 @@ from training.datasets import (
     validation_split,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "../shared/data"
-OSIE = DATA / "saliency/osie"
 EYECROWD = DATA / "saliency/eyecrowd"
-needs_data = pytest.mark.skipif(not OSIE.exists(), reason="../shared/data is not present")
 
 
 def struct_array(rows: list[dict[str, Any]]) -> np.ndarray:

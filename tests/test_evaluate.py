@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.shared_data import DATA, needs_data
 from training.evaluate import main
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "../shared/data"
-pytestmark = pytest.mark.skipif(not (DATA / "saliency/osie").exists(), reason="no ../shared/data")
+pytestmark = needs_data
 
 
 def centre_logits(canvas: int = 256, stride: int = 4) -> np.ndarray:

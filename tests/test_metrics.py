@@ -10,6 +10,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from autocrop.saliency import centre_bias as autocrop_centre_bias
+from tests.shared_data import DATA, needs_data
 from training.datasets import FixationRecord, load_saliency_sets
 from training.fixations import density_map, density_sigma, fixation_map
 from training.metrics import (
@@ -22,8 +23,6 @@ from training.metrics import (
     nss,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "../shared/data"
-needs_data = pytest.mark.skipif(not (DATA / "saliency/osie").exists(), reason="no ../shared/data")
 
 
 # --- fixation maps and densities ------------------------------------------------------------

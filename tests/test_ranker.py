@@ -25,6 +25,7 @@ from autocrop.ranker import (
     take,
     window_stats,
 )
+from tests.shared_data import DATA, needs_data
 
 OPTIONS = CropOptions()
 STAT = {name: i for i, name in enumerate(STAT_NAMES)}
@@ -363,8 +364,6 @@ def test_auto_uses_the_learned_ranker_only_when_its_card_says_it_won(monkeypatch
 
 # --- cross-fitting ------------------------------------------------------------------------------
 
-DATA = Path(__file__).resolve().parents[1] / "../shared/data"
-needs_data = pytest.mark.skipif(not (DATA / "saliency" / "osie").exists(), reason="../shared/data is not present")
 
 
 @needs_data

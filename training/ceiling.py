@@ -25,8 +25,7 @@ import numpy as np
 
 from autocrop import Box, CropOptions
 from autocrop.candidates import largest_window
-from autocrop.decode import decode
-from autocrop.engine import analyse_image
+from autocrop.engine import analyse_image, decode_for
 from autocrop.options import parse_ratio
 from autocrop.saliency import load_saliency
 
@@ -71,8 +70,7 @@ def run(data_root: Path, split: str = "val", options: CropOptions | None = None,
         for record in sets[name][part][: limit or None]:
             per = observers[record.name]
             n = len(per)
-            decoded = decode(record.image_path.read_bytes(), options.max_pixels, options.analysis_long_side,
-                             options.analysis_min_long_side)
+            decoded = decode_for(record.image_path.read_bytes(), options)
             engine_model = analyse_image(decoded, options, saliency=model)
             model_only = saliency_only_boxes(engine_model.saliency, record.width, record.height)
             labels = countable_faces(faces.get(record.name, []), record.width, record.height) if name == "eyecrowd" else []

@@ -173,14 +173,13 @@ def density_engine_cropper(options: CropOptions) -> Cropper:
     (EVALUATION.md's ground truth, from the very fixations that are scored) in place of the
     saliency model; faces, rules and score as the engine's. It shows what the engine's rules
     cost when saliency is perfect, and so how far better saliency alone could take it."""
-    from autocrop.decode import decode
-    from autocrop.engine import analyse_image
+    from autocrop.engine import analyse_image, decode_for
 
     from .fixations import density_map
 
     def crop(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
         o = options.with_(ratios=tuple(ratios))
-        decoded = decode(record.image_path.read_bytes(), o.max_pixels, o.analysis_long_side, o.analysis_min_long_side)
+        decoded = decode_for(record.image_path.read_bytes(), o)
         density = density_map(record.fixations, record.height, record.width).astype(np.float32)
         result = analyse_image(decoded, o, saliency=MapSaliency(density))
         return [c.box for c in result.crops]

@@ -48,8 +48,7 @@ from typing import Any
 import numpy as np
 
 from autocrop.candidates import SaliencyIndex, Windows, largest_window, measure_windows, propose_windows
-from autocrop.decode import decode
-from autocrop.engine import faces_to_full, saliency_pass
+from autocrop.engine import decode_for, faces_to_full, saliency_pass
 from autocrop.faces import detect_faces, load_face_detector
 from autocrop.options import CropOptions, parse_ratio
 from autocrop.ranker import GRID, REGIONS, STAT_NAMES, PhotoContext, face_safe, pool_regions, take, window_stats
@@ -233,7 +232,7 @@ class Stages:
     def photo(self, data: bytes, flip: bool = False, record: FixationRecord | None = None) -> PhotoContext:
         """The engine's own stages (decode, saliency pass with features, faces) -> photo context."""
         o = self.options
-        decoded = decode(data, o.max_pixels, o.analysis_long_side, o.analysis_min_long_side)
+        decoded = decode_for(data, o)
         if flip:
             decoded = dataclasses.replace(decoded, rgb=np.ascontiguousarray(decoded.rgb[:, ::-1]))
         model = self.saliency_for(record)

@@ -32,20 +32,30 @@ def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+def decode_for(data: bytes, options: CropOptions) -> DecodedImage:
+    """The engine's decode of `data` under `options`: pixel limit, reduced analysis size."""
+    return decode(data, options.max_pixels, options.analysis_long_side, options.analysis_min_long_side)
+
+
 def analyse(data: bytes, options: CropOptions = _DEFAULT_OPTIONS) -> CropResult:
     """Find the best crop of the photo in `data` for every ratio in `options`."""
     start = time.perf_counter()
-    decoded = decode(data, options.max_pixels, options.analysis_long_side, options.analysis_min_long_side)
+    decoded = decode_for(data, options)
     decode_ms = _ms(start)
     return analyse_image(decoded, options, _timings={"decode": decode_ms}, _start=start)
 
 
-def predict_saliency(rgb: np.ndarray, predictor: SaliencyPredictor) -> np.ndarray:
-    """The predictor's map for `rgb`, checked: float32, the image's size, in [0, 1]."""
-    sal = np.asarray(predictor.predict(rgb), dtype=np.float32)
+def checked_map(sal: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """A predicted map made safe to index: float32, the image's size, finite, in [0, 1]."""
+    sal = np.asarray(sal, dtype=np.float32)
     if sal.shape != rgb.shape[:2]:
         sal = cv2.resize(sal, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
     return np.clip(np.nan_to_num(sal, nan=0.0), 0.0, 1.0)
+
+
+def predict_saliency(rgb: np.ndarray, predictor: SaliencyPredictor) -> np.ndarray:
+    """The predictor's map for `rgb`, checked."""
+    return checked_map(predictor.predict(rgb), rgb)
 
 
 def saliency_pass(rgb: np.ndarray, predictor: SaliencyPredictor) -> SaliencyOutput:
@@ -54,10 +64,7 @@ def saliency_pass(rgb: np.ndarray, predictor: SaliencyPredictor) -> SaliencyOutp
     if with_features is None:
         return SaliencyOutput(predict_saliency(rgb, predictor), None, None)
     out = with_features(rgb)
-    sal = np.asarray(out.saliency, dtype=np.float32)
-    if sal.shape != rgb.shape[:2]:
-        sal = cv2.resize(sal, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return SaliencyOutput(np.clip(np.nan_to_num(sal, nan=0.0), 0.0, 1.0), out.features, out.letterbox)
+    return SaliencyOutput(checked_map(out.saliency, rgb), out.features, out.letterbox)
 
 
 def select_ranker(options: CropOptions) -> Ranker:
