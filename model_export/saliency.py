@@ -27,7 +27,7 @@ from autocrop.preprocess import (CANVAS, IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STR
 import keras
 
 from autocrop.saliency import (DEFAULT_SALIENCY_MODEL, FEATURES_OUTPUT, SALIENCY_OUTPUT,
-                               LiteRTSaliency, TFLiteModel)
+                               LiteRTSaliency, RuntimePrior, TFLiteModel)
 
 from .quantize import RECIPES, convert, latency_ms, pearson, write
 
@@ -35,6 +35,8 @@ log = logging.getLogger("model_export.saliency")
 PARITY_BAR = 0.99
 #: Largest model file we ship (the layer budget and cold starts both pay for bytes).
 MAX_MODEL_BYTES = 8_000_000
+#: Where the shipped model's float readout is kept (for the parity test).
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference" / "saliency"
 #: The encoder layer whose output is shipped as `features` (stride 16, 96 channels).
 FEATURES_LAYER = "features.13.add"
 
@@ -59,15 +61,89 @@ def representative_canvases(records, limit: int = 200):
     return gen
 
 
+def shipped_saliency_net(run_dir: Path, selection: dict | None) -> keras.Model:
+    """The image-only net a run ships: its weights with the run-time prior map baked in.
+
+    A frozen-encoder run (training.saliency_frozen) gets the ImageNet encoder back under its
+    readout; a run with per-dataset priors gets the prior `selection` names (the mean learned
+    map or a flat one, training.prior_select); a single-prior run ships as trained.
+    """
+    from training.prior_select import prior_map
+    from training.saliency import load_trained, net_config
+    from training.saliency_frozen import assemble
+    from training.saliency_model import inference_net
+
+    kind = (selection or {}).get("prior", "learned")
+    if (run_dir / "readout.weights.h5").exists():
+        return assemble(run_dir, prior_map(run_dir, kind))
+    model = load_trained(run_dir)
+    config = net_config(run_dir)
+    if config.priors > 1:
+        return inference_net(model, config, prior_map(run_dir, kind, model))
+    return model
+
+
+def architecture(train_cfg: dict) -> str:
+    """The card's one-line description of the shipped net."""
+    net = train_cfg.get("net", {})
+    frozen = bool(train_cfg.get("frozen_encoder"))
+    encoder = ("MobileNetV2 encoder, torchvision ImageNet weights kept frozen"
+               + (" except the stride-32 blocks (fine-tuned)" if net.get("tune_top") else "")
+               if frozen else "MobileNetV2 encoder (torchvision ImageNet init, fine-tuned)")
+    return (f"{encoder}{' + its 1280-channel classifier conv' if net.get('deep_tap') else ''} + dilated "
+            "multi-scale context (dilations 1,2,4 + image pooling) + U-Net decoder (strides 16, 8, 4) "
+            + (f"+ one learned prior map per training set ({net.get('priors')}, UNISAL-style), replaced at "
+               "export by the run-time prior" if net.get("priors", 1) > 1 else "+ learned prior map")
+            + "; sigmoid output")
+
+
+def runtime_prior(selection: dict | None) -> dict:
+    """The card's `runtime_prior`: what autocrop.saliency.RuntimePrior applies, and why."""
+    if not selection:
+        return {"centre_exponent": 0.0, "sigma_frac": 0.25, "prior_map": "learned",
+                "chosen_by": "none: the net's own learned prior"}
+    return {
+        "centre_exponent": float(selection["centre_exponent"]),
+        "sigma_frac": 0.25,
+        "face_weight": float(selection.get("face_weight", 0.0)),
+        "prior_map": selection.get("prior", "learned"),
+        "chosen_by": "leave-one-dataset-out: readouts trained on OSIE alone / EyeCrowd alone predict "
+                     "the other set's training photos; best mean CC (training.prior_select); the "
+                     "MIT1003 sample never enters the choice",
+        "lodo_table": selection.get("lodo_table"),
+    }
+
+
+def commands(run_dir: Path, train_cfg: dict, selection: dict | None) -> list[str]:
+    """The commands that rebuild this model, in order."""
+    if train_cfg.get("frozen_encoder"):
+        net = train_cfg.get("net", {})
+        flags = "".join(f" --{k.replace('_', '-')}" for k in ("deep_tap", "tune_top") if net.get(k))
+        flags += f" --epochs {train_cfg.get('epochs')}"
+        out = [f"python -m training.saliency_frozen --sets osie --out runs/lodo_osie{flags.split(' --epochs')[0]} --epochs 12",
+               f"python -m training.saliency_frozen --sets eyecrowd --out runs/lodo_eyecrowd{flags.split(' --epochs')[0]} --epochs 12",
+               "python -m training.prior_select --osie-run runs/lodo_osie --eyecrowd-run runs/lodo_eyecrowd "
+               "--json runs/prior.json",
+               f"python -m training.saliency_frozen --out {run_dir}{flags}"]
+    else:
+        out = [f"python -m training.saliency --out {run_dir}"]
+    prior = f" --prior {selection['source']}" if selection and selection.get("source") else ""
+    return out + [f"python -m model_export.saliency --run {run_dir}{prior}",
+                  "python -m training.evaluate --model layers/autocrop/models/saliency.tflite",
+                  "python -m training.ceiling --split-half-only"]
+
+
 def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
            recipes: tuple[str, ...] = ("float32", "float16", "int8"), val_limit: int | None = None,
-           ship: bool = True) -> dict:
+           ship: bool = True, selection: dict | None = None,
+           reference_dir: Path | None = REFERENCE_DIR) -> dict:
     """Convert every recipe, measure it, choose one and (optionally) ship it with its card."""
     from training.datasets import load_saliency_sets
-    from training.metrics import evaluate_centre_bias, evaluate_maps
-    from training.saliency import load_trained
-
-    model = load_trained(run_dir)
+    from training.evaluate import evaluate_centre, evaluate_predictor
+    model = shipped_saliency_net(run_dir, selection)
+    prior = (RuntimePrior(float(selection.get("centre_exponent", 0.0)),
+                          face_weight=float(selection.get("face_weight", 0.0)))
+             if selection else RuntimePrior())
     # One pass, two outputs: the saliency map and the stride-16 encoder features the crop
     # ranker pools from, so ranking costs no second backbone pass.
     shipped = keras.Model(model.input, {
@@ -86,7 +162,7 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
         canvas, box = letterbox(rgb, CANVAS)
         raw = np.asarray(model(canvas[None], training=False))[0, ..., 0]
         inputs.append((canvas, box, rgb.shape[:2]))
-        refs.append(normalise_map(unletterbox(raw, box, *rgb.shape[:2])))
+        refs.append(prior.apply(unletterbox(raw, box, *rgb.shape[:2])))
 
     rng = np.random.default_rng(0)
     rep = representative_canvases([train[i] for i in rng.permutation(len(train))])
@@ -98,7 +174,7 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
         parities = []
         for (canvas, box, (h, w)), ref in zip(inputs, refs):
             raw = runner(canvas[None])[SALIENCY_OUTPUT][0, ..., 0]
-            parities.append(pearson(ref, normalise_map(unletterbox(raw, box, h, w))))
+            parities.append(pearson(ref, prior.apply(unletterbox(raw, box, h, w))))
         x = inputs[0][0][None]
         variants[name] = {
             "file": path.name,
@@ -126,10 +202,14 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
     target = models_dir / DEFAULT_SALIENCY_MODEL.name
     target.write_bytes((out_dir / variants[chosen]["file"]).read_bytes())
     predictor = LiteRTSaliency(target, num_threads=1)
-    val_all = [r for s in sets.values() for r in s[1]]
-    metrics = evaluate_maps(lambda r: predictor.predict(r.load_rgb()), val_all)
-    baseline = evaluate_centre_bias(val_all)
+    predictor.prior = prior  # the card on disk is the old model's until written below
+    metrics = evaluate_predictor(data_root, lambda r: predictor.predict(r.load_rgb()))
+    baseline = evaluate_centre(data_root)
+    # EVALUATION.md's human level on the out-of-domain sample and the in-domain val sets.
+    from training.ceiling import split_half
+    halves = {name: split_half(data_root, name, saliency=predictor) for name in ("mit1003", "osie", "eyecrowd")}
     train_cfg = json.loads((run_dir / "config.json").read_text())
+    frozen = bool(train_cfg.get("frozen_encoder"))
     history = json.loads((run_dir / "history.json").read_text())
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     card = {
@@ -138,9 +218,7 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
         "sha256": digest,
         "size_bytes": target.stat().st_size,
         "task": "saliency: probability that people fixate each pixel (free viewing)",
-        "architecture": "MobileNetV2 encoder (torchvision ImageNet init) + dilated multi-scale "
-                        "context (dilations 1,2,4 + image pooling) + U-Net decoder (strides 16, 8, 4) "
-                        "+ learned prior map; sigmoid output",
+        "architecture": architecture(train_cfg),
         "input": {
             "shape": [1, CANVAS, CANVAS, 3], "dtype": "float32" if chosen != "int8" else "int8",
             "content": "RGB in [0, 255], photo resized without distortion so its long side is "
@@ -156,13 +234,16 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
                      "(autocrop.preprocess.unletterbox), resizes to the photo and divides by the max",
         }, "features": {
             "shape": [1, CANVAS // 16, CANVAS // 16, 96], "stride": 16,
-            "meaning": f"MobileNetV2 {FEATURES_LAYER} activations (fine-tuned encoder) over the "
-                       "whole canvas, for the crop ranker's RoIAlign pooling",
+            "meaning": f"MobileNetV2 {FEATURES_LAYER} activations ("
+                       + ("ImageNet weights, frozen" if frozen else "fine-tuned encoder")
+                       + ") over the whole canvas, for the crop ranker's RoIAlign pooling",
         }},
+        "runtime_prior": runtime_prior(selection),
         "quantization": chosen,
         "training": {
             "data": "OSIE (700 photos, 15 observers) + EyeCrowd (400 photos here, 16 observers), "
-                    "ground truth = fixations blurred with sigma 0.03 x max(w, h) (EVALUATION.md)",
+                    "ground truth = fixations blurred with sigma 0.03 x max(w, h) (EVALUATION.md); "
+                    "the MIT1003 sample is out-of-domain validation only (never trained or tuned on)",
             "split": "per set, images sorted by name, every 10th (index % 10 == 0) is validation "
                      "and never trained on: 70 OSIE + 40 EyeCrowd validation photos",
             "train_images": len(train),
@@ -170,19 +251,24 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
             "final_epoch": {k: v[-1] for k, v in history.items()},
         },
         "validation": {"model": metrics, "centre_bias_baseline": baseline},
+        "split_half": halves,
         "export": report,
         "latency_ms_1thread": variants[chosen]["latency_ms_1thread"],
-        "commands": [
-            f"python -m training.saliency --out {run_dir}",
-            f"python -m model_export.saliency --run {run_dir}",
-            "python -m training.evaluate --model layers/autocrop/models/saliency.tflite",
-        ],
+        "commands": commands(run_dir, train_cfg, selection),
         "commit": git_commit(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "licence": "model weights: MIT (this project); backbone init: torchvision BSD-3-Clause; "
                    "data: OSIE and EyeCrowd, MIT",
     }
     target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    if (run_dir / "readout.weights.h5").exists() and reference_dir is not None:
+        # The float readout ships beside the exporter (not in the layer) so that a test can
+        # rebuild the float net and check the shipped file's parity against it.
+        reference_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("readout.weights.h5", "config.json"):
+            (reference_dir / name).write_bytes((run_dir / name).read_bytes())
+        (reference_dir / "prior.json").write_text(json.dumps(
+            {"prior": (selection or {}).get("prior", "learned"), "runtime_prior": card["runtime_prior"]}, indent=1))
     report["card"] = card
     return report
 
@@ -196,10 +282,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="where variants go (default: RUN/tflite)")
     parser.add_argument("--models-dir", type=Path, default=DEFAULT_SALIENCY_MODEL.parent)
     parser.add_argument("--no-ship", action="store_true", help="measure only; do not replace the shipped model")
+    parser.add_argument("--prior", type=Path, default=None,
+                        help="training.prior_select --json output: the run-time prior and its LODO table")
+    parser.add_argument("--val-limit", type=int, default=None, help="parity on the first N photos (smoke tests)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    selection = None
+    if args.prior is not None:
+        chosen = json.loads(args.prior.read_text())
+        selection = {**chosen["chosen"], "lodo_table": chosen["table"], "source": str(args.prior)}
     report = export(args.run, args.data, args.out or args.run / "tflite", args.models_dir,
-                    ship=not args.no_ship)
+                    ship=not args.no_ship, selection=selection, val_limit=args.val_limit)
     print(f"{'recipe':<8} {'size MB':>8} {'parity mean':>12} {'parity min':>11} {'ms (1 thr)':>11}")
     for name, v in report["variants"].items():
         print(f"{name:<8} {v['size_bytes'] / 1e6:>8.2f} {v['parity_cc_mean']:>12.4f} "

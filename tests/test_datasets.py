@@ -316,4 +316,39 @@ def test_load_saliency_sets_sizes() -> None:
     assert osie_val[0].name == "1001.jpg" and osie_val[1].name == "1011.jpg"
     assert not {r.name for r in osie_train} & {r.name for r in osie_val}
     with pytest.raises(ValueError):
-        load_saliency_sets(DATA, sets=("mit1003",))
+        load_saliency_sets(DATA, sets=("mit300",))
+
+
+@needs_data
+def test_mit1003_sample_loads_every_observer_and_trains_nothing() -> None:
+    """The out-of-domain set: 100 photos, 15 observers, fixations in stored pixels, no training part."""
+    from training.datasets import observer_fixations
+
+    report = LoadReport()
+    train, val = load_saliency_sets(DATA, sets=("mit1003",))["mit1003"]
+    assert train == [] and len(val) == 100
+    records = {r.name: r for r in val}
+    first = records["i05june05_static_street_boston_p1010764.jpg"]
+    assert (first.width, first.height, first.observers) == (1024, 768, 15)
+    # SOURCE.md: 10,988 rows, 293 outside the frame.
+    assert sum(len(r.fixations) for r in val) == 10988 - 293
+    # Its first row (CNG, 499.42, 399.57) is a fixation of that photo, as stored (0-based).
+    assert np.isclose(first.fixations, [499.42, 399.57], atol=1e-3).all(axis=1).any()
+    per = observer_fixations(DATA, "mit1003")
+    assert len(per) == 100 and all(len(v) == 15 for v in per.values())
+    assert sum(len(p) for p in per[first.name]) >= len(first.fixations)
+    sizes = {(r.width, r.height) for r in val}
+    assert (768, 1024) in sizes and max(max(s) for s in sizes) == 1024
+    del report
+
+
+@needs_data
+def test_training_refuses_the_out_of_domain_set(tmp_path) -> None:
+    from training.saliency import TrainConfig, train
+    from training.saliency_frozen import FrozenConfig
+    from training.saliency_frozen import train as train_frozen
+
+    with pytest.raises(ValueError, match="out-of-domain"):
+        train(TrainConfig(sets=("osie", "mit1003"), epochs=1, max_images=2), DATA, tmp_path)
+    with pytest.raises(ValueError, match="out-of-domain"):
+        train_frozen(FrozenConfig(sets=("mit1003",)), tmp_path, tmp_path)

@@ -8,7 +8,8 @@ import pytest
 
 from training.backbone import DEFAULT_WEIGHTS, load_torchvision_weights
 from training.datasets import DEFAULT_DATA_ROOT, load_saliency_sets
-from training.saliency import TrainConfig, cache_sample, load_trained, main, make_example
+from training.saliency_model import inference_net, learned_prior_maps
+from training.saliency import net_config, TrainConfig, cache_sample, load_trained, main, make_example
 from training.saliency_model import (SaliencyLoss, build_saliency_net, cc_score, kl_loss,
                                      nss_score, set_backbone_trainable)
 
@@ -70,5 +71,14 @@ def test_training_cli_saves_a_loadable_run(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == 2
     model = load_trained(out)
-    pred = np.asarray(model(np.zeros((1, 256, 256, 3), np.float32)))
+    # One learned prior per training set (UNISAL): the training net takes the photo's set.
+    image = np.zeros((1, 256, 256, 3), np.float32)
+    pred = np.asarray(model({"image": image, "dataset": np.eye(2, dtype=np.float32)[:1]}))
     assert pred.shape == (1, 64, 64, 1) and 0 <= pred.min() <= pred.max() <= 1
+    maps = learned_prior_maps(model)
+    assert maps.shape == (2, 64, 64)
+    # The shipped net is image-only, with the run-time prior map in place of the per-set ones.
+    shipped = inference_net(model, net_config(out), maps.mean(axis=0))
+    assert len(shipped.inputs) == 1
+    other = np.asarray(shipped(image))
+    assert other.shape == (1, 64, 64, 1)

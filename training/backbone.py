@@ -75,18 +75,26 @@ def _inverted_residual(x, index: int, expand: int, out_ch: int, stride: int):
     return y
 
 
-def mobilenet_v2_features(inputs, include_top_conv: bool = False):
-    """Build the feature extractor on `inputs` (RGB [0, 255]); return {stride: tensor}."""
-    x = ImageNetNormalize(name="imagenet_normalize")(inputs)
-    x = _conv_bn(x, 32, 3, 2, "features.0.0", False, True, "features.0.1")
+def mobilenet_v2_features(inputs, include_top_conv: bool = False, start: int = 0):
+    """Build the feature extractor on `inputs` (RGB [0, 255]); return {stride: tensor}.
+
+    With `start` > 0, `inputs` is the output of block `start - 1` and only the blocks from
+    `start` on are built (a readout that fine-tunes the encoder's top on cached taps).
+    """
+    if start == 0:
+        x = ImageNetNormalize(name="imagenet_normalize")(inputs)
+        x = _conv_bn(x, 32, 3, 2, "features.0.0", False, True, "features.0.1")
+    else:
+        x = inputs
     taps = {}
     index = 1
     for expand, channels, repeats, stride in INVERTED_RESIDUAL_SETTINGS:
         for r in range(repeats):
-            x = _inverted_residual(x, index, expand, channels, stride if r == 0 else 1)
-            for s, tap in STRIDE_TAPS.items():
-                if tap == index:
-                    taps[s] = x
+            if index >= start:
+                x = _inverted_residual(x, index, expand, channels, stride if r == 0 else 1)
+                for s, tap in STRIDE_TAPS.items():
+                    if tap == index:
+                        taps[s] = x
             index += 1
     if include_top_conv:
         x = _conv_bn(x, 1280, 1, 1, "features.18.0", False, True, "features.18.1")

@@ -41,6 +41,7 @@ from .crop_eval import (
 )
 from .datasets import DEFAULT_DATA_ROOT, inside_image, load_eyecrowd_faces, load_saliency_sets, observer_fixations
 from .fixations import density_map
+from .metrics import cc
 
 
 def saliency_only_boxes(saliency: np.ndarray, width: int, height: int) -> list[Box]:
@@ -100,13 +101,124 @@ def run(data_root: Path, split: str = "val", options: CropOptions | None = None,
     }
 
 
+def centred_boxes(width: int, height: int) -> list[Box]:
+    """The centred largest box of each ratio (the centre crop)."""
+    boxes = []
+    for r in RATIOS:
+        w, h = largest_window(width, height, parse_ratio(r))
+        boxes.append(Box((width - w) // 2, (height - h) // 2, w, h))
+    return boxes
+
+
+def _of_oracle(integral: np.ndarray, boxes: Sequence[Box]) -> list[float]:
+    out = []
+    for box in boxes:
+        best = oracle_count(integral, box.w, box.h)
+        out.append(box_count(integral, box) / best if best else 1.0)
+    return out
+
+
+def split_half_photo(per_observer: Sequence[np.ndarray], width: int, height: int,
+                     model_map: np.ndarray, engine_boxes: Sequence[Box],
+                     seeds: Sequence[int] = (0, 1, 2)) -> dict[str, list[float]]:
+    """EVALUATION.md's "Human level" figures of one photo, one value per seed (crops: per box).
+
+    For each seed the observers are split at random into halves A and B (A the smaller when
+    their number is odd). Saliency: CC against B's density of the model's map (`model_map`,
+    the photo's size), of A's density (people) and of the centre bias. Crops (largest box of
+    each ratio): placed where A's density is densest (people), the engine's boxes, the
+    centred boxes; each scored by of_oracle on B's fixations.
+    """
+    from autocrop.saliency import centre_bias
+
+    w, h = width, height
+    centre = centre_bias(h, w)
+    centre_boxes = centred_boxes(w, h)
+    out: dict[str, list[float]] = {}
+    for seed in seeds:
+        order = np.random.default_rng((seed, len(per_observer))).permutation(len(per_observer))
+        half = len(per_observer) // 2
+        pts_a, pts_b = (np.concatenate([np.asarray(per_observer[i], np.float32).reshape(-1, 2) for i in idx])
+                        for idx in (order[:half], order[half:]))
+        pts_a = pts_a[inside_image(pts_a, w, h)]
+        pts_b = pts_b[inside_image(pts_b, w, h)]
+        dens_a, dens_b = density_map(pts_a, h, w), density_map(pts_b, h, w)
+        out.setdefault("cc_model", []).append(cc(model_map, dens_b))
+        out.setdefault("cc_people", []).append(cc(dens_a, dens_b))
+        out.setdefault("cc_centre", []).append(cc(centre, dens_b))
+        judge = _judge_integral(pts_b, w, h)
+        out.setdefault("crop_engine", []).extend(_of_oracle(judge, engine_boxes))
+        out.setdefault("crop_people", []).extend(_of_oracle(judge, saliency_only_boxes(dens_a, w, h)))
+        out.setdefault("crop_centre", []).extend(_of_oracle(judge, centre_boxes))
+    return out
+
+
+def _judge_integral(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    from .datasets import FixationRecord
+
+    record = FixationRecord("split-half", "", Path(), width, height, points, 0)
+    return fixation_integral(record)
+
+
+def summarise_split_half(sums: dict[str, list[float]]) -> dict[str, float]:
+    """Means, plus level = (model - centre) / (people - centre) for saliency and crops."""
+    out = {k: float(np.mean(v)) for k, v in sums.items()}
+    out["saliency_level"] = (out["cc_model"] - out["cc_centre"]) / (out["cc_people"] - out["cc_centre"])
+    out["crop_gap_closed"] = (out["crop_engine"] - out["crop_centre"]) / (out["crop_people"] - out["crop_centre"])
+    return out
+
+
+def split_half(data_root: Path, dataset: str, options: CropOptions | None = None,
+               seeds: Sequence[int] = (0, 1, 2), limit: int = 0, saliency=None) -> dict[str, float]:
+    """`split_half_photo` over a set's validation photos (the MIT1003 sample: all 100)."""
+    options = (options or CropOptions()).with_(ratios=RATIOS)
+    part = load_saliency_sets(data_root, (dataset,))[dataset][1][: limit or None]
+    observers = observer_fixations(data_root, dataset)
+    model = saliency or load_saliency()
+    sums: dict[str, list[float]] = {}
+    for record in part:
+        decoded = decode_for(record.image_path.read_bytes(), options)
+        result = analyse_image(decoded, options, saliency=model)
+        model_map = cv2.resize(result.saliency, (record.width, record.height), interpolation=cv2.INTER_LINEAR)
+        photo = split_half_photo(observers[record.name], record.width, record.height, model_map,
+                                 [c.box for c in result.crops], seeds)
+        for k, v in photo.items():
+            sums.setdefault(k, []).extend(v)
+    out = summarise_split_half(sums)
+    out["photos"] = float(len(part))
+    return out
+
+
+def format_split_half(rows: dict[str, dict[str, float]]) -> str:
+    """Markdown table of `split_half` per data set."""
+    head = ("set", "CC model vs B", "CC people (A vs B)", "CC centre vs B", "saliency level",
+            "crops engine", "crops people", "crops centre", "gap_closed")
+    keys = ("cc_model", "cc_people", "cc_centre", "saliency_level", "crop_engine", "crop_people",
+            "crop_centre", "crop_gap_closed")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in rows.items():
+        lines.append(f"| {name} ({int(r['photos'])}) | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--split", choices=("val", "train"), default="val")
     parser.add_argument("--limit", type=int, default=0, help="first N photos per set")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--split-half-only", action="store_true",
+                        help="only EVALUATION.md's split-half figures (MIT1003 sample and validation)")
+    parser.add_argument("--seeds", type=int, default=3, help="random observer splits per photo")
     args = parser.parse_args(argv)
+    halves = {name: split_half(args.data, name, seeds=range(args.seeds), limit=args.limit)
+              for name in ("mit1003", "osie", "eyecrowd")}
+    print("Split-half human level (EVALUATION.md), observers split at random per seed:")
+    print(format_split_half(halves))
+    if args.split_half_only:
+        if args.json:
+            args.json.write_text(json.dumps({"split_half": halves}, indent=1))
+        return 0
     table = run(args.data, args.split, limit=args.limit)
     print("| chooser | guided by | of_oracle (held-out half) | face_cut_rate |")
     print("|---|---|---|---|")
@@ -114,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chooser, guide = method.split(", ")
         print(f"| {chooser} | {guide} | {v['of_oracle']:.4f} | {v['face_cut_rate']:.3f} |")
     if args.json:
-        args.json.write_text(json.dumps(table, indent=1))
+        args.json.write_text(json.dumps({"split_half": halves, "ceiling": table}, indent=1))
     return 0
 
 

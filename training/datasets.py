@@ -10,6 +10,7 @@ fixations outside are dropped and counted in `LoadReport`.
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,10 @@ EYECROWD_SCALE = 640 / 1024
 #: Every `VALIDATION_EVERY`-th image (by sorted name) is held out for validation.
 VALIDATION_EVERY = 10
 #: Data sets `load_saliency_sets` knows, with their folder under `<data_root>/saliency`.
-SET_DIRS = {"osie": "osie", "eyecrowd": "eyecrowd", "salicon": "salicon"}
+SET_DIRS = {"osie": "osie", "eyecrowd": "eyecrowd", "salicon": "salicon", "mit1003": "mit1003_100"}
+#: Out-of-domain sets: evaluated, never trained or tuned on (EVALUATION.md). Their loaders
+#: return every photo as validation and none as training, so no training path can see them.
+REPORT_ONLY_SETS = ("mit1003",)
 
 
 # eq=False: a generated __eq__ would compare the fixation arrays element-wise (and raise);
@@ -162,12 +166,49 @@ def observer_fixations(data_root: Path, dataset: str) -> dict[str, list[np.ndarr
     fixations predict the others' as well as anything can.
     """
     root = Path(data_root) / "saliency" / SET_DIRS[dataset]
+    if dataset == "mit1003":
+        return _mit1003_observers(root)
     scale = EYECROWD_SCALE if dataset == "eyecrowd" else 1.0
     mat = scipy.io.loadmat(root / "fixations.mat", squeeze_me=True, struct_as_record=False)
     return {
         str(e.img): [(_points(s.fix_x, s.fix_y).reshape(-1, 2) - 1.0) * scale for s in _as_list(e.subjects)]
         for e in _as_list(mat["fixations"])
     }
+
+
+def _mit1003_observers(root: Path) -> dict[str, list[np.ndarray]]:
+    """MIT1003 sample: image name -> each observer's (N, 2) fixations as stored (0-based pixels).
+
+    SOURCE.md: the coordinates are the published ones and it is not known whether they are
+    0- or 1-based; they are taken as 0-based (a 1 px question, far below the 0.03 x 1024 px
+    blur). Observers are kept in the order the table first lists them, so splits are
+    reproducible.
+    """
+    rows: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    with open(root / "fixations.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            per = rows.setdefault(row["image"], {})
+            per.setdefault(row["observer"], []).append((float(row["x"]), float(row["y"])))
+    return {
+        image: [np.asarray(pts, dtype=np.float64).reshape(-1, 2) for pts in per.values()]
+        for image, per in rows.items()
+    }
+
+
+def load_mit1003(root: Path, report: LoadReport | None = None) -> list[FixationRecord]:
+    """MIT1003 sample (out-of-domain, report only): 100 photos, 15 observers, from fixations.csv."""
+    root = Path(root)
+    report = report if report is not None else LoadReport()
+    records = []
+    for image, per in sorted(_mit1003_observers(root).items()):
+        image_path = root / "stimuli" / image
+        if not image_path.exists():
+            report.images_missing += 1
+            continue
+        # Coordinates are 0-based already: _record subtracts 1 from 1-based points, so add it.
+        records.append(_record("mit1003", image_path, [p + 1.0 for p in per], 1.0, report))
+    _log_report("mit1003", report)
+    return records
 
 
 def _log_report(dataset: str, report: LoadReport) -> None:
@@ -288,7 +329,10 @@ def validation_split(
 def load_saliency_sets(
     data_root: Path = DEFAULT_DATA_ROOT, sets: Sequence[str] = ("osie", "eyecrowd")
 ) -> dict[str, tuple[list[FixationRecord], list[FixationRecord]]]:
-    """(train, val) records per data set; SALICON keeps its own train/val split."""
+    """(train, val) records per data set; SALICON keeps its own train/val split.
+
+    A report-only set (MIT1003) comes back as ([], every photo): nothing can train on it.
+    """
     saliency_root = Path(data_root) / "saliency"
     out: dict[str, tuple[list[FixationRecord], list[FixationRecord]]] = {}
     for name in sets:
@@ -299,6 +343,8 @@ def load_saliency_sets(
             out[name] = validation_split(load_osie(root))
         elif name == "eyecrowd":
             out[name] = validation_split(load_eyecrowd(root))
+        elif name == "mit1003":
+            out[name] = ([], load_mit1003(root))
         else:
             out[name] = (load_salicon(root, "train"), load_salicon(root, "val"))
     return out

@@ -4,7 +4,8 @@
         [--data ../shared/data] [--json out.json] [--baseline-only]
 
 Prints CC, NSS and AUC-Judd for OSIE val, EyeCrowd val and both combined (mean over all
-images pooled), for the model (run through `autocrop.saliency.LiteRTSaliency`, the same
+images pooled), and for the out-of-domain MIT1003 sample (reported apart, never part of
+"combined", never tuned on), for the model (run through `autocrop.saliency.LiteRTSaliency`, the same
 path the engine uses) and for the centre-bias baseline, plus the model's CC gain over the
 baseline. Progress goes to stderr, the table to stdout.
 """
@@ -20,11 +21,12 @@ from typing import Any
 
 from autocrop.saliency import DEFAULT_SALIENCY_MODEL, LiteRTSaliency
 
-from .datasets import DEFAULT_DATA_ROOT, FixationRecord, load_saliency_sets
-from .metrics import METRIC_NAMES, evaluate_centre_bias, evaluate_maps
+from .datasets import DEFAULT_DATA_ROOT, REPORT_ONLY_SETS, FixationRecord, load_saliency_sets
+from .metrics import METRIC_NAMES, centre_bias, evaluate_maps
 
 #: Table rows: result key -> label.
-ROW_LABELS = {"osie": "OSIE val", "eyecrowd": "EyeCrowd val", "combined": "combined"}
+ROW_LABELS = {"osie": "OSIE val", "eyecrowd": "EyeCrowd val", "combined": "combined",
+              "mit1003": "MIT1003 sample (out-of-domain)"}
 #: Column headers for the metrics, in METRIC_NAMES order.
 METRIC_LABELS = {"cc": "CC", "nss": "NSS", "auc_judd": "AUC-Judd"}
 
@@ -37,22 +39,35 @@ def validation_records(
     return [record for name in sets for record in loaded[name][1]]
 
 
+def evaluate_predictor(data_root: Path, predict: Any, progress: bool = False,
+                       desc: str = "evaluate") -> dict[str, Any]:
+    """Scores of `predict(record) -> map` per in-domain val set, combined, and MIT1003 apart."""
+    records = validation_records(data_root)
+    outside = validation_records(data_root, REPORT_ONLY_SETS)
+    # In-domain sets pool into "combined"; the out-of-domain set is its own row.
+    result = evaluate_maps(predict, records, progress=progress, desc=desc)
+    for name, row in evaluate_maps(predict, outside, progress=progress, desc=desc).items():
+        if name != "combined":
+            result[name] = row
+    return result
+
+
+def evaluate_centre(data_root: Path, progress: bool = False) -> dict[str, Any]:
+    """`evaluate_predictor` for the centre-bias baseline."""
+    return evaluate_predictor(data_root, lambda r: centre_bias(r.height, r.width), progress, "centre bias")
+
+
 def evaluate(
     data_root: Path, model_path: Path | None, num_threads: int = 1, progress: bool = True
 ) -> dict[str, Any]:
     """Baseline (and model, unless `model_path` is None) scores and the CC gain per set."""
-    records = validation_records(data_root)
-    results: dict[str, Any] = {
-        "data": str(data_root),
-        "baseline": evaluate_centre_bias(records, progress=progress),
-    }
+    results: dict[str, Any] = {"data": str(data_root), "baseline": evaluate_centre(data_root, progress)}
     if model_path is not None:
         model = LiteRTSaliency(model_path, num_threads=num_threads)
         results["model_path"] = str(model_path)
         results["model_name"] = model.name
-        results["model"] = evaluate_maps(
-            lambda r: model.predict(r.load_rgb()), records, progress=progress, desc=model.name
-        )
+        results["model"] = evaluate_predictor(data_root, lambda r: model.predict(r.load_rgb()),
+                                              progress, model.name)
         results["cc_gain"] = {
             key: results["model"][key]["cc"] - results["baseline"][key]["cc"]
             for key in results["baseline"]

@@ -26,7 +26,7 @@ import numpy as np
 from autocrop.preprocess import CANVAS, OUTPUT_STRIDE, PAD_RGB, letterbox_geometry
 
 from .backbone import DEFAULT_WEIGHTS, load_torchvision_weights
-from .datasets import DEFAULT_DATA_ROOT, FixationRecord, load_saliency_sets
+from .datasets import DEFAULT_DATA_ROOT, REPORT_ONLY_SETS, FixationRecord, load_saliency_sets
 from .fixations import density_map
 from .saliency_model import (
     LossWeights,
@@ -81,9 +81,10 @@ class CachedSample:
     rgb: np.ndarray  # uint8 HxWx3
     density: np.ndarray  # float32 HxW (sigma from the full-size photo, EVALUATION.md)
     fixations: np.ndarray  # (N, 2) float32 x, y in cached pixels
+    dataset: int = 0  # index of the record's set in TrainConfig.sets (per-dataset priors)
 
 
-def cache_sample(record: FixationRecord) -> CachedSample:
+def cache_sample(record: FixationRecord, dataset: int = 0) -> CachedSample:
     """Load, shrink and pair one record with its ground-truth density."""
     rgb = record.load_rgb()
     density = density_map(record.fixations, record.height, record.width)
@@ -91,7 +92,7 @@ def cache_sample(record: FixationRecord) -> CachedSample:
     size = (round(record.width * scale), round(record.height * scale))
     rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     density = cv2.resize(density, size, interpolation=cv2.INTER_AREA)
-    return CachedSample(rgb, density.astype(np.float32), record.fixations * scale)
+    return CachedSample(rgb, density.astype(np.float32), record.fixations * scale, dataset)
 
 
 def _place(image: np.ndarray, canvas: int, pad: float | tuple) -> np.ndarray:
@@ -172,7 +173,11 @@ class SaliencyBatches(keras.utils.PyDataset):
         idx = self.order[index * self.cfg.batch_size : (index + 1) * self.cfg.batch_size]
         rng = np.random.default_rng((self.cfg.seed, self.epoch, index)) if self.augment else None
         pairs = [make_example(self.samples[i], rng, self.cfg) for i in idx]
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        images, targets = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        if self.cfg.net.priors > 1:
+            onehot = np.eye(self.cfg.net.priors, dtype=np.float32)[[self.samples[i].dataset for i in idx]]
+            return {"image": images, "dataset": onehot}, targets
+        return images, targets
 
 
 def _compile(model: keras.Model, lr, cfg: TrainConfig) -> None:
@@ -188,6 +193,9 @@ def train(cfg: TrainConfig, data_root: Path, out_dir: Path, backbone: Path = DEF
     """Train, save weights + config + history to `out_dir`, return the history."""
     keras.utils.set_random_seed(cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if set(cfg.sets) & set(REPORT_ONLY_SETS):
+        raise ValueError(f"{sorted(set(cfg.sets) & set(REPORT_ONLY_SETS))} is out-of-domain "
+                         "validation: evaluate on it, never train on it (EVALUATION.md)")
     sets = load_saliency_sets(data_root, cfg.sets)
     train_records = [r for name in cfg.sets for r in sets[name][0]]
     val_records = [r for name in cfg.sets for r in sets[name][1]]
@@ -198,8 +206,9 @@ def train(cfg: TrainConfig, data_root: Path, out_dir: Path, backbone: Path = DEF
         train_records = train_records[: cfg.max_images]
         val_records = val_records[: max(2, cfg.max_images // 4)]
     t0 = time.time()
-    train_samples = [cache_sample(r) for r in train_records]
-    val_samples = [cache_sample(r) for r in val_records]
+    index = {name: i for i, name in enumerate(cfg.sets)}
+    train_samples = [cache_sample(r, index[r.dataset]) for r in train_records]
+    val_samples = [cache_sample(r, index[r.dataset]) for r in val_records]
     log.info("cached %d train / %d val photos in %.1fs", len(train_samples), len(val_samples),
              time.time() - t0)
     train_data = SaliencyBatches(train_samples, cfg, augment=True)
@@ -246,12 +255,16 @@ def fold_assignment(data_root: Path, sets: tuple[str, ...] = TrainConfig.sets, f
     return {(r.dataset, r.name): k for r, k in zip(records, assign_folds(records, folds))}
 
 
-def load_trained(run_dir: Path) -> keras.Model:
-    """Rebuild the network from a run folder's config and load its weights."""
+def net_config(run_dir: Path) -> SaliencyNetConfig:
+    """The architecture a run folder's weights belong to."""
     cfg = json.loads((run_dir / "config.json").read_text())
-    net = SaliencyNetConfig(**{k: tuple(v) if isinstance(v, list) else v
-                               for k, v in cfg["net"].items()})
-    model = build_saliency_net(net)
+    return SaliencyNetConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                for k, v in cfg["net"].items()})
+
+
+def load_trained(run_dir: Path) -> keras.Model:
+    """Rebuild the (training) network from a run folder's config and load its weights."""
+    model = build_saliency_net(net_config(run_dir))
     model.load_weights(run_dir / "saliency.weights.h5")
     return model
 
@@ -269,13 +282,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", type=int, default=1, help="cross-fitting: number of folds")
     parser.add_argument("--fold", type=int, default=0, help="cross-fitting: the fold held out")
+    parser.add_argument("--sets", default=",".join(TrainConfig.sets),
+                        help="training sets, comma-separated (leave-one-dataset-out: one set)")
+    parser.add_argument("--single-prior", action="store_true",
+                        help="one learned prior for every set (the old design) instead of one per set")
     args = parser.parse_args(argv)
     if not 0 <= args.fold < max(args.folds, 1):
         parser.error("--fold must be in 0..folds-1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = TrainConfig(epochs=args.epochs, epochs_frozen=args.epochs_frozen,
+    sets = tuple(s for s in args.sets.split(",") if s)
+    priors = 1 if args.single_prior else len(sets)
+    cfg = TrainConfig(sets=sets, epochs=args.epochs, epochs_frozen=args.epochs_frozen,
                       batch_size=args.batch_size, lr_finetune=args.lr,
-                      max_images=args.max_images, seed=args.seed, folds=args.folds, fold=args.fold)
+                      max_images=args.max_images, seed=args.seed, folds=args.folds, fold=args.fold,
+                      net=SaliencyNetConfig(priors=priors))
     log.info("backend=%s config=%s", keras.backend.backend(), cfg)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     train(cfg, args.data, args.out, args.backbone)

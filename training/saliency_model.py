@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from autocrop.preprocess import CANVAS, OUTPUT_STRIDE
 
-from .backbone import mobilenet_v2_features
+from .backbone import STRIDE_TAPS, mobilenet_v2_features
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,15 @@ class SaliencyNetConfig:
     context_channels: int = 96  # width of each dilated branch on the stride-32 features
     dilations: tuple[int, ...] = (1, 2, 4)  # receptive-field scales of the context module
     decoder_channels: tuple[int, int, int] = (96, 64, 32)  # at strides 16, 8, 4
+    # Centre bias as a property of a data set, not of content (UNISAL): with priors > 1 the
+    # training net takes a second input, the photo's data set (one-hot), and adds that set's
+    # learned prior map. Export drops them for the run-time prior the card names
+    # (`prior_maps`, chosen by leave-one-dataset-out validation, training.prior_select).
+    priors: int = 1
+    deep_tap: bool = False  # also read the classifier's 1280-channel stride-32 conv
+    # Frozen-encoder runs: fine-tune the encoder's stride-32 blocks (features.14-17, and the
+    # 1280-channel conv with deep_tap) on cached stride-16 taps; 0 keeps all of it frozen.
+    tune_top: bool = False
 
 
 class LearnedPrior(layers.Layer):
@@ -36,6 +46,27 @@ class LearnedPrior(layers.Layer):
 
     def call(self, x):
         return x + self.prior
+
+
+class DatasetPriors(layers.Layer):
+    """One learned additive map per training data set, picked by a one-hot input."""
+
+    def __init__(self, count: int, **kw):
+        super().__init__(**kw)
+        self.count = count
+
+    def build(self, input_shape):
+        shape = input_shape[0]
+        self.prior = self.add_weight(
+            shape=(self.count, int(shape[1]), int(shape[2]), 1), initializer="zeros", name="prior"
+        )
+
+    def call(self, inputs):
+        x, onehot = inputs
+        return x + ops.einsum("bn,nhwc->bhwc", onehot, self.prior)
+
+    def get_config(self):
+        return {**super().get_config(), "count": self.count}
 
 
 def _sep_conv(x, filters: int, name: str, dilation: int = 1):
@@ -52,11 +83,55 @@ def _conv1x1(x, filters: int, name: str):
     return layers.ReLU(name=f"{name}.relu")(x)
 
 
-def build_saliency_net(config: SaliencyNetConfig = SaliencyNetConfig()) -> keras.Model:
-    """RGB canvas [0, 255] (1, S, S, 3) -> saliency in [0, 1] at (1, S/4, S/4, 1)."""
+def build_saliency_net(config: SaliencyNetConfig = SaliencyNetConfig(),
+                       inference: bool = False) -> keras.Model:
+    """RGB canvas [0, 255] (1, S, S, 3) -> saliency in [0, 1] at (1, S/4, S/4, 1).
+
+    With `config.priors > 1` the training net also takes `dataset` (one-hot, priors wide);
+    `inference=True` builds the image-only net with one prior map (`prior`), into which
+    export writes the run-time prior (`runtime_prior_map`).
+    """
     inputs = keras.Input((config.canvas, config.canvas, 3), name="image")
-    taps = mobilenet_v2_features(inputs)
+    taps = mobilenet_v2_features(inputs, include_top_conv=config.deep_tap)
+    logits = readout(taps, config)
+    if config.priors > 1 and not inference:
+        dataset = keras.Input((config.priors,), name="dataset")
+        logits = DatasetPriors(config.priors, name="priors")([logits, dataset])
+        model_inputs: list = [inputs, dataset]
+    else:
+        logits = LearnedPrior(name="prior")(logits)
+        model_inputs = [inputs]
+    saliency = layers.Activation("sigmoid", name="saliency")(logits)
+    assert saliency.shape[1] == config.canvas // OUTPUT_STRIDE
+    return keras.Model(model_inputs if len(model_inputs) > 1 else inputs, saliency,
+                       name="autocrop_saliency")
+
+
+def learned_prior_maps(model: keras.Model) -> np.ndarray:
+    """(sets, S/4, S/4) learned prior logits of a training net (one row for a single prior)."""
+    names = {layer.name for layer in model.layers}
+    weights = model.get_layer("priors" if "priors" in names else "prior").get_weights()[0]
+    return np.asarray(weights).reshape(-1, weights.shape[-3], weights.shape[-2])
+
+
+def inference_net(model: keras.Model, config: SaliencyNetConfig, prior_map: np.ndarray) -> keras.Model:
+    """The image-only net with `model`'s weights and `prior_map` (S/4 x S/4 logits) as its prior."""
+    net = build_saliency_net(config, inference=True)
+    for layer in net.layers:
+        if layer.name == "prior":
+            layer.set_weights([np.asarray(prior_map, np.float32).reshape(layer.get_weights()[0].shape)])
+        elif layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return net
+
+
+def readout(taps: dict, config: SaliencyNetConfig):
+    """Encoder taps {stride: tensor} -> saliency logits at stride 4 (before any prior)."""
     c32 = taps[32]
+    if config.deep_tap:
+        # The classifier's 1280-channel conv: the most semantic features MobileNetV2 has
+        # (DeepGaze II reads saliency from deep layers of a frozen ImageNet net).
+        c32 = layers.Concatenate(name="ctx.in")([c32, taps["top"]])
     # Multi-scale context: parallel dilated branches plus an image-level branch.
     branches = [_conv1x1(c32, config.context_channels, "ctx.b0")]
     for d in config.dilations:
@@ -73,11 +148,35 @@ def build_saliency_net(config: SaliencyNetConfig = SaliencyNetConfig()) -> keras
         skip = _conv1x1(taps[stride], channels, f"dec{stride}.skip")
         x = layers.Concatenate(name=f"dec{stride}.cat")([x, skip])
         x = _sep_conv(x, channels, f"dec{stride}.a")
-    logits = layers.Conv2D(1, 3, padding="same", name="head")(x)
-    logits = LearnedPrior(name="prior")(logits)
-    saliency = layers.Activation("sigmoid", name="saliency")(logits)
-    assert saliency.shape[1] == config.canvas // OUTPUT_STRIDE
-    return keras.Model(inputs, saliency, name="autocrop_saliency")
+    return layers.Conv2D(1, 3, padding="same", name="head")(x)
+
+
+def tap_shapes(config: SaliencyNetConfig) -> dict:
+    """{tap: (h, w, channels)} of the encoder outputs the readout reads."""
+    c = config.canvas
+    shapes: dict = {4: (c // 4, c // 4, 24), 8: (c // 8, c // 8, 32), 16: (c // 16, c // 16, 96),
+                    32: (c // 32, c // 32, 320)}
+    if config.deep_tap:
+        shapes["top"] = (c // 32, c // 32, 1280)
+    return shapes
+
+
+def readout_net(config: SaliencyNetConfig) -> keras.Model:
+    """The trainable part alone, on cached encoder taps (a frozen-encoder run trains only this)."""
+    taps = {k: keras.Input(shape, name=f"tap{k}") for k, shape in tap_shapes(config).items()}
+    inputs = list(taps.values())
+    if config.tune_top:
+        top = mobilenet_v2_features(taps[16], include_top_conv=config.deep_tap, start=STRIDE_TAPS[16] + 1)
+        taps = {**taps, **top}
+        inputs = [taps[k] for k in (4, 8, 16)]
+    logits = readout(taps, config)
+    if config.priors > 1:
+        dataset = keras.Input((config.priors,), name="dataset")
+        logits = DatasetPriors(config.priors, name="priors")([logits, dataset])
+        inputs.append(dataset)
+    else:
+        logits = LearnedPrior(name="prior")(logits)
+    return keras.Model(inputs, layers.Activation("sigmoid", name="saliency")(logits), name="readout")
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:

@@ -147,8 +147,13 @@ def analyse_image(
     timings["saliency"] = _ms(t)
 
     t = time.perf_counter()
-    faces_full = faces_to_full(detect_faces(decoded.rgb, face_detector, options), decoded)
+    faces_px = detect_faces(decoded.rgb, face_detector, options)
+    faces_full = faces_to_full(faces_px, decoded)
     timings["faces"] = _ms(t)
+    # The model card's face channel (RuntimePrior.face_weight), fed by this face pass.
+    prior = getattr(predictor, "prior", None)
+    if prior is not None:
+        sal = checked_map(prior.with_faces(sal, faces_px), decoded.rgb)
 
     t = time.perf_counter()
     index = SaliencyIndex.build(boosted(sal, options.boost), width, height)

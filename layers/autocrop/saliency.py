@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .faces import detect_faces, load_face_detector
+from .options import CropOptions
 from .preprocess import CANVAS, Letterbox, letterbox, normalise_map, unletterbox
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,68 @@ def centre_bias(height: int, width: int, sigma_frac: float = 0.25) -> np.ndarray
     ys = (np.arange(height, dtype=np.float32) - (height - 1) / 2) / (sigma_frac * height)
     xs = (np.arange(width, dtype=np.float32) - (width - 1) / 2) / (sigma_frac * width)
     return np.exp(-0.5 * (ys[:, None] ** 2 + xs[None, :] ** 2)).astype(np.float32)
+
+
+def face_map(faces: np.ndarray | None, height: int, width: int) -> np.ndarray:
+    """Faces (N, 5: x, y, w, h, score in the map's pixels) as Gaussian blobs, peak = score.
+
+    Each blob is centred on its face with sigma half the face's longer side; overlapping
+    faces take the maximum, so a crowd does not add up to more than its best face.
+    """
+    out = np.zeros((height, width), np.float32)
+    if faces is None or len(faces) == 0:
+        return out
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    for x, y, w, h, score in np.asarray(faces, np.float32)[:, :5]:
+        sigma = max(float(w), float(h), 1.0) / 2
+        cx, cy = x + w / 2, y + h / 2
+        # Only the rows/cols within 3 sigma: a crowd of small faces stays cheap.
+        r0, r1 = max(0, int(cy - 3 * sigma)), min(height, int(cy + 3 * sigma) + 1)
+        c0, c1 = max(0, int(cx - 3 * sigma)), min(width, int(cx + 3 * sigma) + 1)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        blob = score * np.exp(-((ys[r0:r1] - cy) ** 2 + (xs[:, c0:c1] - cx) ** 2) / (2 * sigma * sigma))
+        np.maximum(out[r0:r1, c0:c1], blob, out=out[r0:r1, c0:c1])
+    return out
+
+
+@dataclass(frozen=True)
+class RuntimePrior:
+    """What the run-time adds to the network's content map: centre bias and faces.
+
+    How strongly people look at the centre depends on how a set of photos was taken and
+    shown, not on content, so the network learns content with one prior per training set and
+    the prior for photos in general is chosen apart, by leave-one-dataset-out validation
+    (training.prior_select), and written into the model card (`runtime_prior`): the content
+    map times a centre Gaussian to `centre_exponent` (0: none), then plus `face_weight` x a
+    blob on every detected face (faces draw the eye more than anything; the engine's own face
+    pass supplies them, so this costs no extra detector run).
+    """
+
+    centre_exponent: float = 0.0
+    sigma_frac: float = 0.25
+    face_weight: float = 0.0
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any]) -> "RuntimePrior":
+        spec = card.get("runtime_prior") or {}
+        return cls(float(spec.get("centre_exponent", 0.0)), float(spec.get("sigma_frac", 0.25)),
+                   float(spec.get("face_weight", 0.0)))
+
+    def apply(self, saliency: np.ndarray) -> np.ndarray:
+        """`saliency` (HxW, >= 0) weighted by the centre prior, scaled to [0, 1]."""
+        if self.centre_exponent == 0:
+            return normalise_map(saliency)
+        weight = centre_bias(saliency.shape[0], saliency.shape[1], self.sigma_frac) ** self.centre_exponent
+        return normalise_map(saliency * weight)
+
+    def with_faces(self, saliency: np.ndarray, faces: np.ndarray | None) -> np.ndarray:
+        """A [0, 1] map plus the face channel (faces in the map's pixels), scaled to [0, 1]."""
+        if self.face_weight == 0 or faces is None or len(faces) == 0:
+            return saliency
+        h, w = saliency.shape
+        return normalise_map(saliency + self.face_weight * face_map(faces, h, w))
 
 
 @dataclass
@@ -126,6 +190,7 @@ class LiteRTSaliency:
         self.card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.exists() else {}
         self.canvas = self.model.input_shape[1]
         self.name = self.card.get("name", Path(path).stem)
+        self.prior = RuntimePrior.from_card(self.card)
 
     def run_canvas(self, canvas: np.ndarray) -> dict[str, np.ndarray]:
         """Every model output for a batch of letterboxed canvases (N, S, S, 3)."""
@@ -141,12 +206,20 @@ class LiteRTSaliency:
         canvas, box = letterbox(rgb, self.canvas)
         out = self.run_canvas(canvas[None])
         raw = out.get(SALIENCY_OUTPUT, next(iter(out.values())))
-        saliency = normalise_map(unletterbox(raw[0, ..., 0], box, rgb.shape[0], rgb.shape[1]))
+        saliency = self.prior.apply(unletterbox(raw[0, ..., 0], box, rgb.shape[0], rgb.shape[1]))
         features = out[FEATURES_OUTPUT][0] if FEATURES_OUTPUT in out else None
         return SaliencyOutput(saliency=saliency, features=features, letterbox=box)
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
-        return self.predict_with_features(rgb).saliency
+        """The whole map for `rgb`: the network's, with the card's face channel from YuNet.
+
+        The engine instead calls `predict_with_features` and adds the faces of its own face
+        pass (one detector run per photo).
+        """
+        saliency = self.predict_with_features(rgb).saliency
+        if self.prior.face_weight == 0:
+            return saliency
+        return self.prior.with_faces(saliency, detect_faces(rgb, load_face_detector(), CropOptions()))
 
 
 @lru_cache(maxsize=4)
@@ -163,6 +236,8 @@ def load_saliency(path: str | None = None, num_threads: int = 1) -> SaliencyPred
 __all__ = [
     "CANVAS",
     "CentreBiasSaliency",
+    "RuntimePrior",
+    "face_map",
     "LiteRTSaliency",
     "SaliencyOutput",
     "SaliencyPredictor",

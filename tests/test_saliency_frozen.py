@@ -1,0 +1,70 @@
+"""Frozen-encoder saliency: cached taps, a few readout steps, the assembled image-only net."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from autocrop.preprocess import letterbox
+from tests.shared_data import DATA, needs_data
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from training.saliency_frozen import FrozenConfig, build_cache, train
+    from training.saliency_model import SaliencyNetConfig
+
+    root = tmp_path_factory.mktemp("frozen")
+    net = SaliencyNetConfig(priors=2)
+    build_cache(DATA, root / "cache", net, views=2, backbone=BACKBONE, limit=8)
+    cfg = FrozenConfig(epochs=3, batch_size=4, lr=3e-3, views=2, net=net)
+    history = train(cfg, root / "cache", root / "run", verbose=0)
+    return root, history
+
+
+BACKBONE = DATA / "weights" / "backbone" / "mobilenet_v2_imagenet_torchvision.npz"
+
+
+@needs_data
+def test_cache_holds_every_tap_and_view_and_the_loss_falls(run):
+    root, history = run
+    with np.load(root / "cache" / "osie_train.npz") as z:
+        assert int(z["views"]) == 2 and z["tap4"].shape == (16, 64, 64, 24)
+        assert z["taptop"].shape == (16, 8, 8, 1280) and z["targets"].shape == (16, 64, 64, 2)
+        # Augmented views differ from the plain one.
+        assert not np.allclose(z["tap16"][0], z["tap16"][1])
+    with np.load(root / "cache" / "mit1003_val.npz") as z:
+        assert int(z["views"]) == 1  # report-only photos: the plain view, never trained on
+    assert history["loss"][-1] < history["loss"][0]
+    assert json.loads((root / "run" / "config.json").read_text())["frozen_encoder"] is True
+
+
+@needs_data
+def test_assembled_net_is_the_imagenet_encoder_under_the_trained_readout(run):
+    import keras
+
+    from training.prior_select import prior_map
+    from training.saliency_frozen import assemble, encoder, load_readout
+
+    root, _ = run
+    pmap = prior_map(root / "run", "learned")
+    net = assemble(root / "run", pmap, BACKBONE)
+    assert len(net.inputs) == 1
+    from skimage import data
+
+    canvas = letterbox(data.astronaut())[0][None]
+    readout = load_readout(root / "run")
+    taps = encoder(readout_config(root), BACKBONE).predict(canvas, verbose=0)
+    head = keras.Model(readout.inputs, readout.get_layer("head").output)
+    taps["dataset"] = np.zeros((1, 2), np.float32)
+    expected = 1 / (1 + np.exp(-(np.asarray(head.predict(taps, verbose=0))[0, ..., 0] + pmap)))
+    got = np.asarray(net(canvas, training=False))[0, ..., 0]
+    assert np.allclose(got, expected, atol=1e-4)
+
+
+def readout_config(root):
+    from training.saliency_frozen import run_config
+
+    return run_config(root / "run").net

@@ -1,0 +1,156 @@
+"""Choose the run-time centre prior by leave-one-dataset-out validation, never on MIT1003.
+
+    python -m training.prior_select --osie-run runs/lodo_osie --eyecrowd-run runs/lodo_eyecrowd \
+        [--final runs/sal_frozen] [--json out.json]
+
+The centre bias is a property of how a set of photos was taken and viewed (EVALUATION.md:
+centre-bias CC 0.28 on OSIE, 0.45 on EyeCrowd), so a net that learns one prior on its
+training sets carries their bias to every photo. The product needs a prior for photos in
+general, i.e. for a data set it has never seen: so each candidate prior is scored the way
+new photos meet it. A readout trained on OSIE alone predicts EyeCrowd's training photos, one
+trained on EyeCrowd alone predicts OSIE's, and the candidate with the best mean CC over
+both directions is chosen. Candidates: the net's own learned prior map or a flat one (its
+mean), each times EVALUATION.md's centre Gaussian to a power, plus a face channel (YuNet's
+faces as blobs) at a weight (autocrop.saliency.RuntimePrior).
+The MIT1003 sample is printed for the chosen prior and never enters the choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from autocrop.preprocess import letterbox_geometry, unletterbox
+from autocrop import CropOptions
+from autocrop.faces import detect_faces, load_face_detector
+from autocrop.preprocess import normalise_map
+from autocrop.saliency import centre_bias, face_map
+
+from .datasets import DEFAULT_DATA_ROOT
+from .fixations import density_map
+from .metrics import cc
+from .saliency_frozen import TapSet, content_logits, load_readout, load_taps, records_for, run_config
+from .saliency_model import learned_prior_maps
+
+#: Centre-Gaussian exponents tried (0 = none; 1 = EVALUATION.md's centre-bias map itself).
+EXPONENTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+#: Face-channel weights tried (0 = none; 1 = a face as salient as the map's peak).
+FACE_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+PRIOR_MAPS = ("learned", "flat")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def prior_map(run_dir: Path, kind: str, model=None) -> np.ndarray:
+    """The run's prior logits for photos of no known set: the mean learned map, or its mean."""
+    maps = learned_prior_maps(model if model is not None else load_readout(run_dir))
+    mean = maps.mean(axis=0)
+    return mean if kind == "learned" else np.full_like(mean, float(mean.mean()))
+
+
+def candidate_name(kind: str, exponent: float, face_weight: float) -> str:
+    return f"{kind}^{exponent:g}+faces*{face_weight:g}"
+
+
+def parse_candidate(name: str) -> dict:
+    kind, rest = name.split("^")
+    k, alpha = rest.split("+faces*")
+    return {"prior": kind, "centre_exponent": float(k), "face_weight": float(alpha)}
+
+
+def candidate_scores(run_dir: Path, part: TapSet, data_root: Path, which: str,
+                     exponents: Sequence[float] = EXPONENTS, kinds: Sequence[str] = PRIOR_MAPS,
+                     face_weights: Sequence[float] = FACE_WEIGHTS) -> dict[str, list[float]]:
+    """{candidate: per-photo CC} of one run on one cached set-part, for every candidate."""
+    logits = content_logits(load_readout(run_dir), part)
+    records = records_for(data_root, part, which)
+    maps = {kind: prior_map(run_dir, kind) for kind in kinds}
+    detector, options = load_face_detector(), CropOptions()
+    out: dict[str, list[float]] = {}
+    for record, z in zip(records, logits, strict=True):
+        h, w = record.height, record.width
+        density = density_map(record.fixations, h, w)
+        box = letterbox_geometry(h, w)
+        # The engine's face pass on the photo (these photos are at most 1024 px: analysis size).
+        faces = detect_faces(record.load_rgb(), detector, options) if any(face_weights) else np.zeros((0, 5))
+        blobs = face_map(faces, h, w)
+        weights = {k: centre_bias(h, w) ** k for k in exponents}
+        for kind, pmap in maps.items():
+            base = unletterbox(_sigmoid(z + pmap), box, h, w)
+            for k in exponents:
+                # RuntimePrior(k, face_weight=alpha).with_faces(RuntimePrior(k).apply(base), faces),
+                # with the centre weight and the face blobs computed once per photo.
+                centred = normalise_map(base * weights[k])
+                for alpha in face_weights:
+                    final = normalise_map(centred + alpha * blobs) if alpha and len(faces) else centred
+                    out.setdefault(candidate_name(kind, k, alpha), []).append(cc(final, density))
+    return out
+
+
+def lodo_table(osie_run: Path, eyecrowd_run: Path, cache: Path, data_root: Path) -> dict[str, dict[str, float]]:
+    """{candidate: {'osie->eyecrowd', 'eyecrowd->osie', 'mean'}} on the held-out set's training photos."""
+    cols = {}
+    for run, target in ((osie_run, "eyecrowd"), (eyecrowd_run, "osie")):
+        part = load_taps(cache, target, "train", run_config(run).net)
+        name = f"{run_config(run).sets[0]}->{target}"
+        cols[name] = {c: float(np.mean(v)) for c, v in candidate_scores(run, part, data_root, "train").items()}
+    table = {}
+    for c in next(iter(cols.values())):
+        row = {name: col[c] for name, col in cols.items()}
+        row["mean"] = float(np.mean(list(row.values())))
+        table[c] = row
+    return table
+
+
+def choose(table: dict[str, dict[str, float]]) -> dict:
+    """The candidate with the best mean held-out-set CC, as {prior, centre_exponent, face_weight}."""
+    return parse_candidate(max(table, key=lambda c: table[c]["mean"]))
+
+
+def report(run_dir: Path, cache: Path, data_root: Path, chosen: dict) -> dict[str, float]:
+    """Mean CC of a run with one run-time prior on each in-domain val set and the MIT1003 sample."""
+    net = run_config(run_dir).net
+    out = {}
+    for name in ("osie", "eyecrowd", "mit1003"):
+        part = load_taps(cache, name, "val", net)
+        scores = candidate_scores(run_dir, part, data_root, "val", (chosen["centre_exponent"],),
+                                  (chosen["prior"],), (chosen["face_weight"],))
+        out[name] = float(np.mean(next(iter(scores.values()))))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--cache", type=Path, default=Path("runs/taps"))
+    parser.add_argument("--osie-run", type=Path, required=True)
+    parser.add_argument("--eyecrowd-run", type=Path, required=True)
+    parser.add_argument("--final", type=Path, action="append", default=[],
+                        help="runs on every set to report with the chosen prior (repeatable)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    table = lodo_table(args.osie_run, args.eyecrowd_run, args.cache, args.data)
+    cols = list(next(iter(table.values())))
+    print("| run-time prior | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for c, row in table.items():
+        print(f"| {c} | " + " | ".join(f"{row[k]:.4f}" for k in cols) + " |")
+    chosen = choose(table)
+    print(f"chosen: {chosen['prior']} prior map x centre Gaussian ^ {chosen['centre_exponent']:g}"
+          f" + faces x {chosen['face_weight']:g}")
+    reports = {str(r): report(r, args.cache, args.data, chosen) for r in args.final}
+    for r, row in reports.items():
+        print(f"{r}: " + ", ".join(f"{n} CC {v:.4f}" for n, v in row.items()))
+    if args.json:
+        args.json.write_text(json.dumps({"table": table, "chosen": chosen, "reports": reports}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
