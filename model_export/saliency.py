@@ -35,8 +35,6 @@ log = logging.getLogger("model_export.saliency")
 PARITY_BAR = 0.99
 #: Largest model file we ship (the layer budget and cold starts both pay for bytes).
 MAX_MODEL_BYTES = 8_000_000
-#: Where the shipped model's float readout is kept (for the parity test).
-REFERENCE_DIR = Path(__file__).resolve().parent / "reference" / "saliency"
 #: The encoder layer whose output is shipped as `features` (stride 16, 96 channels).
 FEATURES_LAYER = "features.13.add"
 
@@ -119,12 +117,11 @@ def commands(run_dir: Path, train_cfg: dict, selection: dict | None) -> list[str
     if train_cfg.get("frozen_encoder"):
         net = train_cfg.get("net", {})
         flags = "".join(f" --{k.replace('_', '-')}" for k in ("deep_tap", "tune_top") if net.get(k))
-        flags += f" --epochs {train_cfg.get('epochs')}"
-        out = [f"python -m training.saliency_frozen --sets osie --out runs/lodo_osie{flags.split(' --epochs')[0]} --epochs 12",
-               f"python -m training.saliency_frozen --sets eyecrowd --out runs/lodo_eyecrowd{flags.split(' --epochs')[0]} --epochs 12",
-               "python -m training.prior_select --osie-run runs/lodo_osie --eyecrowd-run runs/lodo_eyecrowd "
-               "--json runs/prior.json",
-               f"python -m training.saliency_frozen --out {run_dir}{flags}"]
+        out = [f"python -m training.saliency_frozen --sets {s} --out runs/lodo_{s}{flags} --epochs 12"
+               for s in ("osie", "eyecrowd")]
+        out += ["python -m training.prior_select --osie-run runs/lodo_osie --eyecrowd-run "
+                "runs/lodo_eyecrowd --json runs/prior.json",
+                f"python -m training.saliency_frozen --out {run_dir}{flags} --epochs {train_cfg.get('epochs')}"]
     else:
         out = [f"python -m training.saliency --out {run_dir}"]
     prior = f" --prior {selection['source']}" if selection and selection.get("source") else ""
@@ -135,8 +132,7 @@ def commands(run_dir: Path, train_cfg: dict, selection: dict | None) -> list[str
 
 def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
            recipes: tuple[str, ...] = ("float32", "float16", "int8"), val_limit: int | None = None,
-           ship: bool = True, selection: dict | None = None,
-           reference_dir: Path | None = REFERENCE_DIR) -> dict:
+           ship: bool = True, selection: dict | None = None) -> dict:
     """Convert every recipe, measure it, choose one and (optionally) ship it with its card."""
     from training.datasets import load_saliency_sets
     from training.evaluate import evaluate_centre, evaluate_predictor
@@ -261,16 +257,32 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
                    "data: OSIE and EyeCrowd, MIT",
     }
     target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    if (run_dir / "readout.weights.h5").exists() and reference_dir is not None:
-        # The float readout ships beside the exporter (not in the layer) so that a test can
-        # rebuild the float net and check the shipped file's parity against it.
-        reference_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("readout.weights.h5", "config.json"):
-            (reference_dir / name).write_bytes((run_dir / name).read_bytes())
-        (reference_dir / "prior.json").write_text(json.dumps(
-            {"prior": (selection or {}).get("prior", "learned"), "runtime_prior": card["runtime_prior"]}, indent=1))
     report["card"] = card
     return report
+
+
+def refresh_card(model_path: Path, data_root: Path, experiments: Path | None = None) -> dict:
+    """Re-measure the shipped model (validation sets, MIT1003 sample, split-half) into its card.
+
+    Everything else on the card (training, export, commands) stays as the export wrote it.
+    """
+    from training.ceiling import split_half
+    from training.evaluate import evaluate_centre, evaluate_predictor
+
+    card_path = model_path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    predictor = LiteRTSaliency(model_path, num_threads=1)
+    card["validation"] = {
+        "model": evaluate_predictor(data_root, lambda r: predictor.predict(r.load_rgb())),
+        "centre_bias_baseline": evaluate_centre(data_root),
+    }
+    card["split_half"] = {name: split_half(data_root, name, saliency=predictor)
+                          for name in ("mit1003", "osie", "eyecrowd")}
+    card.setdefault("runtime_prior", runtime_prior(None))
+    if experiments is not None:
+        card["generalisation_experiments"] = json.loads(experiments.read_text())
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return card
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -285,8 +297,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prior", type=Path, default=None,
                         help="training.prior_select --json output: the run-time prior and its LODO table")
     parser.add_argument("--val-limit", type=int, default=None, help="parity on the first N photos (smoke tests)")
+    parser.add_argument("--refresh-card", action="store_true",
+                        help="only re-measure the shipped model's figures into its card (no export)")
+    parser.add_argument("--experiments", type=Path, default=None,
+                        help="with --refresh-card: a JSON of the generalisation experiments to record")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.refresh_card:
+        card = refresh_card(args.models_dir / DEFAULT_SALIENCY_MODEL.name, args.data, args.experiments)
+        print(json.dumps({"validation": card["validation"]["model"], "split_half": card["split_half"]}, indent=1))
+        return
     selection = None
     if args.prior is not None:
         chosen = json.loads(args.prior.read_text())

@@ -68,3 +68,27 @@ def readout_config(root):
     from training.saliency_frozen import run_config
 
     return run_config(root / "run").net
+
+
+@needs_data
+def test_assembled_net_exports_to_tflite_with_parity(run, tmp_path):
+    from skimage import data
+
+    from autocrop.preprocess import unletterbox
+    from autocrop.saliency import SALIENCY_OUTPUT, TFLiteModel
+    from model_export.quantize import RECIPES, convert, pearson, write
+    from training.prior_select import prior_map
+    from training.saliency_frozen import assemble
+
+    root, _ = run
+    net = assemble(root / "run", prior_map(root / "run", "learned"), BACKBONE)
+    photos = [getattr(data, n)()[..., :3] for n in ("astronaut", "chelsea", "coffee")]
+    canvases = [letterbox(p) for p in photos]
+    path = write(tmp_path / "frozen_f16.tflite",
+                 convert(net, RECIPES["float16"], lambda: ([c[None]] for c, _ in canvases)))
+    runner = TFLiteModel(path)
+    for photo, (canvas, box) in zip(photos, canvases):
+        ref = unletterbox(np.asarray(net(canvas[None], training=False))[0, ..., 0], box, *photo.shape[:2])
+        out = runner(canvas[None])
+        raw = out.get(SALIENCY_OUTPUT, next(iter(out.values())))[0, ..., 0]
+        assert pearson(ref, unletterbox(raw, box, *photo.shape[:2])) >= 0.99

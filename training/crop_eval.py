@@ -258,6 +258,8 @@ def summarise(rows: Sequence[CropScore], ratios: Sequence[str] = RATIOS) -> dict
     sets = sorted({r.dataset for r in rows}) + ["all"]
     for ds in sets:
         picked = [r for r in rows if (ds == "all" and r.dataset not in REPORT_ONLY_SETS) or r.dataset == ds]
+        if not picked:
+            continue
         table: dict[str, Any] = {}
         for ratio in (*ratios, "mean"):
             sel = [r for r in picked if ratio == "mean" or r.ratio == ratio]

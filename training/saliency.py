@@ -284,14 +284,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fold", type=int, default=0, help="cross-fitting: the fold held out")
     parser.add_argument("--sets", default=",".join(TrainConfig.sets),
                         help="training sets, comma-separated (leave-one-dataset-out: one set)")
-    parser.add_argument("--single-prior", action="store_true",
-                        help="one learned prior for every set (the old design) instead of one per set")
+    parser.add_argument("--per-dataset-priors", action="store_true",
+                        help="one learned prior per training set (UNISAL); default: one shared prior, "
+                             "the shipped model's recipe")
     args = parser.parse_args(argv)
     if not 0 <= args.fold < max(args.folds, 1):
         parser.error("--fold must be in 0..folds-1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sets = tuple(s for s in args.sets.split(",") if s)
-    priors = 1 if args.single_prior else len(sets)
+    priors = len(sets) if args.per_dataset_priors else 1
     cfg = TrainConfig(sets=sets, epochs=args.epochs, epochs_frozen=args.epochs_frozen,
                       batch_size=args.batch_size, lr_finetune=args.lr,
                       max_images=args.max_images, seed=args.seed, folds=args.folds, fold=args.fold,
