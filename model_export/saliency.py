@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from autocrop.preprocess import (CANVAS, IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STRIDE, PAD_RGB,
-                                 letterbox, normalise_map, unletterbox)
+                                 letterbox, unletterbox)
 import keras
 
 from autocrop.saliency import (DEFAULT_SALIENCY_MODEL, FEATURES_OUTPUT, SALIENCY_OUTPUT,

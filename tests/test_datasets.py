@@ -324,7 +324,6 @@ def test_mit1003_sample_loads_every_observer_and_trains_nothing() -> None:
     """The out-of-domain set: 100 photos, 15 observers, fixations in stored pixels, no training part."""
     from training.datasets import observer_fixations
 
-    report = LoadReport()
     train, val = load_saliency_sets(DATA, sets=("mit1003",))["mit1003"]
     assert train == [] and len(val) == 100
     records = {r.name: r for r in val}
@@ -339,7 +338,6 @@ def test_mit1003_sample_loads_every_observer_and_trains_nothing() -> None:
     assert sum(len(p) for p in per[first.name]) >= len(first.fixations)
     sizes = {(r.width, r.height) for r in val}
     assert (768, 1024) in sizes and max(max(s) for s in sizes) == 1024
-    del report
 
 
 @needs_data

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from autocrop import Box
-from training.ceiling import centred_boxes, split_half_photo, summarise_split_half
+from training.ceiling import split_half_photo, summarise_split_half
+from training.crop_eval import centred_boxes
 from training.fixations import density_map
 
 W, H = 160, 120

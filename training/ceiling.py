@@ -27,16 +27,17 @@ from autocrop import Box, CropOptions
 from autocrop.candidates import largest_window
 from autocrop.engine import analyse_image, decode_for
 from autocrop.options import parse_ratio
-from autocrop.saliency import load_saliency
+from autocrop.saliency import centre_bias, load_saliency
 
 from .crop_eval import (
     RATIOS,
     MapSaliency,
-    box_count,
+    centred_boxes,
     countable_faces,
     cuts_a_face,
     fixation_integral,
-    oracle_count,
+    of_oracle,
+    point_integral,
     window_sums,
 )
 from .datasets import DEFAULT_DATA_ROOT, inside_image, load_eyecrowd_faces, load_saliency_sets, observer_fixations
@@ -91,31 +92,13 @@ def run(data_root: Path, split: str = "val", options: CropOptions | None = None,
                 integral = fixation_integral(judge)
                 for method, boxes in methods.items():
                     for box in boxes:
-                        best = oracle_count(integral, box.w, box.h)
-                        scores.setdefault(method, []).append(box_count(integral, box) / best if best else 1.0)
+                        scores.setdefault(method, []).append(of_oracle(integral, box))
                         if labels:
                             cuts.setdefault(method, []).append(cuts_a_face(box, labels))
     return {
         m: {"of_oracle": float(np.mean(v)), "face_cut_rate": float(np.mean(cuts[m])) if cuts.get(m) else float("nan")}
         for m, v in scores.items()
     }
-
-
-def centred_boxes(width: int, height: int) -> list[Box]:
-    """The centred largest box of each ratio (the centre crop)."""
-    boxes = []
-    for r in RATIOS:
-        w, h = largest_window(width, height, parse_ratio(r))
-        boxes.append(Box((width - w) // 2, (height - h) // 2, w, h))
-    return boxes
-
-
-def _of_oracle(integral: np.ndarray, boxes: Sequence[Box]) -> list[float]:
-    out = []
-    for box in boxes:
-        best = oracle_count(integral, box.w, box.h)
-        out.append(box_count(integral, box) / best if best else 1.0)
-    return out
 
 
 def split_half_photo(per_observer: Sequence[np.ndarray], width: int, height: int,
@@ -129,8 +112,6 @@ def split_half_photo(per_observer: Sequence[np.ndarray], width: int, height: int
     each ratio): placed where A's density is densest (people), the engine's boxes, the
     centred boxes; each scored by of_oracle on B's fixations.
     """
-    from autocrop.saliency import centre_bias
-
     w, h = width, height
     centre = centre_bias(h, w)
     centre_boxes = centred_boxes(w, h)
@@ -146,18 +127,11 @@ def split_half_photo(per_observer: Sequence[np.ndarray], width: int, height: int
         out.setdefault("cc_model", []).append(cc(model_map, dens_b))
         out.setdefault("cc_people", []).append(cc(dens_a, dens_b))
         out.setdefault("cc_centre", []).append(cc(centre, dens_b))
-        judge = _judge_integral(pts_b, w, h)
-        out.setdefault("crop_engine", []).extend(_of_oracle(judge, engine_boxes))
-        out.setdefault("crop_people", []).extend(_of_oracle(judge, saliency_only_boxes(dens_a, w, h)))
-        out.setdefault("crop_centre", []).extend(_of_oracle(judge, centre_boxes))
+        judge = point_integral(pts_b, w, h)
+        for name, boxes in (("crop_engine", engine_boxes), ("crop_people", saliency_only_boxes(dens_a, w, h)),
+                            ("crop_centre", centre_boxes)):
+            out.setdefault(name, []).extend(of_oracle(judge, box) for box in boxes)
     return out
-
-
-def _judge_integral(points: np.ndarray, width: int, height: int) -> np.ndarray:
-    from .datasets import FixationRecord
-
-    record = FixationRecord("split-half", "", Path(), width, height, points, 0)
-    return fixation_integral(record)
 
 
 def summarise_split_half(sums: dict[str, list[float]]) -> dict[str, float]:

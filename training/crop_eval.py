@@ -63,13 +63,18 @@ class CropScore:
 
 
 def fixation_integral(record: FixationRecord) -> np.ndarray:
-    """(H+1, W+1) integral image of fixation counts at the pixels fixations round to."""
-    xy = np.floor(record.fixations.astype(np.float64) + 0.5).astype(np.int64)
-    x = np.clip(xy[:, 0], 0, record.width - 1)
-    y = np.clip(xy[:, 1], 0, record.height - 1)
-    counts = np.zeros((record.height, record.width), np.int64)
+    """(H+1, W+1) integral image of a record's fixation counts."""
+    return point_integral(record.fixations, record.width, record.height)
+
+
+def point_integral(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H+1, W+1) integral image of (x, y) point counts at the pixels they round to."""
+    xy = np.floor(np.asarray(points, np.float64).reshape(-1, 2) + 0.5).astype(np.int64)
+    x = np.clip(xy[:, 0], 0, width - 1)
+    y = np.clip(xy[:, 1], 0, height - 1)
+    counts = np.zeros((height, width), np.int64)
     np.add.at(counts, (y, x), 1)
-    integral = np.zeros((record.height + 1, record.width + 1), np.int64)
+    integral = np.zeros((height + 1, width + 1), np.int64)
     integral[1:, 1:] = counts.cumsum(0).cumsum(1)
     return integral
 
@@ -91,6 +96,12 @@ def window_sums(integral: np.ndarray, w: int, h: int) -> np.ndarray:
 def oracle_count(integral: np.ndarray, w: int, h: int) -> int:
     """The most fixations any w x h box inside the image holds."""
     return int(window_sums(integral, w, h).max())
+
+
+def of_oracle(integral: np.ndarray, box: Box) -> float:
+    """Fixations inside `box` / the most any box of its size holds (1.0 with no fixations)."""
+    best = oracle_count(integral, box.w, box.h)
+    return box_count(integral, box) / best if best > 0 else 1.0
 
 
 FaceRect = tuple[float, float, float, float]
@@ -130,13 +141,12 @@ def score_crop(
     """The EVALUATION.md figures of one crop."""
     total = max(1, int(integral[-1, -1]))
     inside = box_count(integral, box)
-    best = oracle_count(integral, box.w, box.h)
     return CropScore(
         dataset=record.dataset,
         image=record.name,
         ratio=ratio,
         retention=inside / total,
-        of_oracle=inside / best if best > 0 else 1.0,
+        of_oracle=of_oracle(integral, box),
         area=box.area / (record.width * record.height),
         face_cut=cuts_a_face(box, faces) if faces else None,
     )
@@ -189,10 +199,15 @@ def density_engine_cropper(options: CropOptions) -> Cropper:
 
 def centre_cropper(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
     """The largest box of each ratio, centred."""
+    return centred_boxes(record.width, record.height, ratios)
+
+
+def centred_boxes(width: int, height: int, ratios: Sequence[str] = RATIOS) -> list[Box]:
+    """The largest box of each ratio, centred in a width x height image."""
     boxes = []
     for r in ratios:
-        w, h = largest_window(record.width, record.height, parse_ratio(r))
-        boxes.append(Box((record.width - w) // 2, (record.height - h) // 2, w, h))
+        w, h = largest_window(width, height, parse_ratio(r))
+        boxes.append(Box((width - w) // 2, (height - h) // 2, w, h))
     return boxes
 
 

@@ -27,8 +27,7 @@ import numpy as np
 from autocrop.preprocess import letterbox_geometry, unletterbox
 from autocrop import CropOptions
 from autocrop.faces import detect_faces, load_face_detector
-from autocrop.preprocess import normalise_map
-from autocrop.saliency import centre_bias, face_map
+from autocrop.saliency import RuntimePrior, face_map
 
 from .datasets import DEFAULT_DATA_ROOT
 from .fixations import density_map
@@ -80,15 +79,12 @@ def candidate_scores(run_dir: Path, part: TapSet, data_root: Path, which: str,
         # The engine's face pass on the photo (these photos are at most 1024 px: analysis size).
         faces = detect_faces(record.load_rgb(), detector, options) if any(face_weights) else np.zeros((0, 5))
         blobs = face_map(faces, h, w)
-        weights = {k: centre_bias(h, w) ** k for k in exponents}
         for kind, pmap in maps.items():
             base = unletterbox(_sigmoid(z + pmap), box, h, w)
             for k in exponents:
-                # RuntimePrior(k, face_weight=alpha).with_faces(RuntimePrior(k).apply(base), faces),
-                # with the centre weight and the face blobs computed once per photo.
-                centred = normalise_map(base * weights[k])
+                centred = RuntimePrior(k).apply(base)
                 for alpha in face_weights:
-                    final = normalise_map(centred + alpha * blobs) if alpha and len(faces) else centred
+                    final = RuntimePrior(k, face_weight=alpha).with_face_map(centred, blobs)
                     out.setdefault(candidate_name(kind, k, alpha), []).append(cc(final, density))
     return out
 

@@ -28,8 +28,8 @@ import numpy as np
 
 from .backbone import DEFAULT_WEIGHTS, load_torchvision_weights, mobilenet_v2_features
 from .datasets import DEFAULT_DATA_ROOT, REPORT_ONLY_SETS, FixationRecord, load_saliency_sets
-from .saliency import CachedSample, TrainConfig, _compile, cache_sample, make_example
-from .saliency_model import SaliencyNetConfig, build_saliency_net, readout_net, tap_shapes
+from .saliency import TrainConfig, _compile, cache_sample, make_example
+from .saliency_model import SaliencyNetConfig, inference_net, readout_net, tap_shapes
 
 log = logging.getLogger("training.saliency_frozen")
 
@@ -225,18 +225,7 @@ def load_readout(run_dir: Path) -> keras.Model:
 
 def assemble(run_dir: Path, prior_map: np.ndarray, backbone: Path = DEFAULT_WEIGHTS) -> keras.Model:
     """The image-only shipped net: ImageNet encoder + the run's readout + `prior_map` (logits)."""
-    cfg = run_config(run_dir)
-    trained = load_readout(run_dir)
-    net = build_saliency_net(replace(cfg.net), inference=True)
-    trained_names = {layer.name for layer in trained.layers}
-    load_torchvision_weights(net, backbone)
-    for layer in net.layers:
-        if layer.name == "prior":
-            layer.set_weights([np.asarray(prior_map, np.float32).reshape(layer.get_weights()[0].shape)])
-        elif layer.weights and layer.name in trained_names:
-            # The readout, and with tune_top the encoder blocks it fine-tuned.
-            layer.set_weights(trained.get_layer(layer.name).get_weights())
-    return net
+    return inference_net(load_readout(run_dir), run_config(run_dir).net, prior_map, backbone)
 
 
 def content_logits(model: keras.Model, part: TapSet, batch: int = 32) -> np.ndarray:

@@ -27,12 +27,12 @@ class SaliencyNetConfig:
     decoder_channels: tuple[int, int, int] = (96, 64, 32)  # at strides 16, 8, 4
     # Centre bias as a property of a data set, not of content (UNISAL): with priors > 1 the
     # training net takes a second input, the photo's data set (one-hot), and adds that set's
-    # learned prior map. Export drops them for the run-time prior the card names
-    # (`prior_maps`, chosen by leave-one-dataset-out validation, training.prior_select).
+    # learned prior map. Export replaces them with one map (`inference_net`); the run-time
+    # prior on top is the card's (training.prior_select).
     priors: int = 1
     deep_tap: bool = False  # also read the classifier's 1280-channel stride-32 conv
     # Frozen-encoder runs: fine-tune the encoder's stride-32 blocks (features.14-17, and the
-    # 1280-channel conv with deep_tap) on cached stride-16 taps; 0 keeps all of it frozen.
+    # 1280-channel conv with deep_tap) on cached stride-16 taps; False keeps all of it frozen.
     tune_top: bool = False
 
 
@@ -94,17 +94,18 @@ def build_saliency_net(config: SaliencyNetConfig = SaliencyNetConfig(),
     inputs = keras.Input((config.canvas, config.canvas, 3), name="image")
     taps = mobilenet_v2_features(inputs, include_top_conv=config.deep_tap)
     logits = readout(taps, config)
-    if config.priors > 1 and not inference:
-        dataset = keras.Input((config.priors,), name="dataset")
-        logits = DatasetPriors(config.priors, name="priors")([logits, dataset])
-        model_inputs: list = [inputs, dataset]
-    else:
-        logits = LearnedPrior(name="prior")(logits)
-        model_inputs = [inputs]
+    logits, extra = _with_prior(logits, config, inference)
     saliency = layers.Activation("sigmoid", name="saliency")(logits)
     assert saliency.shape[1] == config.canvas // OUTPUT_STRIDE
-    return keras.Model(model_inputs if len(model_inputs) > 1 else inputs, saliency,
-                       name="autocrop_saliency")
+    return keras.Model([inputs, *extra] if extra else inputs, saliency, name="autocrop_saliency")
+
+
+def _with_prior(logits, config: SaliencyNetConfig, inference: bool):
+    """(logits + prior, extra inputs): per-set priors with a `dataset` input, or one map."""
+    if config.priors > 1 and not inference:
+        dataset = keras.Input((config.priors,), name="dataset")
+        return DatasetPriors(config.priors, name="priors")([logits, dataset]), [dataset]
+    return LearnedPrior(name="prior")(logits), []
 
 
 def learned_prior_maps(model: keras.Model) -> np.ndarray:
@@ -114,14 +115,26 @@ def learned_prior_maps(model: keras.Model) -> np.ndarray:
     return np.asarray(weights).reshape(-1, weights.shape[-3], weights.shape[-2])
 
 
-def inference_net(model: keras.Model, config: SaliencyNetConfig, prior_map: np.ndarray) -> keras.Model:
-    """The image-only net with `model`'s weights and `prior_map` (S/4 x S/4 logits) as its prior."""
+def inference_net(model: keras.Model, config: SaliencyNetConfig, prior_map: np.ndarray,
+                  backbone=None) -> keras.Model:
+    """The image-only net with `model`'s weights and `prior_map` (S/4 x S/4 logits) as its prior.
+
+    `model` may hold only part of the net (a frozen run's readout): the layers it lacks keep
+    the ImageNet weights loaded from `backbone`.
+    """
     net = build_saliency_net(config, inference=True)
+    if backbone is not None:
+        from .backbone import load_torchvision_weights
+
+        load_torchvision_weights(net, backbone)
+    trained = {layer.name for layer in model.layers}
     for layer in net.layers:
         if layer.name == "prior":
             layer.set_weights([np.asarray(prior_map, np.float32).reshape(layer.get_weights()[0].shape)])
-        elif layer.weights:
+        elif layer.weights and layer.name in trained:
             layer.set_weights(model.get_layer(layer.name).get_weights())
+        elif layer.weights and backbone is None:
+            raise KeyError(f"no trained weights for layer {layer.name}")
     return net
 
 
@@ -169,14 +182,8 @@ def readout_net(config: SaliencyNetConfig) -> keras.Model:
         top = mobilenet_v2_features(taps[16], include_top_conv=config.deep_tap, start=STRIDE_TAPS[16] + 1)
         taps = {**taps, **top}
         inputs = [taps[k] for k in (4, 8, 16)]
-    logits = readout(taps, config)
-    if config.priors > 1:
-        dataset = keras.Input((config.priors,), name="dataset")
-        logits = DatasetPriors(config.priors, name="priors")([logits, dataset])
-        inputs.append(dataset)
-    else:
-        logits = LearnedPrior(name="prior")(logits)
-    return keras.Model(inputs, layers.Activation("sigmoid", name="saliency")(logits), name="readout")
+    logits, extra = _with_prior(readout(taps, config), config, inference=False)
+    return keras.Model(inputs + extra, layers.Activation("sigmoid", name="saliency")(logits), name="readout")
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:

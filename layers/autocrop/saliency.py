@@ -110,15 +110,28 @@ class RuntimePrior:
         """`saliency` (HxW, >= 0) weighted by the centre prior, scaled to [0, 1]."""
         if self.centre_exponent == 0:
             return normalise_map(saliency)
-        weight = centre_bias(saliency.shape[0], saliency.shape[1], self.sigma_frac) ** self.centre_exponent
-        return normalise_map(saliency * weight)
+        h, w = saliency.shape
+        return normalise_map(saliency * _centre_weight(h, w, self.sigma_frac, self.centre_exponent))
 
     def with_faces(self, saliency: np.ndarray, faces: np.ndarray | None) -> np.ndarray:
         """A [0, 1] map plus the face channel (faces in the map's pixels), scaled to [0, 1]."""
         if self.face_weight == 0 or faces is None or len(faces) == 0:
             return saliency
-        h, w = saliency.shape
-        return normalise_map(saliency + self.face_weight * face_map(faces, h, w))
+        return self.with_face_map(saliency, face_map(faces, *saliency.shape))
+
+    def with_face_map(self, saliency: np.ndarray, blobs: np.ndarray) -> np.ndarray:
+        """`with_faces` for faces already drawn by `face_map`."""
+        if self.face_weight == 0 or not blobs.any():
+            return saliency
+        return normalise_map(saliency + self.face_weight * blobs)
+
+
+@lru_cache(maxsize=8)
+def _centre_weight(height: int, width: int, sigma_frac: float, exponent: float) -> np.ndarray:
+    """centre_bias ** exponent, read-only and cached: photos of one size share it."""
+    weight = centre_bias(height, width, sigma_frac) ** exponent
+    weight.flags.writeable = False
+    return weight
 
 
 @dataclass
