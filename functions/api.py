@@ -177,6 +177,17 @@ PHOTO_BODY: dict[str, Any] = {
 # Responses
 
 
+class FaceReportOut(BaseModel):
+    kept: int = Field(description="detected faces wholly inside the crop")
+    dropped: int = Field(description="detected faces wholly outside")
+    cut: int = Field(description="detected faces partly inside (faces too small to protect may be)")
+    protected_cut: int = Field(description="protected faces the crop slices: 0 unless no crop of the "
+                               "ratio could keep or drop them all whole")
+    heads_cut: int = Field(description="protected faces kept or dropped whole whose head (hair, chin) "
+                           "the crop slices: where no crop of the ratio could keep every head whole")
+    all_protected_whole: bool
+
+
 class CropOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -186,6 +197,7 @@ class CropOut(BaseModel):
     breakdown: dict[str, float]
     saliency_kept: float
     faces_kept: int
+    face_report: FaceReportOut
     chosen_by: str
     image: str | None = Field(None, description="Preview data URL (include=images)")
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from autocrop import CropOptions
 from tests.shared_data import DATA, needs_data

@@ -1,6 +1,5 @@
 """Export a tiny real model to TFLite (float16 and full int8) and check dtypes and parity."""
 
-import cv2
 import numpy as np
 import pytest
 from skimage import data

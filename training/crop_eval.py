@@ -60,6 +60,7 @@ class CropScore:
     of_oracle: float
     area: float
     face_cut: bool | None
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # x, y, w, h of the crop
 
 
 def fixation_integral(record: FixationRecord) -> np.ndarray:
@@ -149,6 +150,7 @@ def score_crop(
         of_oracle=of_oracle(integral, box),
         area=box.area / (record.width * record.height),
         face_cut=cuts_a_face(box, faces) if faces else None,
+        box=(box.x, box.y, box.w, box.h),
     )
 
 
@@ -160,6 +162,28 @@ def engine_cropper(options: CropOptions) -> Cropper:
 
     def crop(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
         result = analyse(record.image_path.read_bytes(), options.with_(ratios=tuple(ratios)))
+        return [c.box for c in result.crops]
+
+    return crop
+
+
+def crossfit_cropper(options: CropOptions, models: Sequence[Path], data_root: Path) -> Cropper:
+    """The engine on a training photo with the saliency model of the cross-fitting fold that
+    never saw it (`training.saliency[_frozen] --folds N --fold k`; `models[k]` held fold k
+    out): the fairest preview of photos from elsewhere, per photo, with everything else the
+    shipped engine's (faces, rules, ranker)."""
+    from autocrop.engine import analyse_image, decode_for
+    from autocrop.saliency import LiteRTSaliency
+
+    from .saliency import fold_assignment
+
+    predictors = [LiteRTSaliency(m) for m in models]
+    folds = fold_assignment(data_root, folds=len(predictors))
+
+    def crop(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
+        o = options.with_(ratios=tuple(ratios))
+        decoded = decode_for(record.image_path.read_bytes(), o)
+        result = analyse_image(decoded, o, saliency=predictors[folds[(record.dataset, record.name)]])
         return [c.box for c in result.crops]
 
     return crop
@@ -340,7 +364,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="engine option override, e.g. --set min_scale=0.8")
     parser.add_argument("--json", type=Path, help="also write the summaries (and rows) here")
+    parser.add_argument("--crossfit", type=Path, nargs="+", metavar="MODEL",
+                        help="with --split train: the engine sees each photo through the fold model "
+                             "that never saw it (fold k's .tflite, k = 0..N-1)")
     args = parser.parse_args(argv)
+    if args.crossfit and args.split != "train":
+        parser.error("--crossfit previews the training photos: use it with --split train")
 
     options = CropOptions(**parse_overrides(args.overrides))
     sets = load_saliency_sets(args.data, args.sets)
@@ -348,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = [r for name in args.sets for r in sets[name][part][: args.limit or None]]
     faces = load_eyecrowd_faces(Path(args.data) / "saliency" / "eyecrowd") if "eyecrowd" in args.sets else {}
     available = croppers(options)
+    if args.crossfit:
+        available["engine"] = crossfit_cropper(options, args.crossfit, args.data)
     summaries: dict[str, Any] = {}
     all_rows: dict[str, list[dict[str, Any]]] = {}
     models: dict[str, str] = {}

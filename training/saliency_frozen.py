@@ -28,7 +28,7 @@ import numpy as np
 
 from .backbone import DEFAULT_WEIGHTS, load_torchvision_weights, mobilenet_v2_features
 from .datasets import DEFAULT_DATA_ROOT, REPORT_ONLY_SETS, FixationRecord, load_saliency_sets
-from .saliency import TrainConfig, _compile, cache_sample, make_example
+from .saliency import TrainConfig, _compile, assign_folds, cache_sample, make_example
 from .saliency_model import SaliencyNetConfig, inference_net, readout_net, tap_shapes
 
 log = logging.getLogger("training.saliency_frozen")
@@ -50,6 +50,11 @@ class FrozenConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     views: int = VIEWS
+    #: Cross-fitting: with folds > 1 the training photos of fold `fold` are held out
+    #: (`training.saliency.assign_folds`, interleaved over the sets in order), so the model's
+    #: maps of those photos are maps of photos it never saw.
+    folds: int = 1
+    fold: int = 0
     frozen_encoder: bool = True
     net: SaliencyNetConfig = field(default_factory=SaliencyNetConfig)
     augment: TrainConfig = field(default_factory=TrainConfig)  # the augmentation settings used
@@ -124,6 +129,13 @@ class TapSet:
     taps: dict[str, np.ndarray]
     targets: np.ndarray
 
+    def subset(self, keep: np.ndarray) -> TapSet:
+        """The photos at indices `keep` (every view of each)."""
+        keep = np.asarray(keep, np.intp)
+        rows = (keep[:, None] * self.views + np.arange(self.views)[None, :]).ravel()
+        return TapSet(self.dataset, [self.names[i] for i in keep], self.views,
+                      {k: v[rows] for k, v in self.taps.items()}, self.targets[rows])
+
     def inputs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v[rows].astype(np.float32) for k, v in self.taps.items()}
 
@@ -180,7 +192,7 @@ def train(cfg: FrozenConfig, cache: Path, out_dir: Path, verbose: int = 2) -> di
         raise ValueError("out-of-domain sets are for evaluation only (EVALUATION.md)")
     keras.utils.set_random_seed(cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train_parts = [load_taps(cache, s, "train", cfg.net) for s in cfg.sets]
+    train_parts = held_in([load_taps(cache, s, "train", cfg.net) for s in cfg.sets], cfg.folds, cfg.fold)
     val_parts = [load_taps(cache, s, "val", cfg.net) for s in cfg.sets]
     model = new_readout(cfg.net)
     steps = cfg.epochs * TapBatches(train_parts, cfg, True).__len__()
@@ -195,6 +207,20 @@ def train(cfg: FrozenConfig, cache: Path, out_dir: Path, verbose: int = 2) -> di
     (out_dir / "history.json").write_text(json.dumps(history, indent=2))
     log.info("saved %s in %.1f min", out_dir, (time.time() - t0) / 60)
     return history
+
+
+def held_in(parts: list[TapSet], folds: int, fold: int) -> list[TapSet]:
+    """The training parts without cross-fitting fold `fold` (all of them when folds <= 1)."""
+    if folds <= 1:
+        return parts
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} is not in 0..{folds - 1}")
+    out, start = [], 0
+    for part in parts:
+        ks = np.array(assign_folds(list(range(start + len(part.names))), folds)[start:])
+        out.append(part.subset(np.flatnonzero(ks != fold)))
+        start += len(part.names)
+    return out
 
 
 def run_config(run_dir: Path) -> FrozenConfig:
@@ -264,6 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--single-prior", action="store_true")
     parser.add_argument("--tune-top", action="store_true", help="fine-tune the stride-32 encoder blocks")
     parser.add_argument("--cache-only", action="store_true")
+    parser.add_argument("--folds", type=int, default=1, help="cross-fitting: number of folds")
+    parser.add_argument("--fold", type=int, default=0, help="cross-fitting: the fold held out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sets = tuple(s for s in args.sets.split(",") if s)
@@ -272,7 +300,8 @@ def main(argv: list[str] | None = None) -> None:
     build_cache(args.data, args.cache, net, backbone=args.backbone)
     if args.cache_only:
         return
-    cfg = FrozenConfig(sets=sets, epochs=args.epochs, lr=args.lr, seed=args.seed, net=net)
+    cfg = FrozenConfig(sets=sets, epochs=args.epochs, lr=args.lr, seed=args.seed, net=net,
+                      folds=args.folds, fold=args.fold)
     train(cfg, args.cache, args.out)
 
 

@@ -84,6 +84,9 @@ function show(answer) {
         `<strong>${escapeHtml(crop.ratio)}</strong> score ${crop.score.toFixed(3)}` +
         `<br>box ${x},${y} ${w}×${h}` +
         `<br>saliency kept ${(100 * crop.saliency_kept).toFixed(0)}%, faces kept ${crop.faces_kept}` +
+        (crop.face_report && crop.face_report.protected_cut
+          ? `<br><strong>${crop.face_report.protected_cut} face(s) could not be kept whole</strong>`
+          : "") +
         `<br><small>chosen by ${escapeHtml(crop.chosen_by)}</small>`;
       card.append(img, caption);
       return card;

@@ -19,10 +19,21 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .face_rule import (
+    FACE_COLUMNS,
+    Grid,
+    contains,
+    face_feasible,
+    face_importance,
+    fit_faces,
+    head_boxes,
+    head_cuts,
+    measure_faces,
+    rule_boxes,
+    sliced,
+)
 from .options import CropOptions
 
-#: Columns of a face array: x, y, w, h (full-resolution px), score.
-FACE_COLUMNS = 5
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +85,9 @@ class Windows:
     w: np.ndarray
     h: np.ndarray
     scale: np.ndarray  # side length relative to the ratio's largest window
+    #: How the windows tile as position grids of one size each (from `propose_windows`);
+    #: empty for hand-made window sets. The face rule is measured per axis on grids.
+    grids: tuple[Grid, ...] = ()
 
     def __len__(self) -> int:
         return int(self.x.size)
@@ -95,7 +109,7 @@ class WindowFeatures:
     saliency_of_best: np.ndarray  # saliency inside / the most any window of the same size holds
     faces_share: np.ndarray  # share of protected-face importance kept whole inside
     faces_kept: np.ndarray  # count of detected faces wholly inside
-    head_cut: np.ndarray  # heads (faces with margins) sliced, weighted by importance
+    head_cut: np.ndarray  # heads (faces with margins) sliced, by importance (NaN where infeasible)
     edge_cut: np.ndarray  # mean over edges of salient content on both sides of the edge
     position: np.ndarray  # 1 at the photo's centre, 0 at the far corner of the free range
     area: np.ndarray  # area relative to the ratio's largest window
@@ -146,161 +160,21 @@ def _positions(free: int, step: float) -> np.ndarray:
 def propose_windows(width: int, height: int, ratio: float, options: CropOptions) -> Windows:
     """Windows of `ratio` over positions (every `position_step`) and scales (down to `min_scale`)."""
     xs, ys, ws, hs, ss = [], [], [], [], []
+    grids: list[Grid] = []
+    start = 0
     for w, h, s in window_sizes(width, height, ratio, options):
         px = _positions(width - w, options.position_step * width)
         py = _positions(height - h, options.position_step * height)
-        gx, gy = np.meshgrid(px, py)
+        gx, gy = np.meshgrid(px, py)  # row-major in y: window start + iy * len(px) + ix
         n = gx.size
+        grids.append(Grid(start, px, py, w, h))
+        start += n
         xs.append(gx.ravel())
         ys.append(gy.ravel())
         ws.append(np.full(n, w, np.int64))
         hs.append(np.full(n, h, np.int64))
         ss.append(np.full(n, s, np.float64))
-    return Windows(*(np.concatenate(a) for a in (xs, ys, ws, hs, ss)))
-
-
-def face_importance(faces: np.ndarray) -> np.ndarray:
-    """Importance of each face: its area times the detector's confidence."""
-    if len(faces) == 0:
-        return np.zeros(0)
-    return faces[:, 2].astype(np.float64) * faces[:, 3] * faces[:, 4]
-
-
-def protected_faces(faces: np.ndarray, width: int, height: int, options: CropOptions) -> np.ndarray:
-    """The faces the rule protects: those at least `face_min_size` of the long side."""
-    if len(faces) == 0:
-        return faces.reshape(0, FACE_COLUMNS)
-    small = np.minimum(faces[:, 2], faces[:, 3]) < options.face_min_size * max(width, height)
-    return faces[~small]
-
-
-#: Faces are float boxes and windows integers: touching is not overlapping.
-EPS = 1e-6
-
-
-#: A face larger than the largest window is protected by its core: its box shrunk about its
-#: centre to this share of the window's width and height.
-CORE_SHARE = 0.9
-
-
-def fit_faces(faces: np.ndarray, max_w: float, max_h: float) -> np.ndarray:
-    """Faces with boxes too big for a (max_w x max_h) window shrunk to their core.
-
-    A close-up face taller than a 16:9 window cannot be wholly inside or outside it; rather
-    than crop the subject away, the rule then protects the middle of the face (eyes, nose,
-    mouth), which the window keeps or leaves whole like any face.
-    """
-    if len(faces) == 0:
-        return faces
-    out = faces.copy()
-    w = np.minimum(faces[:, 2], CORE_SHARE * max_w)
-    h = np.minimum(faces[:, 3], CORE_SHARE * max_h)
-    out[:, 0] = faces[:, 0] + (faces[:, 2] - w) / 2
-    out[:, 1] = faces[:, 1] + (faces[:, 3] - h) / 2
-    out[:, 2], out[:, 3] = w, h
-    return out
-
-
-def contains(windows: Windows, boxes: np.ndarray) -> np.ndarray:
-    """(windows x boxes) mask: the (x, y, w, h, ...) box lies wholly inside the window."""
-    bx0, by0 = boxes[None, :, 0], boxes[None, :, 1]
-    bx1, by1 = bx0 + boxes[None, :, 2], by0 + boxes[None, :, 3]
-    return (
-        (windows.x[:, None] <= bx0 + EPS)
-        & (windows.y[:, None] <= by0 + EPS)
-        & (windows.x1[:, None] >= bx1 - EPS)
-        & (windows.y1[:, None] >= by1 - EPS)
-    )
-
-
-def head_boxes(faces: np.ndarray, width: int, height: int, options: CropOptions, relax: float = 1.0) -> np.ndarray:
-    """(N, 4) x0, y0, x1, y1 of each face's head (face box plus `relax` x the margins), clipped."""
-    fx0, fy0, fw, fh = faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 3]
-    side, top, bottom = (relax * m for m in (options.face_margin_side, options.face_margin_top, options.face_margin_bottom))
-    return np.stack(
-        [
-            np.maximum(fx0 - side * fw, 0),
-            np.maximum(fy0 - top * fh, 0),
-            np.minimum(fx0 + fw + side * fw, width),
-            np.minimum(fy0 + fh + bottom * fh, height),
-        ],
-        axis=1,
-    )
-
-
-def _inside_outside(windows: Windows, rects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(windows x rects) masks: the (x0, y0, x1, y1) rect is wholly inside / wholly outside."""
-    rx0, ry0, rx1, ry1 = (rects[None, :, i] for i in range(4))
-    wx0, wy0, wx1, wy1 = windows.x[:, None], windows.y[:, None], windows.x1[:, None], windows.y1[:, None]
-    inside = (wx0 <= rx0 + EPS) & (wy0 <= ry0 + EPS) & (wx1 >= rx1 - EPS) & (wy1 >= ry1 - EPS)
-    outside = (wx1 <= rx0 + EPS) | (wx0 >= rx1 - EPS) | (wy1 <= ry0 + EPS) | (wy0 >= ry1 - EPS)
-    return inside, outside
-
-
-def sliced(windows: Windows, rects: np.ndarray) -> np.ndarray:
-    """(windows x rects) mask: the (x0, y0, x1, y1) rect is neither wholly inside nor outside."""
-    inside, outside = _inside_outside(windows, rects)
-    return ~(inside | outside)
-
-
-def face_feasible(windows: Windows, faces: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
-    """Windows (among `allowed`) that slice no face: each face box wholly inside or outside.
-
-    When every window slices some face, the windows whose most important sliced face is
-    least important pass (then those slicing the least importance in total): the most
-    important faces stay whole, the others are dropped whole where they can be.
-    """
-    n = len(windows)
-    allowed = np.ones(n, bool) if allowed is None else allowed
-    if len(faces) == 0:
-        return allowed.copy()
-    rects = np.stack([faces[:, 0], faces[:, 1], faces[:, 0] + faces[:, 2], faces[:, 1] + faces[:, 3]], axis=1)
-    cut = sliced(windows, rects)
-    ok = allowed & ~cut.any(axis=1)
-    if ok.any():
-        return ok
-    sliced_importance = np.where(cut, face_importance(faces)[None, :], 0.0)
-    worst = np.where(allowed, sliced_importance.max(axis=1), np.inf)
-    ok = worst <= worst.min() * (1 + 1e-9)
-    total = np.where(ok, sliced_importance.sum(axis=1), np.inf)
-    return ok & (total <= total.min() * (1 + 1e-9))
-
-
-def head_cuts(
-    windows: Windows,
-    faces: np.ndarray,
-    width: int,
-    height: int,
-    options: CropOptions,
-    kept: np.ndarray | None = None,
-) -> np.ndarray:
-    """How badly each window slices the heads around the faces, beyond what it must.
-
-    A head is the face box with its margins (hair, chin, ears). Per head, the share on the
-    window's wrong side, min(share inside, share outside), beyond `head_cut_tolerance` and
-    rescaled so that 1 = sliced in half. Only the part no window could avoid once it keeps
-    (or drops) that face is charged: a close-up too tall for 16:9 is not pushed out of the
-    crop for a head cut every crop keeping it must make. Heads count by importance relative
-    to the most important face, so slicing a face in a crowd costs what slicing it alone
-    would; the sum over heads.
-    """
-    if len(faces) == 0:
-        return np.zeros(len(windows))
-    heads = head_boxes(faces, width, height, options)
-    hx0, hy0, hx1, hy1 = (heads[None, :, i] for i in range(4))
-    iw = np.clip(np.minimum(windows.x1[:, None], hx1) - np.maximum(windows.x[:, None], hx0), 0, None)
-    ih = np.clip(np.minimum(windows.y1[:, None], hy1) - np.maximum(windows.y[:, None], hy0), 0, None)
-    share = iw * ih / np.maximum((hx1 - hx0) * (hy1 - hy0), 1e-9)
-    tol = options.head_cut_tolerance
-    cut = np.clip((np.minimum(share, 1.0 - share) - tol) / (0.5 - tol), 0.0, 1.0)
-    kept = contains(windows, faces) if kept is None else kept
-    unavoidable_kept = np.where(kept, cut, np.inf).min(axis=0)
-    unavoidable_dropped = np.where(kept, np.inf, cut).min(axis=0)
-    floor = np.where(kept, unavoidable_kept[None, :], unavoidable_dropped[None, :])
-    excess = np.clip(cut - np.where(np.isfinite(floor), floor, 0.0), 0.0, None)
-    importance = face_importance(faces)
-    weight = importance / max(float(importance.max()), 1e-12)
-    return (excess * weight[None, :]).sum(axis=1)
+    return Windows(*(np.concatenate(a) for a in (xs, ys, ws, hs, ss)), grids=tuple(grids))
 
 
 def region_coverage(windows: Windows, regions: np.ndarray) -> np.ndarray:
@@ -411,30 +285,27 @@ def measure_windows(
         restrict((windows.x <= fx) & (fx <= windows.x1) & (windows.y <= fy) & (fy <= windows.y1))
         dist = np.hypot(windows.x + windows.w / 2 - fx, windows.y + windows.h / 2 - fy)
         focus = 1.0 - dist / (0.5 * math.hypot(width, height))
-    # 3. the face rule.
+    # 3. the face rule: guards (faces with the usual head) whole where some window can keep
+    #    them all whole or out, else the bare faces; the rest of the heads is scored.
     all_faces = faces.reshape(-1, FACE_COLUMNS).astype(np.float64)
-    guarded = fit_faces(protected_faces(all_faces, width, height, options), windows.w.max(), windows.h.max())
-    feasible = face_feasible(windows, guarded, allowed=feasible)
+    guarded, _, tiers = rule_boxes(all_faces, width, height, options, windows.w.max(), windows.h.max())
     importance = face_importance(guarded)
-    guarded_kept = contains(windows, guarded)
-    faces_share = (
-        (guarded_kept * importance[None, :]).sum(axis=1) / importance.sum()
-        if importance.sum() > 0
-        else np.ones(n)
+    feasible, (kept_importance, kept_count) = measure_faces(
+        windows, [(guarded, importance), (all_faces, None)], tiers, allowed=feasible
     )
-    faces_kept = contains(windows, all_faces).sum(axis=1)
+    faces_share = kept_importance / importance.sum() if importance.sum() > 0 else np.ones(n)
+    faces_kept = np.rint(kept_count).astype(np.int64)
     # 4. enough saliency stays in the window.
     restrict(kept_saliency >= options.min_saliency_ratio * kept_saliency.max(initial=0))
-    big_w, big_h = windows.w.max(), windows.h.max()
     return WindowFeatures(
         saliency_kept=kept_saliency,
         saliency_of_best=share_of_best_same_size(windows, kept_saliency),
         faces_share=faces_share,
         faces_kept=faces_kept,
-        head_cut=head_cuts(windows, guarded, width, height, options, kept=guarded_kept),
+        head_cut=head_cuts(windows, guarded, width, height, options, among=feasible),
         edge_cut=edge_cuts(windows, index, options, width, height),
         position=centredness(windows, width, height),
-        area=(windows.w * windows.h) / float(big_w * big_h),
+        area=(windows.w * windows.h) / float(windows.w.max() * windows.h.max()),
         focus=focus,
         feasible=feasible,
     )

@@ -15,6 +15,7 @@ import numpy as np
 
 from .candidates import SaliencyIndex, Windows, measure_windows, propose_windows
 from .decode import decode
+from .face_rule import face_report
 from .faces import FaceDetector, detect_faces, load_face_detector
 from .options import CropOptions
 from .ranker import CompositionRanker, PhotoContext, Ranker, load_ranker, rank_candidates
@@ -177,6 +178,10 @@ def analyse_image(
                 saliency_kept=float(features.saliency_kept[best]),
                 faces_kept=int(features.faces_kept[best]),
                 chosen_by=ranking.chosen_by,
+                face_report=face_report(
+                    (int(windows.x[best]), int(windows.y[best]), int(windows.w[best]), int(windows.h[best])),
+                    faces_full, width, height, options, windows.w.max(), windows.h.max(),
+                ),
             )
         )
         runners_up[label] = distinct_runners_up(windows, order, options.debug_candidates)

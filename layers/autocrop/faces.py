@@ -115,18 +115,18 @@ def merge_detections(boxes: np.ndarray, iou: float, containment: float = CONTAIN
     x0, y0 = boxes[:, 0], boxes[:, 1]
     x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
     area = boxes[:, 2] * boxes[:, 3]
+    # Every pair's overlap once (a few hundred boxes in a crowd: a small matrix), then one
+    # greedy sweep: a box still alive removes the worse boxes it suppresses.
+    iw = np.clip(np.minimum(x1[:, None], x1[None, :]) - np.maximum(x0[:, None], x0[None, :]), 0, None)
+    ih = np.clip(np.minimum(y1[:, None], y1[None, :]) - np.maximum(y0[:, None], y0[None, :]), 0, None)
+    inter = iw * ih
+    overlap = inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-6)
+    contained = inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-6)
+    suppress = np.triu((overlap > iou) | (contained > containment), k=1)
     alive = np.ones(len(boxes), bool)
-    for i in range(len(boxes)):
-        if not alive[i]:
-            continue
-        rest = np.flatnonzero(alive[i + 1 :]) + i + 1
-        iw = np.clip(np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]), 0, None)
-        ih = np.clip(np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]), 0, None)
-        inter = iw * ih
-        union = area[i] + area[rest] - inter
-        overlap = inter / np.maximum(union, 1e-6)
-        contained = inter / np.maximum(np.minimum(area[i], area[rest]), 1e-6)
-        alive[rest[(overlap > iou) | (contained > containment)]] = False
+    for i in np.flatnonzero(suppress.any(axis=1)):
+        if alive[i]:
+            alive &= ~suppress[i]
     return boxes[alive]
 
 

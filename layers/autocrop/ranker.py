@@ -34,6 +34,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from .candidates import SaliencyIndex, WindowFeatures, Windows
+from .face_rule import contains, face_importance, head_boxes, protected_faces, rects_of, sliced
 from .options import CropOptions
 from .preprocess import Letterbox
 from .scoring import RANKER_NAME as COMPOSITION_NAME
@@ -258,10 +259,6 @@ def edge_bands(photo: PhotoContext, windows: Windows, options: CropOptions) -> n
     return np.stack([inner.max(axis=1), outer.max(axis=1), np.minimum(inner, outer).max(axis=1)], axis=1) / peak
 
 
-#: Faces are float boxes and windows integers: touching is not overlapping.
-_EPS = 1e-6
-
-
 def face_stats(photo: PhotoContext, windows: Windows, options: CropOptions) -> np.ndarray:
     """(N, 3): the photo has protected faces; importance share sliced; share kept with room.
 
@@ -270,31 +267,14 @@ def face_stats(photo: PhotoContext, windows: Windows, options: CropOptions) -> n
     `face_margin_*` margins) lies inside the window, as the face rule wants it.
     """
     n = len(windows)
-    f = photo.faces
-    if len(f):
-        f = f[np.minimum(f[:, 2], f[:, 3]) >= options.face_min_size * max(photo.width, photo.height)]
-    importance = f[:, 2] * f[:, 3] * f[:, 4] if len(f) else np.zeros(0)
+    f = protected_faces(photo.faces, photo.width, photo.height, options)
+    importance = face_importance(f)
     if importance.sum() <= 0:
         return np.zeros((n, 3))
-    wx0, wy0 = windows.x[:, None].astype(np.float64), windows.y[:, None].astype(np.float64)
-    wx1, wy1 = wx0 + windows.w[:, None], wy0 + windows.h[:, None]
-
-    def inside(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> np.ndarray:
-        return (wx0 <= x0 + _EPS) & (wy0 <= y0 + _EPS) & (wx1 >= x1 - _EPS) & (wy1 >= y1 - _EPS)
-
-    fx0, fy0, fw, fh = (f[None, :, i] for i in range(4))
-    fx1, fy1 = fx0 + fw, fy0 + fh
-    outside = (wx1 <= fx0 + _EPS) | (wx0 >= fx1 - _EPS) | (wy1 <= fy0 + _EPS) | (wy0 >= fy1 - _EPS)
-    whole = inside(fx0, fy0, fx1, fy1)
-    roomy = inside(
-        np.maximum(fx0 - options.face_margin_side * fw, 0),
-        np.maximum(fy0 - options.face_margin_top * fh, 0),
-        np.minimum(fx1 + options.face_margin_side * fw, photo.width),
-        np.minimum(fy1 + options.face_margin_bottom * fh, photo.height),
-    )
     total = importance.sum()
-    cut = ((~(whole | outside)) * importance).sum(axis=1) / total
-    room = (roomy * importance).sum(axis=1) / total
+    cut = (sliced(windows, rects_of(f)) * importance).sum(axis=1) / total
+    heads = head_boxes(f, photo.width, photo.height, options)
+    room = (contains(windows, np.concatenate([heads[:, :2], heads[:, 2:] - heads[:, :2]], axis=1)) * importance).sum(axis=1) / total
     return np.stack([np.ones(n), cut, room], axis=1)
 
 
@@ -423,8 +403,12 @@ T = TypeVar("T", Windows, WindowFeatures)
 
 
 def take(values: T, index: np.ndarray) -> T:
-    """The rows `index` of every array field of a Windows / WindowFeatures."""
-    return replace(values, **{f.name: getattr(values, f.name)[index] for f in fields(values)})
+    """The rows `index` of every array field of a Windows / WindowFeatures (a subset of
+    windows is no longer a grid: it drops the grid description)."""
+    return replace(
+        values,
+        **{f.name: getattr(values, f.name)[index] if f.name != "grids" else () for f in fields(values)},
+    )
 
 
 @dataclass(frozen=True, eq=False)

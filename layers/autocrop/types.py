@@ -121,6 +121,40 @@ class Face:
 
 
 @dataclass(frozen=True)
+class FaceReport:
+    """What one crop did with the photo's detected faces.
+
+    `kept`, `dropped` and `cut` count every detected face by its box: wholly inside, wholly
+    outside, partly inside (a face too small to protect may be cut). `protected_cut` counts
+    the protected faces (at least `face_min_size`) the crop slices: 0 unless no window of the
+    ratio could keep or drop every one of them whole, and then the least important ones were
+    given up. `heads_cut`: protected faces kept or dropped whole whose guard (the face with
+    the usual head around it, `face_guard_*`) the crop slices, where no window of the ratio
+    could keep every head whole.
+    """
+
+    kept: int = 0
+    dropped: int = 0
+    cut: int = 0
+    protected_cut: int = 0
+    heads_cut: int = 0
+
+    @property
+    def all_protected_whole(self) -> bool:
+        return self.protected_cut == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kept": int(self.kept),
+            "dropped": int(self.dropped),
+            "cut": int(self.cut),
+            "protected_cut": int(self.protected_cut),
+            "heads_cut": int(self.heads_cut),
+            "all_protected_whole": self.all_protected_whole,
+        }
+
+
+@dataclass(frozen=True)
 class Crop:
     """The chosen crop for one ratio, with the score that chose it, term by term.
 
@@ -135,6 +169,7 @@ class Crop:
     saliency_kept: float
     faces_kept: int
     chosen_by: str = "composition"
+    face_report: FaceReport = field(default_factory=FaceReport)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,6 +179,7 @@ class Crop:
             "breakdown": {k: round(float(v), 4) for k, v in self.breakdown.items()},
             "saliency_kept": round(float(self.saliency_kept), 4),
             "faces_kept": int(self.faces_kept),
+            "face_report": self.face_report.to_dict(),
             "chosen_by": self.chosen_by,
         }
 

@@ -4,7 +4,8 @@
 
 What it measures (everything on one core: the process is pinned to one CPU, OpenCV and
 OpenMP use one thread, LiteRT runs with num_threads=1):
-- box-only analysis of 12 MP JPEGs (4032x3024, camera-like noise) for four ratios:
+- box-only analysis of 12 MP JPEGs (4032x3024, camera-like noise) for four ratios, two
+  groups interleaved in the same loop: few-face photos and crowds (`crowd_photos`):
   `autocrop.analyse` vs smartcrop.py 0.5 (`SmartCrop().crop` per ratio, its defaults,
   targets at the engine's analysis scale, 640 px). smartcrop.py runs two ways: as its
   README uses it (`Image.open`, a full decode, then its own prescale), and given the
@@ -32,6 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# The repository root, for `training` (photo makers shared with the evaluations).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 # One core, one thread: set before numpy/OpenCV/LiteRT start their pools.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
@@ -53,30 +57,10 @@ def pin_to_one_core() -> int:
 
 
 def camera_like_jpeg(rgb: np.ndarray, size: tuple[int, int], seed: int) -> bytes:
-    """Upscale a package photo to `size` and add sensor-like noise, then JPEG q=92.
+    """A camera-sized JPEG of a package photo (`training.uploads.camera_like_jpeg`)."""
+    from training.uploads import camera_like_jpeg as make
 
-    Real 12 MP photos carry fine detail and noise that make their JPEGs 3-6 MB; a smooth
-    upscale would decode faster than any real photo.
-    """
-    import cv2
-    from PIL import Image
-
-    w, h = size
-    src_ratio = rgb.shape[1] / rgb.shape[0]
-    if src_ratio > w / h:  # crop the source to the target ratio first
-        cw = round(rgb.shape[0] * w / h)
-        x0 = (rgb.shape[1] - cw) // 2
-        rgb = rgb[:, x0 : x0 + cw]
-    else:
-        ch = round(rgb.shape[1] * h / w)
-        y0 = (rgb.shape[0] - ch) // 2
-        rgb = rgb[y0 : y0 + ch]
-    big = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-    rng = np.random.default_rng(seed)
-    big += rng.normal(0.0, 5.0, big.shape).astype(np.float32)
-    out = io.BytesIO()
-    Image.fromarray(np.clip(big, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=92)
-    return out.getvalue()
+    return make(rgb, size, seed)
 
 
 def package_photos() -> dict[str, np.ndarray]:
@@ -92,6 +76,42 @@ def package_photos() -> dict[str, np.ndarray]:
         "coffee": skimage.data.coffee(),
         "chelsea": skimage.data.chelsea(),
     }
+
+
+def crowd_photos() -> dict[str, np.ndarray]:
+    """Crowds at 12 MP: a made one from package photos (seven rows of faces, larger in front,
+    ~80 faces) and, where ../shared is beside the checkout,, EyeCrowd's three most crowded
+    photos (100-270 labelled faces each)."""
+    import cv2
+    import skimage.data
+    from matplotlib import cbook
+    from PIL import Image
+
+    hopper = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB"))
+    heads = [skimage.data.astronaut()[20:240, 130:320], hopper[60:420, 120:420]]
+    rng = np.random.default_rng(5)
+    canvas = np.full((1512, 2016, 3), 96, np.uint8)
+    canvas[:, :, 1] = 110
+    y = 1512
+    for size in (250, 215, 185, 160, 140, 120, 105):  # front row at the bottom, largest
+        y -= round(size * 1.2)
+        x = int(rng.integers(0, size // 2))
+        while x + size < 2016:
+            head = cv2.resize(heads[int(rng.integers(0, 2))], (size, round(size * 1.15)))
+            canvas[y : y + head.shape[0], x : x + size] = head[:, ::-1] if rng.random() < 0.5 else head
+            x += size + int(rng.integers(4, 40))
+    photos = {"made crowd": canvas}
+    try:
+        from training.datasets import DEFAULT_DATA_ROOT, load_eyecrowd_faces
+
+        root = Path(DEFAULT_DATA_ROOT) / "saliency" / "eyecrowd"
+        faces = load_eyecrowd_faces(root)
+    except (OSError, ImportError, ValueError):
+        return photos
+    for name in sorted(faces, key=lambda n: -len(faces[n]))[:3]:
+        bgr = cv2.imread(str(root / "stimuli_640x480" / name), cv2.IMREAD_COLOR)
+        photos[f"EyeCrowd {name} ({len(faces[name])} faces)"] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return photos
 
 
 def smartcrop_boxes(data: bytes, reduced: bool) -> list[dict]:
@@ -117,8 +137,11 @@ def smartcrop_boxes(data: bytes, reduced: bool) -> list[dict]:
     return boxes
 
 
-def time_analysis(photos: dict[str, bytes], repeats: int) -> dict[str, dict[str, float]]:
-    """Median ms per photo for the engine and smartcrop.py, interleaved."""
+def time_analysis(
+    photos: dict[str, bytes], repeats: int, groups: dict[str, str] | None = None
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Median ms per photo group for the engine and smartcrop.py, every photo of every group
+    interleaved in one loop (so the groups see the same machine load)."""
     import cv2
 
     from autocrop import CropOptions, analyse
@@ -126,28 +149,31 @@ def time_analysis(photos: dict[str, bytes], repeats: int) -> dict[str, dict[str,
 
     cv2.setNumThreads(1)
     load_saliency(num_threads=1)
+    groups = groups or {name: "photos" for name in photos}
     options = CropOptions(ratios=RATIOS)
-    runs: dict[str, list[float]] = {"engine": [], SMARTCROP_AS_DOCUMENTED: [], SMARTCROP_REDUCED: []}
+    runs: dict[tuple[str, str], list[float]] = {}
     for data in photos.values():  # warm-up: model loads, first-call costs
         analyse(data, options)
         smartcrop_boxes(data, reduced=True)
     slow_every = 5  # smartcrop.py on a full decode takes ~0.5 s: time it on every 5th round
     for round_ in range(repeats):
-        for data in photos.values():
+        for name, data in photos.items():
             calls = [
                 ("engine", lambda: analyse(data, options)),
                 (SMARTCROP_REDUCED, lambda: smartcrop_boxes(data, reduced=True)),
             ]
             if round_ % slow_every == 0:
                 calls.append((SMARTCROP_AS_DOCUMENTED, lambda: smartcrop_boxes(data, reduced=False)))
-            for name, call in calls:
+            for method, call in calls:
                 start = time.perf_counter()
                 call()
-                runs[name].append((time.perf_counter() - start) * 1000)
-    return {
-        name: {"median_ms": statistics.median(v), "p90_ms": float(np.percentile(v, 90)), "runs": len(v)}
-        for name, v in runs.items()
-    }
+                runs.setdefault((groups[name], method), []).append((time.perf_counter() - start) * 1000)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (group, method), v in runs.items():
+        out.setdefault(group, {})[method] = {
+            "median_ms": statistics.median(v), "p90_ms": float(np.percentile(v, 90)), "runs": len(v)
+        }
+    return out
 
 
 def time_rankers(photos: dict[str, bytes], repeats: int) -> dict[str, dict[str, float]]:
@@ -177,11 +203,15 @@ def time_rankers(photos: dict[str, bytes], repeats: int) -> dict[str, dict[str, 
 
 
 def stage_medians(photos: dict[str, bytes], repeats: int) -> dict[str, float]:
-    """Median per-stage timings the engine reports (decode, saliency, faces, candidates)."""
+    """Median per-stage timings the engine reports (decode, saliency, faces, candidates), and
+    the median number of faces found."""
     from autocrop import CropOptions, analyse
 
-    rows = [analyse(d, CropOptions(ratios=RATIOS)).timings for _ in range(repeats) for d in photos.values()]
-    return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    results = [analyse(d, CropOptions(ratios=RATIOS)) for _ in range(repeats) for d in photos.values()]
+    rows = [r.timings for r in results]
+    out = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    out["faces_found"] = statistics.median(len(r.faces) for r in results)
+    return out
 
 
 def start_to_first_result(photo: Path, cpu: int, repeats: int = 5) -> float:
@@ -245,14 +275,20 @@ def main(argv: list[str] | None = None) -> int:
         name: camera_like_jpeg(rgb, TWELVE_MP if rgb.shape[1] >= rgb.shape[0] else TWELVE_MP[::-1], i)
         for i, (name, rgb) in enumerate(sources.items())
     }
+    crowds = {name: camera_like_jpeg(rgb, TWELVE_MP, 50 + i) for i, (name, rgb) in enumerate(crowd_photos().items())}
     big = camera_like_jpeg(sources["astronaut"], TWENTY_FOUR_MP, 99)
     results: dict[str, object] = {
         "cpu": cpu,
         "photos_12mp_bytes": {k: len(v) for k, v in photos.items()},
+        "crowds_12mp_bytes": {k: len(v) for k, v in crowds.items()},
         "photo_24mp_bytes": len(big),
     }
-    results["analysis"] = time_analysis(photos, args.repeats)
+    groups = {**{k: "few-face photos" for k in photos}, **{k: "crowds" for k in crowds}}
+    by_group = time_analysis({**photos, **crowds}, args.repeats, groups)
+    results["analysis"] = by_group["few-face photos"]
+    results["analysis_crowds"] = by_group["crowds"]
     results["engine_stages_ms"] = stage_medians(photos, max(3, args.repeats // 3))
+    results["engine_stages_ms_crowds"] = stage_medians(crowds, max(3, args.repeats // 3))
     results["rankers"] = time_rankers(photos, max(3, args.repeats // 3))
     with tempfile.TemporaryDirectory() as tmp:
         twelve = Path(tmp) / "photo_12mp.jpg"
@@ -270,14 +306,16 @@ def main(argv: list[str] | None = None) -> int:
     results["speedup_vs_smartcrop"] = {
         name: analysis[name]["median_ms"] / engine for name in (SMARTCROP_AS_DOCUMENTED, SMARTCROP_REDUCED)
     }
-    print(f"one core (CPU {cpu}); 12 MP JPEGs: {results['photos_12mp_bytes']}")
-    print("| method (4 ratios, box only) | median ms | p90 ms | runs |")
-    print("|---|---|---|---|")
-    for name, row in analysis.items():
-        print(f"| {name} | {row['median_ms']:.1f} | {row['p90_ms']:.1f} | {row['runs']} |")
+    print(f"one core (CPU {cpu}); 12 MP JPEGs: {results['photos_12mp_bytes']}, crowds: {results['crowds_12mp_bytes']}")
+    print("| photos | method (4 ratios, box only) | median ms | p90 ms | runs |")
+    print("|---|---|---|---|---|")
+    for group, table in by_group.items():
+        for name, row in table.items():
+            print(f"| {group} | {name} | {row['median_ms']:.1f} | {row['p90_ms']:.1f} | {row['runs']} |")
     for name, row in results["rankers"].items():  # type: ignore[union-attr]
         print(f"analysis with ranker={name}: median {row['median_ms']:.1f} ms ({row['runs']} runs)")
     print(f"engine stages (median ms): { {k: round(v, 1) for k, v in results['engine_stages_ms'].items()} }")
+    print(f"engine stages, crowds (median ms): { {k: round(v, 1) for k, v in results['engine_stages_ms_crowds'].items()} }")
     for name, factor in results["speedup_vs_smartcrop"].items():  # type: ignore[union-attr]
         print(f"engine speed-up over {name}: {factor:.2f}x")
     print(f"process start to first result (autocrop crop --json, 12 MP): {results['start_to_first_result_s']:.2f} s")
