@@ -183,3 +183,23 @@ def test_face_report_counts() -> None:
 
     beside = np.array([[101, 10, 20, 20, 0.9]])  # face whole outside, its head reaches in
     assert face_report((0, 0, 100, 100), beside, 400, 100, OPTIONS, 400, 100).heads_cut == 1
+
+
+def test_every_window_gets_a_head_cut_unless_the_caller_ranks_only_allowed_ones() -> None:
+    from autocrop.candidates import SaliencyIndex, measure_windows
+
+    rng = np.random.default_rng(3)
+    index = SaliencyIndex.build(rng.random((48, 64)), 640, 480)
+    windows = propose_windows(640, 480, 1.0, OPTIONS)
+    for faces in (np.zeros((0, 5)), np.array([[300.0, 150, 40, 48, 0.9]])):
+        every = measure_windows(windows, index, faces, 640, 480, OPTIONS)
+        assert np.isfinite(every.head_cut).all(), "training tables read infeasible windows too"
+        allowed = measure_windows(windows, index, faces, 640, 480, OPTIONS, heads_of_allowed_only=True)
+        np.testing.assert_allclose(allowed.head_cut[allowed.feasible], every.head_cut[every.feasible])
+
+
+def test_near_tied_importances_count_as_tied() -> None:
+    faces = np.array([[50, 0, 100, 100, 0.9], [250, 0, 100 * (1 + 1e-12), 100, 0.9]], np.float64)
+    windows = Windows(np.array([0, 200]), np.array([0, 0]), np.array([100, 100]), np.array([100, 100]), np.ones(2))
+    np.testing.assert_array_equal(face_feasible(windows, faces), [True, True])
+    np.testing.assert_array_equal(face_feasible_dense(windows, faces, np.ones(2, bool)), [True, True])

@@ -109,7 +109,7 @@ class WindowFeatures:
     saliency_of_best: np.ndarray  # saliency inside / the most any window of the same size holds
     faces_share: np.ndarray  # share of protected-face importance kept whole inside
     faces_kept: np.ndarray  # count of detected faces wholly inside
-    head_cut: np.ndarray  # heads (faces with margins) sliced, by importance (NaN where infeasible)
+    head_cut: np.ndarray  # heads (faces with margins) sliced, by importance (see heads_of_allowed_only)
     edge_cut: np.ndarray  # mean over edges of salient content on both sides of the edge
     position: np.ndarray  # 1 at the photo's centre, 0 at the far corner of the free range
     area: np.ndarray  # area relative to the ratio's largest window
@@ -257,8 +257,14 @@ def measure_windows(
     width: int,
     height: int,
     options: CropOptions,
+    heads_of_allowed_only: bool = False,
 ) -> WindowFeatures:
     """Features and hard-rule feasibility of every window.
+
+    With `heads_of_allowed_only` (the engine, which ranks only feasible windows), the head
+    cut is measured on the feasible windows only and is NaN elsewhere: in a crowd that is
+    most of the face work saved. Anything that reads infeasible windows (the ranker's
+    training tables) leaves it off.
 
     `faces`: (N, 5) x, y, w, h, score in full-resolution px (all detections; the rule
     protects those of at least `face_min_size`).
@@ -302,7 +308,7 @@ def measure_windows(
         saliency_of_best=share_of_best_same_size(windows, kept_saliency),
         faces_share=faces_share,
         faces_kept=faces_kept,
-        head_cut=head_cuts(windows, guarded, width, height, options, among=feasible),
+        head_cut=head_cuts(windows, guarded, width, height, options, among=feasible if heads_of_allowed_only else None),
         edge_cut=edge_cuts(windows, index, options, width, height),
         position=centredness(windows, width, height),
         area=(windows.w * windows.h) / float(windows.w.max() * windows.h.max()),

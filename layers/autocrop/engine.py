@@ -163,7 +163,7 @@ def analyse_image(
     runners_up: dict[str, tuple[Box, ...]] = {}
     for label, ratio in zip(options.ratios, options.ratio_values):
         windows = propose_windows(width, height, ratio, options)
-        features = measure_windows(windows, index, faces_full, width, height, options)
+        features = measure_windows(windows, index, faces_full, width, height, options, heads_of_allowed_only=True)
         ranking = rank_candidates(
             rank_with, photo, windows, features, options, options.ranker_shortlist, limit=RUNNER_UP_POOL
         )

@@ -414,7 +414,8 @@ def _least_sliced(faces: np.ndarray, slicing, allowed: np.ndarray) -> np.ndarray
             hi = mid
         else:
             lo = mid + 1
-    ok = allowed & (slicing(importance > levels[lo]) < 0.5)
+    # Worst-sliced importances within 1e-9 of the least count as tied (rounding, not faces).
+    ok = allowed & (slicing(importance > levels[lo] * (1 + 1e-9)) < 0.5)
     summed = np.where(ok, slicing(importance), np.inf)
     return ok & (summed <= summed.min() * (1 + 1e-9))
 
@@ -440,10 +441,11 @@ def head_cuts(
     measured over all windows).
     """
     n = len(windows)
+    if len(faces) == 0:
+        return np.zeros(n)
     out = np.zeros(n) if among is None else np.full(n, np.nan)
     rows = np.arange(n) if among is None else np.flatnonzero(among)
-    if len(faces) == 0 or len(rows) == 0:
-        out[rows] = 0.0
+    if len(rows) == 0:
         return out
     tol = options.head_cut_tolerance
     heads = head_boxes(faces, width, height, options)
