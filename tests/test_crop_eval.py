@@ -53,3 +53,15 @@ def test_inter_observer_ceiling_runs_on_real_photos() -> None:
         "saliency alone, other observers' density",
     }
     assert all(0.0 < v["of_oracle"] <= 1.0 for v in table.values())
+
+
+def test_labelled_faces_are_shrunk_to_face_boxes_at_the_image_size() -> None:
+    from training.crop_eval import LabelledFaces
+    from training.datasets import FaceLabel
+
+    head = FaceLabel(100, 50, 157.9, 155, frontal=True, profile=False, back=False, occluded=False)
+    detector = LabelledFaces([head], 640, 480)
+    full = detector.detect(np.zeros((480, 640, 3), np.uint8), 0.6)
+    np.testing.assert_allclose(full[0, :4], [129, 93, 100, 100], atol=0.5)  # inside the head
+    half = detector.detect(np.zeros((240, 320, 3), np.uint8), 0.6)
+    np.testing.assert_allclose(half[0, :4], full[0, :4] / 2, atol=1e-4)

@@ -43,7 +43,7 @@ FACE_MIN_SHORT_SIDE = 0.03
 CUT_LOW, CUT_HIGH = 0.10, 0.90
 #: The croppers compared by default; "density-engine" (a ceiling, not a method) on request.
 DEFAULT_METHODS = ("engine", "centre", "smartcrop")
-METHODS = (*DEFAULT_METHODS, "density-engine")
+METHODS = (*DEFAULT_METHODS, "density-engine", "labelled-faces-engine")
 
 #: A cropper: (record, ratios) -> one box per ratio, in stored-image pixels.
 Cropper = Callable[[FixationRecord, Sequence[str]], list[Box]]
@@ -167,23 +167,60 @@ def engine_cropper(options: CropOptions) -> Cropper:
     return crop
 
 
-def crossfit_cropper(options: CropOptions, models: Sequence[Path], data_root: Path) -> Cropper:
+def crossfit_cropper(options: CropOptions, models: Sequence[Path], data_root: Path,
+                     labelled_faces: dict[str, list[FaceLabel]] | None = None) -> Cropper:
     """The engine on a training photo with the saliency model of the cross-fitting fold that
     never saw it (`training.saliency[_frozen] --folds N --fold k`; `models[k]` held fold k
     out): the fairest preview of photos from elsewhere, per photo, with everything else the
-    shipped engine's (faces, rules, ranker)."""
-    from autocrop.engine import analyse_image, decode_for
+    shipped engine's (faces, rules, ranker). With `labelled_faces`, the faces are the labels
+    (`LabelledFaces`): the face rule's ceiling."""
     from autocrop.saliency import LiteRTSaliency
 
     from .saliency import fold_assignment
 
     predictors = [LiteRTSaliency(m) for m in models]
     folds = fold_assignment(data_root, folds=len(predictors))
+    return _engine_with(options, lambda r: predictors[folds[(r.dataset, r.name)]], labelled_faces)
+
+
+def labelled_faces_cropper(options: CropOptions, labelled_faces: dict[str, list[FaceLabel]]) -> Cropper:
+    """A ceiling, not a method: the engine with EyeCrowd's labelled faces, every kind, as its
+    detections (`LabelledFaces`). What face cuts remain are the rule's, not the detector's."""
+    return _engine_with(options, lambda r: None, labelled_faces)
+
+
+@dataclass
+class LabelledFaces:
+    """A face detector that returns a photo's labelled heads as YuNet-like face boxes: each
+    head shrunk by the median of how far labelled heads reach beyond YuNet's boxes (0.43 face
+    heights above, 0.12 below, 0.29 face widths a side, `autocrop.options`), at the size of
+    the image it is given."""
+
+    heads: list[FaceLabel]
+    width: int
+    height: int
+    name: str = "labelled-faces"
+
+    def detect(self, bgr: np.ndarray, score_threshold: float) -> np.ndarray:
+        sx, sy = bgr.shape[1] / self.width, bgr.shape[0] / self.height
+        rows = []
+        for f in self.heads:
+            fw, fh = f.w / (1 + 2 * 0.29), f.h / (1 + 0.43 + 0.12)
+            rows.append(((f.x + 0.29 * fw) * sx, (f.y + 0.43 * fh) * sy, fw * sx, fh * sy, 0.95))
+        return np.array(rows, np.float32).reshape(-1, 5)
+
+
+def _engine_with(options: CropOptions, saliency_for: Callable[[FixationRecord], Any],
+                 labelled_faces: dict[str, list[FaceLabel]] | None) -> Cropper:
+    from autocrop.engine import analyse_image, decode_for
 
     def crop(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
         o = options.with_(ratios=tuple(ratios))
         decoded = decode_for(record.image_path.read_bytes(), o)
-        result = analyse_image(decoded, o, saliency=predictors[folds[(record.dataset, record.name)]])
+        detector = None
+        if labelled_faces is not None:
+            detector = LabelledFaces(labelled_faces.get(record.name, []), record.width, record.height)
+        result = analyse_image(decoded, o, saliency=saliency_for(record), detector=detector)
         return [c.box for c in result.crops]
 
     return crop
@@ -357,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", default=["osie", "eyecrowd", "mit1003"],
                         help="mit1003 (out-of-domain, report only) is scored apart from 'all'")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS,
-                        help="density-engine: the engine with the human fixation density as its saliency (a ceiling)")
+                        help="density-engine: the engine with the human fixation density as its saliency; "
+                             "labelled-faces-engine: with EyeCrowd's labelled faces as its detections (ceilings)")
     parser.add_argument("--split", choices=("val", "train"), default="val",
                         help="validation split (reported figures) or training split (for tuning)")
     parser.add_argument("--limit", type=int, default=0, help="first N images per set")
@@ -377,8 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = [r for name in args.sets for r in sets[name][part][: args.limit or None]]
     faces = load_eyecrowd_faces(Path(args.data) / "saliency" / "eyecrowd") if "eyecrowd" in args.sets else {}
     available = croppers(options)
+    available["labelled-faces-engine"] = labelled_faces_cropper(options, faces)
     if args.crossfit:
         available["engine"] = crossfit_cropper(options, args.crossfit, args.data)
+        available["labelled-faces-engine"] = crossfit_cropper(options, args.crossfit, args.data, faces)
     summaries: dict[str, Any] = {}
     all_rows: dict[str, list[dict[str, Any]]] = {}
     models: dict[str, str] = {}
