@@ -244,18 +244,12 @@ def density_engine_cropper(options: CropOptions) -> Cropper:
     (EVALUATION.md's ground truth, from the very fixations that are scored) in place of the
     saliency model; faces, rules and score as the engine's. It shows what the engine's rules
     cost when saliency is perfect, and so how far better saliency alone could take it."""
-    from autocrop.engine import analyse_image, decode_for
-
     from .fixations import density_map
 
-    def crop(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
-        o = options.with_(ratios=tuple(ratios))
-        decoded = decode_for(record.image_path.read_bytes(), o)
-        density = density_map(record.fixations, record.height, record.width).astype(np.float32)
-        result = analyse_image(decoded, o, saliency=MapSaliency(density))
-        return [c.box for c in result.crops]
+    def density(record: FixationRecord) -> MapSaliency:
+        return MapSaliency(density_map(record.fixations, record.height, record.width).astype(np.float32))
 
-    return crop
+    return _engine_with(options, density, None)
 
 
 def centre_cropper(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:

@@ -69,12 +69,6 @@ def bucket_name(bucket: tuple[float, float]) -> str:
     return f">= {lo:g}" if hi == float("inf") else (f"< {hi:g}" if lo == 0 else f"{lo:g}-{hi:g}")
 
 
-def counted(labels: Sequence[FaceLabel], min_width: float = MIN_WIDTH) -> np.ndarray:
-    """(N, 4) x0, y0, x1, y1 of the frontal, unoccluded labels at least `min_width` wide."""
-    rows = [(f.x, f.y, f.x + f.w, f.y + f.h) for f in labels if f.frontal and not f.occluded and f.w >= min_width]
-    return np.array(rows, np.float64).reshape(-1, 4)
-
-
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every (x0, y0, x1, y1) row of `a` with every row of `b`."""
     inter = _intersections(a, b)
@@ -116,13 +110,6 @@ def found_labels(labels: np.ndarray, detections: np.ndarray, rule: str = "face-i
         found[i] = True
         score[i, :] = -1
         score[:, j] = -1
-
-
-def matched(labels: np.ndarray, detections: np.ndarray, threshold: float = MATCH_IOU) -> int:
-    """Labels found by a distinct detection with IoU >= threshold (the ``iou`` rule)."""
-    if threshold != MATCH_IOU:
-        raise ValueError("the iou rule's threshold is MATCH_IOU")
-    return int(found_labels(labels, detections, "iou").sum())
 
 
 @dataclass

@@ -299,10 +299,11 @@ class _Lattice:
         return diff.reshape(k, cells)[:, self.gather]
 
 
-def covers(windows) -> bool:
-    """Whether the windows carry a grid description that covers them all."""
+def on_grid(windows, boxes: int) -> bool:
+    """Whether to measure `boxes` boxes on the window grid: the windows carry a grid that
+    covers them all and there are more window x box pairs than `DENSE_CELLS`."""
     grids = getattr(windows, "grids", ())
-    return bool(grids) and sum(g.size for g in grids) == len(windows)
+    return bool(grids) and sum(g.size for g in grids) == len(windows) and len(windows) * boxes > DENSE_CELLS
 
 
 def _lattice(windows) -> _Lattice:
@@ -351,7 +352,7 @@ def measure_faces(
     tiers = [t.reshape(-1, FACE_COLUMNS) for t in tiers if len(t)]
     counted = [(b, np.ones(len(b)) if w is None else np.asarray(w, np.float64)) for b, w in counted]
     boxes = sum(len(b) for b, _ in counted) + sum(len(t) for t in tiers)
-    if not covers(windows) or n * boxes <= DENSE_CELLS:
+    if not on_grid(windows, boxes):
         memo: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
         def relations(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (inside, outside), once per box set
@@ -449,7 +450,7 @@ def head_cuts(
         return out
     tol = options.head_cut_tolerance
     heads = head_boxes(faces, width, height, options)
-    if not covers(windows) or n * len(faces) <= DENSE_CELLS:
+    if not on_grid(windows, len(faces)):
         every_cut = _cut_of_share(_head_share(windows, heads), tol)
         every_kept = contains(windows, faces)
         floor_kept = np.where(every_kept, every_cut, np.inf).min(axis=0)

@@ -42,6 +42,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+from training.uploads import camera_like_jpeg  # noqa: E402  (shared with training.face_eval)
+
 RATIOS = ("1:1", "16:9", "4:5", "9:16")
 SMARTCROP_AS_DOCUMENTED = "smartcrop.py, as documented (full decode, prescale)"
 SMARTCROP_REDUCED = "smartcrop.py given the engine's 1/8 JPEG decode"
@@ -54,13 +56,6 @@ def pin_to_one_core() -> int:
     cpu = max(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
     return cpu
-
-
-def camera_like_jpeg(rgb: np.ndarray, size: tuple[int, int], seed: int) -> bytes:
-    """A camera-sized JPEG of a package photo (`training.uploads.camera_like_jpeg`)."""
-    from training.uploads import camera_like_jpeg as make
-
-    return make(rgb, size, seed)
 
 
 def package_photos() -> dict[str, np.ndarray]:
