@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from autocrop import CropOptions, analyse, debug_view, render_crop
+from autocrop import CropOptions, RenderRequest, analyse, debug_view, render_crops
 from autocrop.errors import (
     AutocropError,
     ImageTooLargeError,
@@ -86,6 +86,11 @@ class CropParams(BaseModel):
         None, description="Image encoding of returned crops (default: jpeg, or per Accept)."
     )
     quality: int = Field(85, ge=1, le=100, description="JPEG/WebP quality.")
+    no_upscale: bool = Field(
+        False, description="Never enlarge: a crop smaller than 'size' keeps its own resolution "
+        "(the size's ratio). Without it such a crop is enlarged to the exact size, and the answer "
+        "says so (X-Autocrop-Upscaled: true, or upscaled in JSON).",
+    )  # fmt: skip
     output: Literal["json", "image"] | None = Field(
         None,
         description="json: boxes, scores, faces, timings; image: the crop's bytes. "
@@ -200,6 +205,11 @@ class CropOut(BaseModel):
     face_report: FaceReportOut
     chosen_by: str
     image: str | None = Field(None, description="Preview data URL (include=images)")
+    size: list[int] | None = Field(None, description="[W, H] of the preview image (include=images)")
+    media_type: str | None = Field(None, description="Media type of the preview (include=images)")
+    upscaled: bool | None = Field(
+        None, description="Whether the preview is larger than the part of the photo it shows"
+    )
 
 
 class FaceOut(BaseModel):
@@ -345,26 +355,29 @@ def crop(photo: Photo, request: Request, settings: SettingsDep) -> Any:
     if want_image:
         ratio = params.ratio or _only_ratio(options)
         chosen = result.crop(ratio)
-        body = render_crop(photo.data, chosen.box, size=size, fmt=fmt, quality=params.quality)
+        [out] = render_crops(photo.data, [RenderRequest(chosen.box, size, fmt, params.quality, params.no_upscale)])
         return Response(
-            body,
-            media_type=f"image/{fmt}",
+            out.data,
+            media_type=out.media_type,
             headers={
                 "X-Autocrop-Ratio": chosen.ratio,
                 "X-Autocrop-Box": ",".join(str(v) for v in chosen.box.to_list()),
                 "X-Autocrop-Score": f"{chosen.score:.4f}",
+                "X-Autocrop-Size": f"{out.width}x{out.height}",
+                "X-Autocrop-Upscaled": "true" if out.upscaled else "false",
             },
         )
 
     answer = result.to_dict()
     render_started = time.perf_counter()
-    if "images" in params.extras:
-        for item, chosen in zip(answer["crops"], result.crops, strict=True):
-            preview = render_crop(
-                photo.data, chosen.box, size=size or _preview_size(chosen.box),
-                fmt=fmt, quality=params.quality,
-            )  # fmt: skip
-            item["image"] = _data_url(preview, f"image/{fmt}")
+    if "images" in params.extras:  # every preview from one decode of the photo
+        requests = [
+            RenderRequest(c.box, size or _preview_size(c.box), fmt, params.quality, params.no_upscale)
+            for c in result.crops
+        ]
+        for item, out in zip(answer["crops"], render_crops(photo.data, requests), strict=True):
+            item["image"] = _data_url(out.data, out.media_type)
+            item.update(out.describe())
     if "debug" in params.extras:
         answer["debug_view"] = _data_url(debug_view(photo.data, result), "image/png")
     answer["timings"]["render_ms"] = _ms_since(render_started)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_plus
 
 import boto3
-from autocrop import CropOptions, CropResult, analyse, render_crop
+from autocrop import CropOptions, CropResult, RenderRequest, analyse, render_crops
 from autocrop.errors import (
     AutocropError,
     ImageTooLargeError,
@@ -336,17 +336,25 @@ def _write_crops(
     data: bytes,
     result: CropResult,
 ) -> dict[str, str]:
-    """Each crop as a JPEG with source metadata, then the sidecar that marks completion."""
+    """Each crop as a JPEG with source metadata, then the sidecar that marks completion.
+
+    Every crop comes from one decode of the photo (`render_crops`)."""
     summary = result.to_dict()
     models = json.dumps(summary["models"], separators=(",", ":"), sort_keys=True)  # ASCII
+    requests = [
+        RenderRequest(c.box, settings.size_for(c.ratio), "jpeg", settings.jpeg_quality, settings.no_upscale)
+        for c in result.crops
+    ]
+    rendered = render_crops(data, requests)
     written = {}
-    for crop in result.crops:
+    for crop, entry, out in zip(result.crops, summary["crops"], rendered, strict=True):
         key = f"{base}/{ratio_slug(crop.ratio)}.jpg"
         box = crop.box
+        entry.update(out.describe())
         s3.put_object(
             Bucket=settings.output_bucket,
             Key=key,
-            Body=render_crop(data, box, fmt="jpeg", quality=settings.jpeg_quality),
+            Body=out.data,
             ContentType="image/jpeg",
             # S3 metadata travels as HTTP headers: ASCII only, so the key is percent-encoded.
             Metadata={
@@ -356,6 +364,8 @@ def _write_crops(
                 "source-version": source.version_id or "null",
                 "ratio": crop.ratio,
                 "box": f"{box.x},{box.y},{box.w},{box.h}",
+                "size": f"{out.width}x{out.height}",
+                "upscaled": "true" if out.upscaled else "false",
                 "models": models,
             },
         )
@@ -393,8 +403,13 @@ def _put_json(s3: S3Client, bucket: str, key: str, document: dict[str, Any]) -> 
 
 
 def crop_options(settings: Settings) -> CropOptions:
-    """Engine options from the settings; a bad AUTOCROP_RATIOS is a deploy error, so it raises."""
-    return CropOptions.from_ratios(settings.ratios)
+    """Engine options from the settings; a bad AUTOCROP_RATIOS or AUTOCROP_SIZES is a deploy
+    error, so it raises (before any object is touched)."""
+    options = CropOptions.from_ratios(settings.ratios)
+    unknown = sorted(set(settings.parsed_sizes) - set(options.ratios))
+    if unknown:
+        raise InvalidOptionsError(f"AUTOCROP_SIZES names ratios not in AUTOCROP_RATIOS: {unknown}")
+    return options
 
 
 def process_event(

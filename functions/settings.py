@@ -30,10 +30,35 @@ class Settings(BaseSettings):
     ratios: str = "1:1,16:9,4:5,9:16"
     #: JPEG quality of the crops written to the output bucket.
     jpeg_quality: int = Field(default=85, ge=1, le=100)
+    #: Exact output sizes per ratio, "RATIO=WxH" separated by commas ("1:1=1080x1080,
+    #: 16:9=1920x1080"); a ratio not named is written at full resolution.
+    sizes: str = ""
+    #: Never enlarge a crop smaller than its size (it keeps its own resolution, the size's
+    #: ratio); without it such a crop is enlarged to the exact size and crops.json says
+    #: "upscaled": true.
+    no_upscale: bool = False
     #: Uploads larger than this get an error record instead of a crop (bytes).
     max_object_bytes: int = Field(default=50_000_000, gt=0)
     #: Request bodies larger than this get 413 from the API (bytes).
     api_max_body_bytes: int = Field(default=LAMBDA_SYNC_PAYLOAD_LIMIT, gt=0)
+
+    def size_for(self, ratio: str) -> tuple[int, int] | None:
+        """The output size configured for `ratio` (as AUTOCROP_RATIOS spells it), or None."""
+        return self.parsed_sizes.get(ratio)
+
+    @property
+    def parsed_sizes(self) -> dict[str, tuple[int, int]]:
+        """AUTOCROP_SIZES as {ratio: (W, H)}; a malformed entry raises InvalidOptionsError."""
+        from autocrop.errors import InvalidOptionsError
+        from autocrop.options import parse_size
+
+        out: dict[str, tuple[int, int]] = {}
+        for entry in filter(None, (part.strip() for part in self.sizes.split(","))):
+            ratio, sep, size = entry.partition("=")
+            if not sep or not ratio.strip():
+                raise InvalidOptionsError(f"AUTOCROP_SIZES entries are 'RATIO=WxH', got {entry!r}")
+            out[ratio.strip()] = parse_size(size)
+        return out
 
     @property
     def normalised_prefix(self) -> str:

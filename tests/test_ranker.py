@@ -354,12 +354,39 @@ def test_auto_uses_the_learned_ranker_only_when_its_card_says_it_won(monkeypatch
     class Lost(AreaRanker):
         beats_composition = False
 
+    monkeypatch.setattr(engine, "ranker_beats_composition", lambda: True)
     monkeypatch.setattr(engine, "load_ranker", lambda: Won())
     assert isinstance(engine.select_ranker(CropOptions(ranker="auto")), Won)
-    monkeypatch.setattr(engine, "load_ranker", lambda: Lost())
+    monkeypatch.setattr(engine, "load_ranker", lambda: Lost())  # the card and the model disagree
     assert isinstance(engine.select_ranker(CropOptions(ranker="auto")), CompositionRanker)
     assert isinstance(engine.select_ranker(CropOptions(ranker="learned")), Lost)
     assert isinstance(engine.select_ranker(CropOptions(ranker="composition")), CompositionRanker)
+
+
+def test_auto_never_builds_the_model_when_its_card_says_it_lost(monkeypatch, tmp_path):
+    """Cold start: `ranker="auto"` reads the card alone and loads no interpreter it would not use."""
+    import json
+
+    from autocrop import engine
+    from autocrop.ranker import ranker_beats_composition
+
+    loaded = []
+    monkeypatch.setattr(engine, "load_ranker", lambda: loaded.append(1) or AreaRanker())
+    monkeypatch.setattr(engine, "ranker_beats_composition", lambda: False)
+    assert isinstance(engine.select_ranker(CropOptions(ranker="auto")), CompositionRanker)
+    assert loaded == []
+    assert isinstance(engine.select_ranker(CropOptions(ranker="learned")), AreaRanker)
+    assert loaded == [1]
+    # The card reader itself: the field, a card that says no, no card, a broken card.
+    for name, text, expected in (
+        ("won", json.dumps({"validation": {"beats_composition": True}}), True),
+        ("lost", json.dumps({"validation": {"beats_composition": False}}), False),
+        ("broken", "{not json", False),
+        ("list", "[1]", False),
+    ):
+        (tmp_path / f"{name}.json").write_text(text)
+        assert ranker_beats_composition(str(tmp_path / f"{name}.tflite")) is expected
+    assert ranker_beats_composition(str(tmp_path / "absent.tflite")) is False
 
 
 # --- cross-fitting ------------------------------------------------------------------------------

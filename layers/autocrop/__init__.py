@@ -3,6 +3,8 @@
     import autocrop
     result = autocrop.analyse(open("photo.jpg", "rb").read(), autocrop.CropOptions.from_ratios("1:1,16:9"))
     jpeg = autocrop.render_crop(data, result.crop("16:9").box, size=(1920, 1080))
+    # every ratio's crop from one decode of the photo:
+    crops = autocrop.render_crops(data, [autocrop.RenderRequest(c.box) for c in result.crops])
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from .decode import decode
 from .engine import analyse, analyse_image
 from .errors import AutocropError, ImageTooLargeError, InvalidOptionsError, UnsupportedImageError
 from .options import CropOptions, parse_ratio, parse_size
-from .render import render_crop
+from .render import RenderedCrop, RenderRequest, render_crop, render_crops
 from .types import Box, Crop, CropResult, DecodedImage, Face, Region
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "ImageTooLargeError",
     "InvalidOptionsError",
     "Region",
+    "RenderRequest",
+    "RenderedCrop",
     "UnsupportedImageError",
     "analyse",
     "analyse_image",
@@ -34,4 +38,5 @@ __all__ = [
     "parse_ratio",
     "parse_size",
     "render_crop",
+    "render_crops",
 ]

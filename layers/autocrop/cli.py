@@ -1,6 +1,6 @@
 """The `autocrop` command line: crop photos (files or folders) or write their saliency maps.
 
-    autocrop crop PATH... --ratio W:H [--ratio ...] [--size WxH] [-o DIR] [--json]
+    autocrop crop PATH... --ratio W:H [--ratio ...] [--size WxH [--no-upscale]] [-o DIR] [--json]
                           [--debug DIR] [--jobs N] [--format jpeg|png|webp] [--quality Q]
     autocrop saliency PATH... --out DIR
 
@@ -88,6 +88,9 @@ class CropJob:
     fmt: str
     quality: int
     debug_dir: Path | None
+    no_upscale: bool = False
+    #: Threads that encode one photo's crops (None: the cores; 1 when --jobs runs processes).
+    render_threads: int | None = None
 
 
 def unique_stem(path: Path, taken: set[str]) -> str:
@@ -104,18 +107,20 @@ def crop_one(job: CropJob, path: Path, stem: str) -> dict[str, Any]:
     """Analyse one file, write its crops and debug view; the JSON line for it."""
     from .debug import debug_view
     from .engine import analyse
-    from .render import render_crop
+    from .render import RenderRequest, render_crops
 
     data = path.read_bytes()
     result = analyse(data, job.options)
     line: dict[str, Any] = {"image": str(path), **result.to_dict()}
     if job.out_dir is not None:
         ext = "jpg" if job.fmt.lower() in ("jpeg", "jpg") else job.fmt.lower()
-        for crop, entry in zip(result.crops, line["crops"]):
+        requests = [RenderRequest(c.box, job.size, job.fmt, job.quality, job.no_upscale) for c in result.crops]
+        rendered = render_crops(data, requests, max_pixels=job.options.max_pixels, threads=job.render_threads)
+        for crop, entry, out in zip(result.crops, line["crops"], rendered, strict=True):
             target = job.out_dir / f"{stem}_{ratio_slug(crop.ratio)}.{ext}"
-            target.write_bytes(render_crop(data, crop.box, size=job.size, fmt=job.fmt, quality=job.quality,
-                                           max_pixels=job.options.max_pixels))
+            target.write_bytes(out.data)
             entry["file"] = str(target)
+            entry.update(out.describe())
     if job.debug_dir is not None:
         target = job.debug_dir / f"{stem}_debug.png"
         target.write_bytes(debug_view(data, result, max_pixels=job.options.max_pixels))
@@ -227,7 +232,8 @@ def cmd_crop(args: argparse.Namespace) -> int:
     for folder in (args.output, args.debug):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-    job = CropJob(options, args.output, size, args.format, args.quality, args.debug)
+    job = CropJob(options, args.output, size, args.format, args.quality, args.debug, args.no_upscale,
+                  render_threads=1 if args.jobs > 1 else None)
     lines = run_batch(_crop_worker, job, paths, args.jobs)
     return _report(_progress(lines, len(paths), "crop"), args.json)
 
@@ -276,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     crop.add_argument("--ratio", action="append", metavar="W:H",
                       help=f"aspect ratio, repeatable (default: {' '.join(DEFAULT_RATIOS)})")
     crop.add_argument("--size", metavar="WxH", help="resize each crop to exactly this size")
+    crop.add_argument("--no-upscale", action="store_true",
+                      help="never enlarge: a crop smaller than --size keeps its own resolution "
+                           "(the size's ratio); without it such crops are enlarged and say upscaled")
     crop.add_argument("-o", "--output", type=Path, metavar="DIR", help="write crops here")
     crop.add_argument("--format", default="jpeg", help="jpeg (default), png or webp")
     crop.add_argument("--quality", type=int, default=85, help="JPEG/WebP quality (default 85)")

@@ -93,10 +93,16 @@ def render_debug(rgb: np.ndarray, result: CropResult) -> np.ndarray:
 
 
 def debug_view(data: bytes, result: CropResult, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
-    """PNG of the saliency heatmap, faces, candidate and chosen boxes, and the crops."""
-    long_side = max(result.saliency.shape)
-    decoded = decode(data, max_pixels, analysis_long_side=long_side, analysis_min_long_side=None)
-    ok, png = cv2.imencode(".png", render_debug(decoded.rgb, result))
+    """PNG of the saliency heatmap, faces, candidate and chosen boxes, and the crops.
+
+    Drawn on the analysis image the result carries (no decode); a result without it (built by
+    hand, or loaded) decodes `data` at the saliency map's size.
+    """
+    rgb = result.image
+    if rgb is None or rgb.shape[:2] != result.saliency.shape:
+        long_side = max(result.saliency.shape)
+        rgb = decode(data, max_pixels, analysis_long_side=long_side, analysis_min_long_side=None).rgb
+    ok, png = cv2.imencode(".png", render_debug(rgb, result))
     if not ok:  # pragma: no cover - OpenCV always encodes a uint8 BGR image
         raise RuntimeError("PNG encoding failed")
     return png.tobytes()

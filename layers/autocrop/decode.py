@@ -47,15 +47,62 @@ _DECODE_ERRORS = (
 )
 
 
+#: The Pillow plugin module of each accepted format (HEIF: pillow-heif, see register_plugins).
+_PLUGIN_OF = {
+    "JPEG": "JpegImagePlugin",
+    "PNG": "PngImagePlugin",
+    "WEBP": "WebPImagePlugin",
+    "GIF": "GifImagePlugin",
+    "TIFF": "TiffImagePlugin",
+    "BMP": "BmpImagePlugin",
+    "AVIF": "AvifImagePlugin",
+}
+
+
+def sniff_formats(data: bytes) -> tuple[str, ...]:
+    """The accepted formats `data`'s first bytes can be (all of them when unrecognised).
+
+    Only their plugins are loaded: `Image.init()` imports all of Pillow's ~40 plugins (80 ms
+    of a cold start measured here), and `Image.open(formats=...)` calls it whenever a listed
+    format is not yet registered; pillow-heif's import (30 ms) is paid only by HEIF/AVIF.
+    """
+    head = data[:16]
+    if head.startswith(b"\xff\xd8\xff"):
+        return ("JPEG",)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ("PNG",)
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return ("GIF",)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ("WEBP",)
+    if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
+        return ("TIFF",)
+    if head.startswith(b"BM"):
+        return ("BMP",)
+    if head[4:8] == b"ftyp":  # ISO base media: HEIC/HEIF or AVIF
+        return ("HEIF", "AVIF")
+    return ACCEPTED_FORMATS
+
+
+def _load_plugins(formats: tuple[str, ...]) -> None:
+    import importlib
+
+    if "HEIF" in formats:
+        register_plugins()
+    for name in formats:
+        if name in _PLUGIN_OF and name not in Image.OPEN:
+            importlib.import_module(f"PIL.{_PLUGIN_OF[name]}")
+
+
 @lru_cache(maxsize=1)
 def register_plugins() -> None:
-    """Load Pillow's plugins and register the HEIF opener, once per process.
+    """Register every accepted format, the HEIF opener (pillow-heif) included, once per process."""
+    import importlib
 
-    `Image.open(formats=...)` looks the formats up directly, so they must be loaded first.
-    """
     import pillow_heif
 
-    Image.init()
+    for module in _PLUGIN_OF.values():
+        importlib.import_module(f"PIL.{module}")
     pillow_heif.register_heif_opener()
 
 
@@ -63,9 +110,10 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     """Open (header only) an accepted image, enforcing the pixel guard before decoding."""
     if not data:
         raise UnsupportedImageError("empty input: no bytes to decode")
-    register_plugins()
+    formats = sniff_formats(data)
+    _load_plugins(formats)
     try:
-        im = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+        im = Image.open(io.BytesIO(data), formats=formats)
     except Image.DecompressionBombError as e:
         raise ImageTooLargeError(f"image refused by the decompression-bomb guard: {e}") from e
     except UnidentifiedImageError as e:

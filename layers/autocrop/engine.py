@@ -18,7 +18,14 @@ from .decode import decode
 from .face_rule import face_report
 from .faces import FaceDetector, detect_faces, load_face_detector
 from .options import CropOptions
-from .ranker import CompositionRanker, PhotoContext, Ranker, load_ranker, rank_candidates
+from .ranker import (
+    CompositionRanker,
+    PhotoContext,
+    Ranker,
+    load_ranker,
+    rank_candidates,
+    ranker_beats_composition,
+)
 from .saliency import SaliencyOutput, SaliencyPredictor, load_saliency
 from .types import Box, Crop, CropResult, DecodedImage, Face, Region
 
@@ -73,6 +80,8 @@ def select_ranker(options: CropOptions) -> Ranker:
     score, or ("auto") the learned one only where its model card shows it is the better one."""
     if options.ranker == "composition":
         return CompositionRanker()
+    if options.ranker == "auto" and not ranker_beats_composition():
+        return CompositionRanker()  # the card says no: the model is never loaded
     ranker = load_ranker()
     if options.ranker == "auto" and not getattr(ranker, "beats_composition", False):
         return CompositionRanker()
@@ -200,6 +209,7 @@ def analyse_image(
         models={"saliency": predictor.name, "faces": face_detector.name, "ranker": rank_with.name},
         saliency=sal,
         candidates=runners_up,
+        image=decoded.rgb,
     )
 
 

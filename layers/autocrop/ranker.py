@@ -387,6 +387,19 @@ class LearnedRanker:
 
 
 @lru_cache(maxsize=4)
+def ranker_beats_composition(path: str | None = None) -> bool:
+    """Whether the shipped ranker's model card says it beat the composition score in
+    validation: read from the card alone, so `ranker="auto"` decides without building the
+    model's interpreter (a cold-start cost) when the card already says no."""
+    card_path = (Path(path) if path else DEFAULT_RANKER_MODEL).with_suffix(".json")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(card.get("validation", {}).get("beats_composition", False)) if isinstance(card, dict) else False
+
+
+@lru_cache(maxsize=4)
 def load_ranker(path: str | None = None, num_threads: int = 1) -> Ranker:
     """The process-wide learned ranker, or the composition score when it cannot load."""
     model_path = Path(path) if path else DEFAULT_RANKER_MODEL

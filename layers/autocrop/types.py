@@ -216,8 +216,9 @@ class DecodedImage:
 class CropResult:
     """Everything `analyse` found: one crop per requested ratio, the faces, and how long it took.
 
-    `saliency` (float32 in [0, 1] at analysis size) and `candidates` (the runner-up boxes per
-    ratio, for the debug view) are left out of `to_dict`.
+    `saliency` (float32 in [0, 1] at analysis size), `candidates` (the runner-up boxes per
+    ratio, for the debug view) and `image` (the upright RGB analysis image the engine saw, so
+    the debug view needs no second decode) are left out of `to_dict`.
     """
 
     width: int
@@ -228,6 +229,7 @@ class CropResult:
     models: Mapping[str, str]
     saliency: np.ndarray = field(repr=False)
     candidates: Mapping[str, tuple[Box, ...]] = field(default_factory=dict, repr=False)
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def crop(self, ratio: str) -> Crop:
         """The crop chosen for `ratio` (as it was requested)."""

@@ -1,0 +1,90 @@
+// smartcrop.js on sharp, as smartcrop-sharp 2.0.8 runs it (its image operations, copied
+// below so that sharp can be pinned at 0.34.5: smartcrop-sharp's own peer range is ^0.32).
+// A worker for bench_peer.py: one JSON request per stdin line, one JSON answer per line.
+//   {"path": "photo.jpg", "ratios": [[w, h], ...], "crops": true, "quality": 85}
+// -> {"boxes": [[x, y, w, h], ...], "ms": 123.4, "bytes": [n, ...]}
+// The photo's bytes are read once and kept, as the engine's side gets its bytes in memory;
+// "ms" is timed inside this process, from the bytes to the last crop's JPEG buffer.
+"use strict";
+const fs = require("fs");
+const readline = require("readline");
+const sharp = require("sharp");
+const smartcrop = require("smartcrop");
+
+sharp.cache(false); // no result cache: every run decodes, as a fresh upload would
+
+function rgb2rgba(input) {
+  const output = Buffer.alloc((input.length / 3) * 4);
+  for (let i = 0; i < input.length; i += 3) {
+    output[(i / 3) * 4] = input[i];
+    output[(i / 3) * 4 + 1] = input[i + 1];
+    output[(i / 3) * 4 + 2] = input[i + 2];
+    output[(i / 3) * 4 + 3] = 255;
+  }
+  return output;
+}
+
+const iop = {
+  open(src) {
+    const image = sharp(src);
+    return image.metadata().then((m) => ({ width: m.width, height: m.height, _sharp: image }));
+  },
+  resample(image, width, height) {
+    return Promise.resolve({ width: ~~width, height: ~~height, _sharp: image._sharp });
+  },
+  getData(image) {
+    return image._sharp
+      .resize(image.width, image.height, { kernel: sharp.kernel.cubic })
+      .raw()
+      .toBuffer()
+      .then((data) => {
+        if (data.length === image.width * image.height * 3) data = rgb2rgba(data);
+        return new smartcrop.ImgData(image.width, image.height, data);
+      });
+  },
+};
+
+const cache = new Map();
+function bytesOf(path) {
+  if (!cache.has(path)) cache.set(path, fs.readFileSync(path));
+  return cache.get(path);
+}
+
+async function run(req) {
+  const data = bytesOf(req.path);
+  const start = process.hrtime.bigint();
+  const boxes = [];
+  for (const [w, h] of req.ratios) {
+    // smartcrop-sharp's README: one crop() per size; the size sets the ratio.
+    const result = await smartcrop.crop(data, { width: w, height: h, imageOperations: iop });
+    const c = result.topCrop;
+    boxes.push([c.x, c.y, c.width, c.height]);
+  }
+  const bytes = [];
+  if (req.crops) {
+    for (const [x, y, w, h] of boxes) {
+      const out = await sharp(data)
+        .extract({ left: x, top: y, width: w, height: h })
+        .jpeg({ quality: req.quality || 85 })
+        .toBuffer();
+      bytes.push(out.length);
+    }
+  }
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  return { boxes, ms, bytes };
+}
+
+const rl = readline.createInterface({ input: process.stdin });
+let chain = Promise.resolve();
+rl.on("line", (line) => {
+  chain = chain.then(async () => {
+    let answer;
+    try {
+      answer = await run(JSON.parse(line));
+    } catch (e) {
+      answer = { error: String(e && e.message ? e.message : e) };
+    }
+    process.stdout.write(JSON.stringify(answer) + "\n");
+  });
+});
+console.log(JSON.stringify({ ready: true, sharp: sharp.versions.sharp, vips: sharp.versions.vips, concurrency: sharp.concurrency() }));
