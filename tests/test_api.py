@@ -111,6 +111,24 @@ def test_output_image_returns_the_crop_bytes(client: TestClient):
     assert decode(response.content).size == (320, 180)
 
 
+def test_image_output_says_when_it_was_enlarged(client: TestClient):
+    """chelsea.png is 451 x 300: a 1200x800 crop enlarges it, no_upscale keeps its pixels."""
+    asked = "/v1/crop?ratio=3:2&output=image&size=1200x800"
+    enlarged = client.post(asked, content=PHOTO, headers={"content-type": "image/png"})
+    assert enlarged.status_code == 200, enlarged.text
+    assert enlarged.headers["x-autocrop-upscaled"] == "true"
+    assert decode(enlarged.content).size == (1200, 800) and enlarged.headers["x-autocrop-size"] == "1200x800"
+    kept = client.post(asked + "&no_upscale=true", content=PHOTO, headers={"content-type": "image/png"})
+    assert kept.status_code == 200, kept.text
+    assert kept.headers["x-autocrop-upscaled"] == "false"
+    w, h = decode(kept.content).size
+    assert w <= 451 and h <= 300 and w / h == pytest.approx(1.5, rel=0.01)
+    assert kept.headers["x-autocrop-size"] == f"{w}x{h}"
+    listed = client.post("/v1/crop?ratios=1:1&include=images&size=600x600", content=PHOTO,
+                         headers={"content-type": "image/png"}).json()  # fmt: skip
+    assert listed["crops"][0]["upscaled"] is True and listed["crops"][0]["size"] == [600, 600]
+
+
 def test_accept_image_returns_the_crop_bytes(client: TestClient):
     response = client.post(
         "/v1/crop",

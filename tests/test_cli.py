@@ -76,6 +76,19 @@ def test_size_sets_the_ratio_and_the_output_size(photos: Path, tmp_path: Path, c
     assert written.format == "WEBP" and written.size == (1080, 1350)
 
 
+def test_a_size_larger_than_the_crop_says_upscaled_or_keeps_the_resolution(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """astronaut.jpg is 512 x 512: 1024x1024 enlarges it (and says so) unless --no-upscale."""
+    for flags, size, upscaled in (([], (1024, 1024), True), (["--no-upscale"], (512, 512), False)):
+        out = tmp_path / f"up{len(flags)}"
+        code = main(["crop", str(photos / "astronaut.jpg"), "--size", "1024x1024", "-o", str(out), "--json", *flags])
+        assert code == 0
+        crop = json_lines(capsys.readouterr().out)[0]["crops"][0]
+        assert crop["upscaled"] is upscaled and crop["size"] == list(size)
+        assert Image.open(crop["file"]).size == size
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -147,6 +147,41 @@ def test_upload_writes_a_crop_per_ratio_and_a_sidecar(stack: Stack, s3: Any, pol
     assert queue_depth(stack, stack.dead_letter_url) == 0
 
 
+def test_configured_sizes_and_no_upscale(stack: Stack, s3: Any, poller: Poller, monkeypatch: pytest.MonkeyPatch):
+    """AUTOCROP_SIZES resizes the named ratios (others stay full resolution); crops.json and
+    each object's metadata say the size and whether it was enlarged; AUTOCROP_NO_UPSCALE
+    keeps a small crop's own pixels."""
+    key = "sized/chelsea.png"  # 451 x 300: its 1:1 crop is 300 x 300
+    for no_upscale, square in (("false", (1024, 1024)), ("true", (300, 300))):
+        monkeypatch.setenv("AUTOCROP_SIZES", "1:1=1024x1024, 16:9=320x180")
+        monkeypatch.setenv("AUTOCROP_NO_UPSCALE", no_upscale)
+        _fresh_process_state()
+        upload(s3, stack, key, photo() + (b"" if no_upscale == "false" else b"\0"))  # a new ETag
+        assert poller.drain() >= 1
+        base = f"{stack.output_prefix}/{key}"
+        sidecar = json.loads(s3.get_object(Bucket=stack.output_bucket, Key=f"{base}/crops.json")["Body"].read())
+        crops = {c["ratio"]: c for c in sidecar["crops"]}
+        assert crops["1:1"]["size"] == list(square) and crops["1:1"]["upscaled"] is (no_upscale == "false")
+        assert crops["16:9"]["size"] == [320, 180] and crops["16:9"]["upscaled"] is False
+        assert crops["4:5"]["size"] == crops["4:5"]["box"][2:] and crops["4:5"]["upscaled"] is False
+        got = s3.get_object(Bucket=stack.output_bucket, Key=f"{base}/1x1.jpg")
+        assert Image.open(io.BytesIO(got["Body"].read())).size == square
+        assert got["Metadata"]["size"] == "{}x{}".format(*square)
+        assert got["Metadata"]["upscaled"] == ("true" if no_upscale == "false" else "false")
+
+
+@pytest.mark.parametrize("sizes", ["1:1", "1:1=big", "3:2=300x200"])
+def test_a_bad_sizes_setting_is_a_deploy_error(sizes: str, monkeypatch: pytest.MonkeyPatch):
+    from autocrop.errors import InvalidOptionsError
+
+    from functions.settings import Settings
+
+    monkeypatch.setenv("AUTOCROP_RATIOS", ",".join(RATIOS))
+    monkeypatch.setenv("AUTOCROP_SIZES", sizes)
+    with pytest.raises(InvalidOptionsError):
+        s3_trigger.crop_options(Settings())
+
+
 @pytest.mark.parametrize(
     "key",
     [

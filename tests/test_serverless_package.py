@@ -80,6 +80,7 @@ def test_functions_run_python312_on_arm64_with_the_layer(packaged: tuple[Path, d
         assert env["AUTOCROP_OUTPUT_BUCKET"] == {"Ref": "OutputBucket"}
         assert env["AUTOCROP_OUTPUT_PREFIX"] == "crops"
         assert env["AUTOCROP_RATIOS"] == "1:1,16:9,4:5,9:16"
+        assert env["AUTOCROP_SIZES"] == "" and str(env["AUTOCROP_NO_UPSCALE"]).lower() == "false"
     assert functions["ApiLambdaFunction"]["Properties"]["Handler"] == "functions/api.handler"
     assert (
         functions["UploadLambdaFunction"]["Properties"]["Handler"] == "functions/s3_trigger.handler"

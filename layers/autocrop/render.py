@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms
 
-from .decode import load_frame, open_image, to_rgb, to_uint8, upright, upright_size, upright_to_stored
+from .decode import decoded_bytes_per_pixel, load_frame, open_image, to_rgb, to_uint8, upright, upright_size, upright_to_stored
 from .errors import InvalidOptionsError
 from .options import DEFAULT_MAX_PIXELS
 from .types import Box
@@ -32,6 +32,12 @@ OUTPUT_FORMATS = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 #: Largest output side (WebP's limit is 16383; the others share it for one rule).
 MAX_OUTPUT_SIDE = 16383
+#: Pixel bytes (the decode plus the crops cut at once) above which `render_crops` encodes in
+#: fewer threads than it has cores: measured peak RSS at 24 MP, four full-resolution crops,
+#: 300 MB in one thread and 363 MB in two (issue 12's bound: 350 MB), so a 24 MP photo's
+#: full-resolution crops (72 MB decode + 2 x 48 MB) go one at a time and a 12 MP photo's
+#: (36 + 2 x 27 MB) two at a time.
+RENDER_BUFFER_BUDGET = 150_000_000
 #: ICC colour-space signatures (bytes 16..20 of a profile) that each output mode can carry.
 _ICC_SPACE = {"RGB": b"RGB ", "RGBA": b"RGB ", "L": b"GRAY", "LA": b"GRAY"}
 
@@ -214,11 +220,24 @@ def render_crops(
         if box.x < 0 or box.y < 0 or box.right > width or box.bottom > height:
             raise InvalidOptionsError(f"box {box.to_list()} is not inside the {width}x{height} photo")
     photo = _Decoded(im, header, orientation, width, height, icc)
-    workers = min(len(todo), threads if threads is not None else default_threads())
+    workers = min(len(todo), threads if threads is not None else _auto_threads(photo, todo))
     if workers <= 1:
         return [_render_one(photo, r) for r in todo]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autocrop-render") as pool:
         return list(pool.map(lambda r: _render_one(photo, r), todo))
+
+
+def _auto_threads(photo: _Decoded, todo: Sequence[_Checked]) -> int:
+    """The cores, fewer where parallel crops would hold more than RENDER_BUFFER_BUDGET bytes
+    of pixels beside the decode (each thread holds one cut crop while it encodes)."""
+    threads = default_threads()
+    bpp = decoded_bytes_per_pixel(photo.im.mode)
+    kx, ky = photo.im.size[0] / photo.header[0], photo.im.size[1] / photo.header[1]
+    cuts = sorted(((r.region[2] - r.region[0]) * kx * (r.region[3] - r.region[1]) * ky * bpp for r in todo), reverse=True)
+    decoded = photo.im.size[0] * photo.im.size[1] * bpp
+    while threads > 1 and decoded + sum(cuts[:threads]) > RENDER_BUFFER_BUDGET:
+        threads -= 1
+    return threads
 
 
 def render_crop(
