@@ -11,7 +11,7 @@ import skimage.data
 from PIL import Image, ImageOps
 
 from autocrop import Box, RenderRequest, render_crop, render_crops
-from autocrop.render import default_threads
+from autocrop.threads import THREADS_ENV, default_threads
 
 from .test_decode import encode_image
 
@@ -180,3 +180,16 @@ def test_parallel_crops_stay_within_the_pixel_budget(monkeypatch: pytest.MonkeyP
     assert render._auto_threads(decoded, requests) == 2
     monkeypatch.setattr(render, "RENDER_BUFFER_BUDGET", 5_760_000 + 2 * 4_320_000 - 1)
     assert render._auto_threads(decoded, requests) == 1
+
+
+def test_thread_count_follows_the_cores_or_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert default_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert default_threads() == 3
+    monkeypatch.setenv(THREADS_ENV, "0")
+    assert default_threads() == 1
+    monkeypatch.setenv(THREADS_ENV, "many")
+    assert default_threads() == len(os.sched_getaffinity(0))

@@ -145,8 +145,13 @@ def _crop_worker(job: CropJob, path: Path, stem: str) -> dict[str, Any]:
 
 def _init_worker() -> None:
     """Each worker process uses one core: parallelism comes from the processes."""
+    import os
+
     import cv2
 
+    from .threads import THREADS_ENV
+
+    os.environ[THREADS_ENV] = "1"
     cv2.setNumThreads(1)
 
 

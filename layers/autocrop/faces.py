@@ -14,6 +14,7 @@ engine degrades instead of failing when OpenCV cannot load the model.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 
 from .options import CropOptions
+from .threads import THREADS_ENV, default_threads
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,12 @@ class NoFaceDetector:
 
 @lru_cache(maxsize=4)
 def load_face_detector(path: str | None = None) -> FaceDetector:
-    """The process-wide face detector: YuNet, or the labelled no-face fallback."""
+    """The process-wide face detector: YuNet, or the labelled no-face fallback.
+
+    OpenCV's pool (which YuNet's forward pass uses) is sized here when AUTOCROP_THREADS is set;
+    otherwise OpenCV's own default, every core, stands."""
+    if os.environ.get(THREADS_ENV, "").strip():
+        cv2.setNumThreads(default_threads())
     try:
         return YuNetDetector(Path(path) if path else DEFAULT_FACE_MODEL)
     except (OSError, cv2.error) as e:

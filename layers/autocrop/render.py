@@ -24,6 +24,7 @@ from PIL import Image, ImageCms
 from .decode import decoded_bytes_per_pixel, load_frame, open_image, to_rgb, to_uint8, upright, upright_size, upright_to_stored
 from .errors import InvalidOptionsError
 from .options import DEFAULT_MAX_PIXELS
+from .threads import default_threads
 from .types import Box
 
 #: Output formats by the names callers use.
@@ -181,14 +182,6 @@ class RenderedCrop:
         return {"size": [self.width, self.height], "media_type": self.media_type, "upscaled": self.upscaled}
 
 
-def default_threads() -> int:
-    """Cores this process may run on (Lambda: 1 below 1,769 MB, 2 from there): encode threads."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def render_crops(
     data: bytes,
     requests: Sequence[RenderRequest],
@@ -200,7 +193,8 @@ def render_crops(
 
     The decode is at the smallest JPEG DCT scale that still gives every request at least its
     output pixels (full resolution when any request has no size); each crop is cut from it,
-    resampled and encoded. With `threads` > 1 (default: the cores this process may use) the
+    resampled and encoded. With `threads` > 1 (default: `threads.default_threads()`, fewer
+    where the memory budget says so; see RENDER_BUFFER_BUDGET) the
     crops are cut, resampled and encoded in parallel; Pillow releases the GIL for those steps.
     """
     todo = [_checked(r) for r in requests]

@@ -20,6 +20,7 @@ import numpy as np
 from .faces import detect_faces, load_face_detector
 from .options import CropOptions
 from .preprocess import CANVAS, Letterbox, letterbox, normalise_map, unletterbox
+from .threads import default_threads
 
 log = logging.getLogger(__name__)
 
@@ -236,11 +237,13 @@ class LiteRTSaliency:
 
 
 @lru_cache(maxsize=4)
-def load_saliency(path: str | None = None, num_threads: int = 1) -> SaliencyPredictor:
-    """The process-wide saliency predictor: the shipped model, or the labelled fallback."""
+def load_saliency(path: str | None = None, num_threads: int | None = None) -> SaliencyPredictor:
+    """The process-wide saliency predictor: the shipped model, or the labelled fallback.
+
+    `num_threads` None: `threads.default_threads()` (the cores, or AUTOCROP_THREADS)."""
     model_path = Path(path) if path else DEFAULT_SALIENCY_MODEL
     try:
-        return LiteRTSaliency(model_path, num_threads=num_threads)
+        return LiteRTSaliency(model_path, num_threads=num_threads or default_threads())
     except (OSError, ValueError, RuntimeError, ImportError) as e:
         log.warning("saliency model unavailable (%s); using the centre-bias fallback", e)
         return CentreBiasSaliency()

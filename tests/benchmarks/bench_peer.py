@@ -14,7 +14,7 @@ so neither pays the other's IPC. One core: this process and the Node.js worker a
 the same CPU, VIPS_CONCURRENCY=1, one OpenCV/LiteRT thread, `render_crops(threads=1)`. Then,
 unless --no-two-cores, the same on two cores (Lambda grants a function one vCPU's worth of
 time at 1,769 MB and two at 3,538 MB): the
-engine with two encode threads, the peer with libvips concurrency 2 and its four analyses,
+engine with two threads for OpenCV (YuNet), LiteRT (saliency) and the encoding, the peer with libvips concurrency 2 and its four analyses,
 then its four crops, run at once (Promise.all), as a user with two cores would write it.
 
 Per photo and round, in turn: engine boxes only; peer boxes only; engine boxes + four
@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "AUTOCROP_THREADS"):
     os.environ[_var] = "1"
 
 from bench_engine import RATIOS, TWELVE_MP, crowd_photos, package_photos  # noqa: E402
@@ -106,11 +106,15 @@ class Peer:
 
 
 def engine_job(data: bytes, threads: int, crops: bool) -> tuple[float, list]:
-    """ms for the engine's boxes (and, with `crops`, the four full-resolution JPEGs)."""
-    from autocrop import CropOptions, RenderRequest, analyse, render_crops
+    """ms for the engine's boxes (and, with `crops`, the four full-resolution JPEGs); the
+    saliency interpreter and OpenCV's pool (set by `measure`) run `threads` threads."""
+    from autocrop import CropOptions, RenderRequest, render_crops
+    from autocrop.engine import analyse_image, decode_for
+    from autocrop.saliency import load_saliency
 
     start = time.perf_counter()
-    result = analyse(data, CropOptions(ratios=RATIOS))
+    options = CropOptions(ratios=RATIOS)
+    result = analyse_image(decode_for(data, options), options, saliency=load_saliency(num_threads=threads))
     out = []
     if crops:
         out = render_crops(data, [RenderRequest(c.box, quality=QUALITY) for c in result.crops], threads=threads)
@@ -132,7 +136,10 @@ def measure(
     photos: dict[str, tuple[str, Path, bytes]], repeats: int, cpus: set[int], threads: int
 ) -> tuple[dict, dict]:
     """Medians per group and method, every method interleaved photo by photo."""
+    import cv2
+
     os.sched_setaffinity(0, cpus)
+    cv2.setNumThreads(threads)
     peer = Peer(cpus, concurrency=threads)
     runs: dict[tuple[str, str], list[float]] = {}
     megapixels: dict[tuple[str, str], list[float]] = {}
@@ -220,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             two = set(available[-2:])
             table, info = measure(photos, max(3, args.repeats // 2), two, threads=2)
             results["two_cores"] = {"table": table, **info}
-            print_table(f"two cores (CPUs {sorted(two)}): engine encode threads 2, VIPS_CONCURRENCY=2", table, info)
+            print_table(f"two cores (CPUs {sorted(two)}): engine threads 2, peer concurrency 2 + Promise.all", table, info)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
