@@ -40,11 +40,11 @@ STATIC_DIR = Path(__file__).parent / "static"
 PREVIEW_SIDE = 512
 #: Form field names that may carry the photo in a multipart request.
 IMAGE_FIELDS = ("image", "file")
-#: Each domain error's HTTP status and stable code, mapped here once.
-HTTP_ERRORS: dict[type[AutocropError], tuple[int, str]] = {
-    UnsupportedImageError: (415, "unsupported_image"),
-    ImageTooLargeError: (413, "image_too_large"),
-    InvalidOptionsError: (422, "invalid_options"),
+#: Each domain error's HTTP status, by its code (the code is on the exception class).
+HTTP_STATUS: dict[str, int] = {
+    UnsupportedImageError.code: 415,
+    ImageTooLargeError.code: 413,
+    InvalidOptionsError.code: 422,
 }
 
 
@@ -307,10 +307,7 @@ async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
 
 @app.exception_handler(AutocropError)
 async def _domain_error(request: Request, exc: AutocropError) -> JSONResponse:
-    status, code = next(
-        (v for cls, v in HTTP_ERRORS.items() if isinstance(exc, cls)), (400, "autocrop_error")
-    )
-    return JSONResponse({"error": code, "detail": str(exc)}, status_code=status)
+    return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=HTTP_STATUS.get(exc.code, 400))
 
 
 @app.get("/", include_in_schema=False)

@@ -126,7 +126,7 @@ def test_merge_removes_duplicates_and_parts_of_faces() -> None:
         ],
         np.float32,
     )
-    merged = merge_detections(boxes, iou=0.3)
+    merged = merge_detections(boxes, iou_limit=0.3)
     np.testing.assert_array_equal(merged[:, 4], np.array([0.9, 0.6], np.float32))
 
 

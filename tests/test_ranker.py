@@ -236,31 +236,27 @@ def test_scoring_200_candidates_repeatably():
 # --- training helpers ------------------------------------------------------------------------
 
 
-def test_fixation_labels_match_crop_eval():
+def test_fixation_labels_count_what_the_evaluation_counts():
+    """The ranker's labels come from training.crop_labels, the evaluation's own module:
+    known answers for counts (a fixation is inside where its pixel rounds to) and oracles."""
+    from training.crop_labels import box_counts, oracle_counts, point_integral
+
+    fix = np.array([[0.4, 0.4], [0.6, 0.4], [9.49, 9.5], [5.0, 5.0], [5.2, 4.9]], np.float32)
+    integral = point_integral(fix, 10, 10)  # pixels (0,0), (1,0), (9,9)->(9,9) clipped, (5,5) x2
+    boxes = np.array([[0, 0, 1, 1], [0, 0, 2, 1], [5, 5, 1, 1], [0, 0, 10, 10], [8, 8, 5, 5]])
+    assert box_counts(integral, boxes).tolist() == [1, 2, 2, 5, 1]
+    assert oracle_counts(integral, boxes).tolist() == [2, 2, 2, 5, 3]  # a 5x5 box: (5,5) x2 and (9,9)
+
+
+def test_face_cuts_follow_the_ten_to_ninety_percent_rule():
     from autocrop import Box
-    from training import crop_eval
-    from training.datasets import FixationRecord
-    from training.ranker import box_counts, fixation_integral, oracle_counts
-
-    rng = np.random.default_rng(5)
-    fix = rng.uniform(-0.4, 99.4, size=(300, 2)).astype(np.float32)
-    rec = FixationRecord("osie", "x.jpg", Path("x.jpg"), 100, 80, fix[fix[:, 1] < 79.4], 1)
-    ours = fixation_integral(rec.fixations, 100, 80)
-    np.testing.assert_array_equal(ours, crop_eval.fixation_integral(rec))
-    boxes = np.array([[0, 0, 50, 40], [10, 5, 60, 70], [50, 40, 50, 40]])
-    assert box_counts(ours, boxes).tolist() == [crop_eval.box_count(ours, Box(*b)) for b in boxes]
-    assert oracle_counts(ours, boxes).tolist() == [crop_eval.oracle_count(ours, b[2], b[3]) for b in boxes]
-
-
-def test_face_cuts_match_crop_eval():
-    from autocrop import Box
-    from training import crop_eval
-    from training.ranker import cuts_faces
+    from training.crop_labels import cuts_a_face, cuts_faces
 
     rects = np.array([[10.0, 10.0, 30.0, 30.0], [60.0, 10.0, 70.0, 20.0]])
     boxes = np.array([[0, 0, 40, 40], [0, 0, 20, 40], [0, 0, 12, 40], [55, 0, 10, 40], [0, 0, 100, 100]])
-    expected = [crop_eval.cuts_a_face(Box(*b), [tuple(r) for r in rects]) for b in boxes]
-    assert cuts_faces(boxes, rects).tolist() == expected == [False, True, False, True, False]
+    assert cuts_faces(boxes, rects).tolist() == [False, True, False, True, False]
+    assert [cuts_a_face(Box(*b), [tuple(r) for r in rects]) for b in boxes] == [False, True, False, True, False]
+    assert cuts_faces(boxes, np.zeros((0, 4))).tolist() == [False] * 5
 
 
 def test_attention_and_face_pairs():

@@ -34,13 +34,23 @@ from autocrop import Box, CropOptions, analyse
 from autocrop.candidates import largest_window
 from autocrop.options import parse_ratio
 
+from .crop_labels import (  # noqa: F401  (re-exported: the evaluation's labels live there)
+    CUT_HIGH,
+    CUT_LOW,
+    FACE_MIN_SHORT_SIDE,
+    FaceRect,
+    box_count,
+    countable_faces,
+    cuts_a_face,
+    fixation_integral,
+    of_oracle,
+    oracle_count,
+    point_integral,
+    window_sums,
+)
 from .datasets import DEFAULT_DATA_ROOT, REPORT_ONLY_SETS, FaceLabel, FixationRecord, load_eyecrowd_faces, load_saliency_sets
 
 RATIOS = ("1:1", "16:9", "4:5", "9:16")
-#: EVALUATION.md: faces whose shorter side is at least this share of the image width count.
-FACE_MIN_SHORT_SIDE = 0.03
-#: ...and a face is cut when the share of its box inside the crop is strictly between these.
-CUT_LOW, CUT_HIGH = 0.10, 0.90
 #: The croppers compared by default; "density-engine" (a ceiling, not a method) on request.
 DEFAULT_METHODS = ("engine", "centre", "smartcrop")
 METHODS = (*DEFAULT_METHODS, "density-engine", "labelled-faces-engine")
@@ -61,75 +71,6 @@ class CropScore:
     area: float
     face_cut: bool | None
     box: tuple[int, int, int, int] = (0, 0, 0, 0)  # x, y, w, h of the crop
-
-
-def fixation_integral(record: FixationRecord) -> np.ndarray:
-    """(H+1, W+1) integral image of a record's fixation counts."""
-    return point_integral(record.fixations, record.width, record.height)
-
-
-def point_integral(points: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(H+1, W+1) integral image of (x, y) point counts at the pixels they round to."""
-    xy = np.floor(np.asarray(points, np.float64).reshape(-1, 2) + 0.5).astype(np.int64)
-    x = np.clip(xy[:, 0], 0, width - 1)
-    y = np.clip(xy[:, 1], 0, height - 1)
-    counts = np.zeros((height, width), np.int64)
-    np.add.at(counts, (y, x), 1)
-    integral = np.zeros((height + 1, width + 1), np.int64)
-    integral[1:, 1:] = counts.cumsum(0).cumsum(1)
-    return integral
-
-
-def box_count(integral: np.ndarray, box: Box) -> int:
-    """Fixations inside `box` (clipped to the image)."""
-    h, w = integral.shape[0] - 1, integral.shape[1] - 1
-    x0, y0 = min(max(box.x, 0), w), min(max(box.y, 0), h)
-    x1, y1 = min(max(box.right, 0), w), min(max(box.bottom, 0), h)
-    return int(integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0])
-
-
-def window_sums(integral: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Sum of the integrated map over every w x h box inside the image, indexed [y, x]."""
-    ii = integral
-    return ii[h:, w:] - ii[:-h or None, w:] - ii[h:, : -w or None] + ii[:-h or None, : -w or None]
-
-
-def oracle_count(integral: np.ndarray, w: int, h: int) -> int:
-    """The most fixations any w x h box inside the image holds."""
-    return int(window_sums(integral, w, h).max())
-
-
-def of_oracle(integral: np.ndarray, box: Box) -> float:
-    """Fixations inside `box` / the most any box of its size holds (1.0 with no fixations)."""
-    best = oracle_count(integral, box.w, box.h)
-    return box_count(integral, box) / best if best > 0 else 1.0
-
-
-FaceRect = tuple[float, float, float, float]
-
-
-def countable_faces(faces: Iterable[FaceLabel], width: int, height: int) -> list[FaceRect]:
-    """Frontal, unoccluded faces with shorter side >= 3% of the width, clipped to the image."""
-    boxes: list[FaceRect] = []
-    for f in faces:
-        if not f.frontal or f.occluded or min(f.w, f.h) < FACE_MIN_SHORT_SIDE * width:
-            continue
-        x0, y0 = max(0.0, f.x), max(0.0, f.y)
-        x1, y1 = min(float(width), f.x + f.w), min(float(height), f.y + f.h)
-        if x1 > x0 and y1 > y0:
-            boxes.append((x0, y0, x1, y1))
-    return boxes
-
-
-def cuts_a_face(box: Box, faces: Sequence[FaceRect]) -> bool:
-    """True when more than 10% and less than 90% of some face lies inside `box`."""
-    for x0, y0, x1, y1 in faces:
-        iw = max(0.0, min(x1, box.right) - max(x0, box.x))
-        ih = max(0.0, min(y1, box.bottom) - max(y0, box.y))
-        inside = iw * ih / ((x1 - x0) * (y1 - y0))
-        if CUT_LOW < inside < CUT_HIGH:
-            return True
-    return False
 
 
 def score_crop(

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from autocrop import geometry
+from autocrop.geometry import xywh_to_xyxy
 from scipy.stats import spearmanr
 
 #: The (K, N) pairs GAICD papers report.
@@ -33,12 +35,7 @@ def _xywh(box: np.ndarray | Sequence[float]) -> np.ndarray:
 
 def iou(a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float]) -> np.ndarray:
     """Intersection over union of (x, y, w, h) boxes (broadcasts over leading axes)."""
-    a, b = _xywh(a), _xywh(b)
-    iw = np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-    ih = np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return geometry.iou(xywh_to_xyxy(_xywh(a)), xywh_to_xyxy(_xywh(b)))
 
 
 def boundary_displacement(

@@ -38,6 +38,7 @@ import numpy as np
 
 from autocrop import CropOptions
 from autocrop.faces import detect_faces, load_face_detector
+from autocrop.geometry import iou, overlap_area
 from autocrop.options import parse_size
 
 from .crop_eval import parse_overrides
@@ -71,16 +72,11 @@ def bucket_name(bucket: tuple[float, float]) -> str:
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every (x0, y0, x1, y1) row of `a` with every row of `b`."""
-    inter = _intersections(a, b)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    return iou(a[:, None], b[None, :])
 
 
 def _intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    return iw * ih
+    return overlap_area(a[:, None], b[None, :])
 
 
 def match_mask(labels: np.ndarray, detections: np.ndarray, rule: str = "face-in-head") -> np.ndarray:

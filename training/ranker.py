@@ -56,14 +56,12 @@ from autocrop.saliency import load_saliency
 from autocrop.scoring import composition_terms, total_score
 
 from .crop_datasets import PreferenceSet
+from .crop_labels import box_counts, cuts_faces, face_rects, oracle_counts, point_integral
 from .datasets import DEFAULT_DATA_ROOT, FaceLabel, FixationRecord, load_eyecrowd_faces, load_saliency_sets
 
 log = logging.getLogger("training.ranker")
 
 RATIOS = ("1:1", "16:9", "4:5", "9:16")
-#: EVALUATION.md's face-cut definition (also crop_eval's).
-FACE_MIN_SHORT_SIDE = 0.03
-CUT_LOW, CUT_HIGH = 0.10, 0.90
 #: Row kinds.
 CANDIDATE, EXTRA = 0, 1
 #: Pair kinds, in the order their counts are reported.
@@ -114,75 +112,6 @@ class RankerConfig:
 
 
 # --- human labels of a window --------------------------------------------------------------
-
-
-def fixation_integral(fixations: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(H+1, W+1) integral of fixation counts at the pixels fixations round to (crop_eval's rule)."""
-    xy = np.floor(np.asarray(fixations, np.float64) + 0.5).astype(np.int64)
-    x = np.clip(xy[:, 0], 0, width - 1)
-    y = np.clip(xy[:, 1], 0, height - 1)
-    counts = np.zeros((height, width), np.int64)
-    np.add.at(counts, (y, x), 1)
-    integral = np.zeros((height + 1, width + 1), np.int64)
-    integral[1:, 1:] = counts.cumsum(0).cumsum(1)
-    return integral
-
-
-def box_counts(integral: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Fixations inside each (x, y, w, h) integer box (clipped to the image)."""
-    h, w = integral.shape[0] - 1, integral.shape[1] - 1
-    b = np.asarray(boxes, np.int64)
-    x0, y0 = np.clip(b[:, 0], 0, w), np.clip(b[:, 1], 0, h)
-    x1, y1 = np.clip(b[:, 0] + b[:, 2], 0, w), np.clip(b[:, 1] + b[:, 3], 0, h)
-    return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-
-
-def oracle_counts(integral: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """The most fixations any box of each row's width and height could hold."""
-    cache: dict[tuple[int, int], int] = {}
-    out = np.empty(len(boxes), np.int64)
-    for i, (w, h) in enumerate(np.asarray(boxes, np.int64)[:, 2:]):
-        key = (int(w), int(h))
-        if key not in cache:
-            ii = integral
-            sums = ii[h:, w:] - ii[: -h or None, w:] - ii[h:, : -w or None] + ii[: -h or None, : -w or None]
-            cache[key] = int(sums.max())
-        out[i] = cache[key]
-    return out
-
-
-def face_rects(faces: Iterable[FaceLabel], width: int, height: int, countable: bool) -> np.ndarray:
-    """(F, 4) x0, y0, x1, y1 of labelled faces, clipped to the image.
-
-    `countable`: EVALUATION.md's faces (frontal, unoccluded, shorter side >= 3% of the
-    width). Otherwise the training faces: every frontal or profile face of that size (a
-    sliced face is as bad when it is turned or partly hidden).
-    """
-    rows = []
-    for f in faces:
-        if countable and (not f.frontal or f.occluded):
-            continue
-        if not countable and not (f.frontal or f.profile):
-            continue
-        if min(f.w, f.h) < FACE_MIN_SHORT_SIDE * width:
-            continue
-        x0, y0 = max(0.0, f.x), max(0.0, f.y)
-        x1, y1 = min(float(width), f.x + f.w), min(float(height), f.y + f.h)
-        if x1 > x0 and y1 > y0:
-            rows.append((x0, y0, x1, y1))
-    return np.array(rows, np.float64).reshape(-1, 4)
-
-
-def cuts_faces(boxes: np.ndarray, rects: np.ndarray) -> np.ndarray:
-    """Per box: more than 10% and less than 90% of some face rect lies inside (EVALUATION.md)."""
-    if len(rects) == 0:
-        return np.zeros(len(boxes), bool)
-    b = np.asarray(boxes, np.float64)
-    bx0, by0, bx1, by1 = b[:, 0:1], b[:, 1:2], b[:, 0:1] + b[:, 2:3], b[:, 1:2] + b[:, 3:4]
-    iw = np.clip(np.minimum(rects[None, :, 2], bx1) - np.maximum(rects[None, :, 0], bx0), 0, None)
-    ih = np.clip(np.minimum(rects[None, :, 3], by1) - np.maximum(rects[None, :, 1], by0), 0, None)
-    share = iw * ih / ((rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1]))[None, :]
-    return ((share > CUT_LOW) & (share < CUT_HIGH)).any(axis=1)
 
 
 def flip_record(record: FixationRecord) -> FixationRecord:
@@ -387,7 +316,7 @@ def add_photo(
     if flip:
         record = flip_record(record)
         faces = flip_faces(faces, record.width) if faces is not None else None
-    integral = fixation_integral(record.fixations, record.width, record.height)
+    integral = point_integral(record.fixations, record.width, record.height)
     total = int(integral[-1, -1])
     countable = face_rects(faces, record.width, record.height, countable=True) if faces is not None else None
     trainable = face_rects(faces, record.width, record.height, countable=False) if faces is not None else None

@@ -16,6 +16,7 @@ import numpy as np
 from .candidates import SaliencyIndex, Windows, measure_windows, propose_windows
 from .decode import decode
 from .face_rule import face_report
+from .geometry import iou
 from .faces import FaceDetector, detect_faces, load_face_detector
 from .options import CropOptions
 from .ranker import (
@@ -118,12 +119,8 @@ def distinct_runners_up(windows: Windows, order: np.ndarray, count: int) -> tupl
     if len(pool) < 2 or count <= 0:
         return ()
     x0, y0, w, h = windows.x[pool], windows.y[pool], windows.w[pool], windows.h[pool]
-    x1, y1 = x0 + w, y0 + h
-    iw = np.clip(np.minimum(x1[:, None], x1[None, :]) - np.maximum(x0[:, None], x0[None, :]), 0, None)
-    ih = np.clip(np.minimum(y1[:, None], y1[None, :]) - np.maximum(y0[:, None], y0[None, :]), 0, None)
-    inter = iw * ih
-    area = w * h
-    too_alike = inter / (area[:, None] + area[None, :] - inter) > RUNNER_UP_MAX_IOU
+    xyxy = np.stack([x0, y0, x0 + w, y0 + h], axis=1)
+    too_alike = iou(xyxy[:, None], xyxy[None, :]) > RUNNER_UP_MAX_IOU
     picked = [0]
     for i in range(1, len(pool)):
         if len(picked) > count:

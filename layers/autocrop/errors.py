@@ -1,7 +1,8 @@
 """Domain errors of the engine. The edges (CLI, API, S3 trigger) map these once each.
 
-No HTTP here: the API maps `UnsupportedImageError` to 415/422, `ImageTooLargeError` to 413 and
-`InvalidOptionsError` to 422; the CLI reports them per file and keeps going.
+Each class carries its stable machine-readable `code` (the API's `"error"` field, an S3 error
+record's `"code"`); no HTTP here: the API maps codes to statuses (415, 413, 422), the CLI
+reports errors per file and keeps going.
 """
 
 from __future__ import annotations
@@ -10,17 +11,25 @@ from __future__ import annotations
 class AutocropError(Exception):
     """Base class of every error the engine raises on purpose."""
 
+    code = "autocrop_error"
+
 
 class UnsupportedImageError(AutocropError):
     """The bytes are not an image the engine can read (unknown format, corrupt, empty)."""
+
+    code = "unsupported_image"
 
 
 class ImageTooLargeError(AutocropError):
     """The image has more pixels than the configured guard allows (decompression bombs)."""
 
+    code = "image_too_large"
+
 
 class InvalidOptionsError(AutocropError, ValueError):
     """An option is malformed: a ratio, a size, an output format, a hint out of range."""
+
+    code = "invalid_options"
 
 
 __all__ = ["AutocropError", "ImageTooLargeError", "InvalidOptionsError", "UnsupportedImageError"]

@@ -23,6 +23,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from .geometry import area, iou, overlap_area, xywh_to_xyxy
 from .options import CropOptions
 from .threads import THREADS_ENV, default_threads
 
@@ -110,7 +111,7 @@ def _run_pass(detector: FaceDetector, bgr: np.ndarray, scale: float, threshold: 
     return found
 
 
-def merge_detections(boxes: np.ndarray, iou: float, containment: float = CONTAINMENT) -> np.ndarray:
+def merge_detections(boxes: np.ndarray, iou_limit: float, containment: float = CONTAINMENT) -> np.ndarray:
     """Greedy NMS over (x, y, w, h, score) rows, best score first.
 
     Besides IoU, a box mostly inside a better one is dropped: passes at different scales
@@ -119,17 +120,13 @@ def merge_detections(boxes: np.ndarray, iou: float, containment: float = CONTAIN
     if len(boxes) == 0:
         return boxes.reshape(0, 5).astype(np.float32)
     boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")]
-    x0, y0 = boxes[:, 0], boxes[:, 1]
-    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
-    area = boxes[:, 2] * boxes[:, 3]
     # Every pair's overlap once (a few hundred boxes in a crowd: a small matrix), then one
     # greedy sweep: a box still alive removes the worse boxes it suppresses.
-    iw = np.clip(np.minimum(x1[:, None], x1[None, :]) - np.maximum(x0[:, None], x0[None, :]), 0, None)
-    ih = np.clip(np.minimum(y1[:, None], y1[None, :]) - np.maximum(y0[:, None], y0[None, :]), 0, None)
-    inter = iw * ih
-    overlap = inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-6)
-    contained = inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-6)
-    suppress = np.triu((overlap > iou) | (contained > containment), k=1)
+    xyxy = xywh_to_xyxy(boxes[:, :4])
+    inter = overlap_area(xyxy[:, None], xyxy[None, :])
+    sizes = area(xyxy)
+    contained = inter / np.maximum(np.minimum(sizes[:, None], sizes[None, :]), 1e-6)
+    suppress = np.triu((iou(xyxy[:, None], xyxy[None, :]) > iou_limit) | (contained > containment), k=1)
     alive = np.ones(len(boxes), bool)
     for i in np.flatnonzero(suppress.any(axis=1)):
         if alive[i]:
