@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -44,23 +43,12 @@ from autocrop.ranker import (
     window_stats,
 )
 
-from .quantize import latency_ms, write
+from .quantize import git_commit, latency_ms, write
 
 log = logging.getLogger("model_export.ranker")
 PARITY_BAR = 0.95
 #: Candidates a ratio's shortlist holds; the speed bar is for this many.
 LATENCY_CANDIDATES = 200
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
-        ).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def convert_two_signatures(reducer, head, channels: int, width: int) -> bytes:
@@ -139,7 +127,7 @@ def parity_and_latency(scorer, runtime: LearnedRanker, records, stages, ratios) 
 
 def export(run_dir: Path, data_root: Path, models_dir: Path, ship: bool = True) -> dict[str, Any]:
     from training.datasets import load_saliency_sets
-    from training.ranker import RATIOS, Stages, load_trained
+    from training.ranker import RATIOS, Stages, beats_composition, load_trained
 
     cfg, scorer, reducer, head = load_trained(run_dir)
     meta = json.loads((run_dir / "config.json").read_text())
@@ -167,10 +155,7 @@ def export(run_dir: Path, data_root: Path, models_dir: Path, ship: bool = True) 
     write(target, flatbuffer)
     digest = hashlib.sha256(flatbuffer).hexdigest()
     figures = meta["figures"]
-    comp_val, rank_val = figures["val"]["composition"]["all"]["mean"], figures["val"]["ranker"]["all"]["mean"]
-    beats = rank_val["of_oracle"] > comp_val["of_oracle"] and (rank_val["face_cut_rate"] or 0.0) <= (
-        comp_val["face_cut_rate"] or 0.0
-    )
+    beats = beats_composition(figures["val"])  # training.ranker's rule, the one place it lives
     card = {
         "name": f"autocrop-ranker-{digest[:8]}",
         "file": target.name,

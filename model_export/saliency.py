@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import keras
 from autocrop.saliency import (DEFAULT_SALIENCY_MODEL, FEATURES_OUTPUT, SALIENCY_OUTPUT,
                                LiteRTSaliency, RuntimePrior, TFLiteModel)
 
-from .quantize import RECIPES, convert, latency_ms, pearson, write
+from .quantize import RECIPES, convert, git_commit, latency_ms, pearson, write
 
 log = logging.getLogger("model_export.saliency")
 PARITY_BAR = 0.99
@@ -37,17 +36,6 @@ PARITY_BAR = 0.99
 MAX_MODEL_BYTES = 8_000_000
 #: The encoder layer whose output is shipped as `features` (stride 16, 96 channels).
 FEATURES_LAYER = "features.13.add"
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def representative_canvases(records, limit: int = 200):

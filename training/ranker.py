@@ -633,6 +633,14 @@ def selection_key(figures: dict[str, Any], area_slack: float = 0.01) -> tuple[fl
     return (-penalty, rank["of_oracle"])
 
 
+def beats_composition(figures: dict[str, Any], area_slack: float = 0.01) -> bool:
+    """The one "better than the composition score" rule (epoch choice, the model card's
+    `beats_composition`, hence `ranker="auto"`): no more face cuts, no smaller crops, and a
+    higher of_oracle."""
+    penalty, of_oracle = selection_key(figures, area_slack)
+    return penalty == 0 and of_oracle > figures["composition"]["all"]["mean"]["of_oracle"]
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 
