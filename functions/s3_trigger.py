@@ -341,8 +341,9 @@ def _write_crops(
     Every crop comes from one decode of the photo (`render_crops`)."""
     summary = result.to_dict()
     models = json.dumps(summary["models"], separators=(",", ":"), sort_keys=True)  # ASCII
+    sizes = settings.parsed_sizes  # parsed once per photo (crop_options checked it at start)
     requests = [
-        RenderRequest(c.box, settings.size_for(c.ratio), "jpeg", settings.jpeg_quality, settings.no_upscale)
+        RenderRequest(c.box, sizes.get(c.ratio), "jpeg", settings.jpeg_quality, settings.no_upscale)
         for c in result.crops
     ]
     rendered = render_crops(data, requests)

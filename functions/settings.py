@@ -42,10 +42,6 @@ class Settings(BaseSettings):
     #: Request bodies larger than this get 413 from the API (bytes).
     api_max_body_bytes: int = Field(default=LAMBDA_SYNC_PAYLOAD_LIMIT, gt=0)
 
-    def size_for(self, ratio: str) -> tuple[int, int] | None:
-        """The output size configured for `ratio` (as AUTOCROP_RATIOS spells it), or None."""
-        return self.parsed_sizes.get(ratio)
-
     @property
     def parsed_sizes(self) -> dict[str, tuple[int, int]]:
         """AUTOCROP_SIZES as {ratio: (W, H)}; a malformed entry raises InvalidOptionsError."""

@@ -109,6 +109,16 @@ def crowd_photos() -> dict[str, np.ndarray]:
     return photos
 
 
+def upload_photos() -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The benchmarks' 12 MP camera-like JPEGs: (few-face photos, crowds), by name."""
+    photos = {
+        name: camera_like_jpeg(rgb, TWELVE_MP if rgb.shape[1] >= rgb.shape[0] else TWELVE_MP[::-1], i)
+        for i, (name, rgb) in enumerate(package_photos().items())
+    }
+    crowds = {name: camera_like_jpeg(rgb, TWELVE_MP, 50 + i) for i, (name, rgb) in enumerate(crowd_photos().items())}
+    return photos, crowds
+
+
 def smartcrop_boxes(data: bytes, reduced: bool) -> list[dict]:
     """smartcrop.py's top crop for each ratio: decode, then one `crop` call per ratio."""
     import smartcrop
@@ -298,13 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     cpu = pin_to_one_core()
-    sources = package_photos()
-    photos = {
-        name: camera_like_jpeg(rgb, TWELVE_MP if rgb.shape[1] >= rgb.shape[0] else TWELVE_MP[::-1], i)
-        for i, (name, rgb) in enumerate(sources.items())
-    }
-    crowds = {name: camera_like_jpeg(rgb, TWELVE_MP, 50 + i) for i, (name, rgb) in enumerate(crowd_photos().items())}
-    big = camera_like_jpeg(sources["astronaut"], TWENTY_FOUR_MP, 99)
+    photos, crowds = upload_photos()
+    big = camera_like_jpeg(package_photos()["astronaut"], TWENTY_FOUR_MP, 99)
     results: dict[str, object] = {
         "cpu": cpu,
         "photos_12mp_bytes": {k: len(v) for k, v in photos.items()},

@@ -42,9 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "AUTOCROP_THREADS"):
     os.environ[_var] = "1"
 
-from bench_engine import RATIOS, TWELVE_MP, crowd_photos, package_photos  # noqa: E402
-
-from training.uploads import camera_like_jpeg  # noqa: E402
+from bench_engine import RATIOS, upload_photos  # noqa: E402
 
 PEER_DIR = Path(__file__).resolve().parent / "peer"
 #: Output sizes the peer is asked for (smartcrop.js takes the ratio from them and crops the
@@ -207,12 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     load_saliency(num_threads=1)
     available = sorted(os.sched_getaffinity(0))
     one = {available[-1]}
-    sources = package_photos()
-    made = {
-        name: ("few-face photos", camera_like_jpeg(rgb, TWELVE_MP if rgb.shape[1] >= rgb.shape[0] else TWELVE_MP[::-1], i))
-        for i, (name, rgb) in enumerate(sources.items())
-    }
-    made |= {name: ("crowds", camera_like_jpeg(rgb, TWELVE_MP, 50 + i)) for i, (name, rgb) in enumerate(crowd_photos().items())}
+    few, crowds = upload_photos()
+    made = {**{n: ("few-face photos", d) for n, d in few.items()}, **{n: ("crowds", d) for n, d in crowds.items()}}
     results: dict[str, object] = {"cpus": available}
     with tempfile.TemporaryDirectory() as tmp:
         photos = {}
