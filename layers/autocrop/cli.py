@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AutocropError, InvalidOptionsError
+from .job import OutputSpec, crop_file_name, run_job
 from .options import DEFAULT_RATIOS, CropOptions, parse_ratio, parse_size
 
 log = logging.getLogger(__name__)
@@ -73,24 +74,14 @@ def sample_photos() -> list[Path]:
     return found
 
 
-def ratio_slug(ratio: str) -> str:
-    """'16:9' -> '16x9', '1.91:1' -> '1.91x1': safe in file names."""
-    return ratio.replace(":", "x")
-
-
 @dataclass(frozen=True)
 class CropJob:
     """What `crop` does to each file (picklable, for --jobs)."""
 
     options: CropOptions
+    spec: OutputSpec
     out_dir: Path | None
-    size: tuple[int, int] | None
-    fmt: str
-    quality: int
     debug_dir: Path | None
-    no_upscale: bool = False
-    #: Threads that encode one photo's crops (None: the cores; 1 when --jobs runs processes).
-    render_threads: int | None = None
 
 
 def unique_stem(path: Path, taken: set[str]) -> str:
@@ -104,26 +95,18 @@ def unique_stem(path: Path, taken: set[str]) -> str:
 
 
 def crop_one(job: CropJob, path: Path, stem: str) -> dict[str, Any]:
-    """Analyse one file, write its crops and debug view; the JSON line for it."""
-    from .debug import debug_view
-    from .engine import analyse
-    from .render import RenderRequest, render_crops
-
-    data = path.read_bytes()
-    result = analyse(data, job.options)
-    line: dict[str, Any] = {"image": str(path), **result.to_dict()}
+    """Run the job on one file, write its crops and debug view; the JSON line for it."""
+    done = run_job(path.read_bytes(), job.options, job.spec)
+    line: dict[str, Any] = {"image": str(path), **done.manifest()}
+    entries = {entry["ratio"]: entry for entry in line["crops"]}
     if job.out_dir is not None:
-        ext = "jpg" if job.fmt.lower() in ("jpeg", "jpg") else job.fmt.lower()
-        requests = [RenderRequest(c.box, job.size, job.fmt, job.quality, job.no_upscale) for c in result.crops]
-        rendered = render_crops(data, requests, max_pixels=job.options.max_pixels, threads=job.render_threads)
-        for crop, entry, out in zip(result.crops, line["crops"], rendered, strict=True):
-            target = job.out_dir / f"{stem}_{ratio_slug(crop.ratio)}.{ext}"
+        for crop, out in done.rendered():
+            target = job.out_dir / crop_file_name(crop.ratio, job.spec.fmt, f"{stem}_")
             target.write_bytes(out.data)
-            entry["file"] = str(target)
-            entry.update(out.describe())
-    if job.debug_dir is not None:
+            entries[crop.ratio]["file"] = str(target)
+    if job.debug_dir is not None and done.debug_png is not None:
         target = job.debug_dir / f"{stem}_debug.png"
-        target.write_bytes(debug_view(data, result, max_pixels=job.options.max_pixels))
+        target.write_bytes(done.debug_png)
         line["debug"] = str(target)
     return line
 
@@ -143,6 +126,35 @@ def _crop_worker(job: CropJob, path: Path, stem: str) -> dict[str, Any]:
     return _run_safely(lambda p, s: crop_one(job, p, s), path, stem)
 
 
+def load_models_quietly() -> None:
+    """Build the saliency model now, keeping LiteRT's banner off the terminal.
+
+    LiteRT's C++ logger prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on
+    the process's stderr when the interpreter is built, which would land in the middle of
+    the progress bar. The model is built here, before the bar starts, with file descriptor
+    2 captured; everything else written there meanwhile (a fallback warning) is passed on.
+    """
+    import os
+    import tempfile
+
+    from .saliency import load_saliency
+
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            load_saliency()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if "XNNPACK delegate" not in line:
+                    sys.stderr.write(line)
+
+
 def _init_worker() -> None:
     """Each worker process uses one core: parallelism comes from the processes."""
     import os
@@ -153,6 +165,7 @@ def _init_worker() -> None:
 
     os.environ[THREADS_ENV] = "1"
     cv2.setNumThreads(1)
+    load_models_quietly()
 
 
 def run_batch(
@@ -180,6 +193,8 @@ def _progress(items: Iterator[dict[str, Any]], total: int, desc: str) -> Iterato
         return items
     from tqdm import tqdm
 
+    load_models_quietly()  # before the bar: LiteRT's banner would land in it
+
     return iter(tqdm(items, total=total, desc=desc, unit="img", file=sys.stderr))
 
 
@@ -201,7 +216,9 @@ def _report(lines: Iterator[dict[str, Any]], as_json: bool) -> int:
 def _options_from_args(args: argparse.Namespace) -> tuple[CropOptions, tuple[int, int] | None]:
     """CropOptions and output size from the crop subcommand's arguments."""
     size = parse_size(args.size) if args.size else None
-    ratios = tuple(args.ratio) if args.ratio else None
+    # Each --ratio may hold several ("1:1,16:9"); repeats are merged (CropOptions keeps one of each).
+    named = [r.strip() for arg in args.ratio or () for r in arg.split(",") if r.strip()]
+    ratios = tuple(dict.fromkeys(named)) or None
     if size is not None:
         size_ratio = size[0] / size[1]
         if ratios is None:
@@ -219,13 +236,11 @@ def _options_from_args(args: argparse.Namespace) -> tuple[CropOptions, tuple[int
 
 
 def cmd_crop(args: argparse.Namespace) -> int:
-    from .render import output_format
-
     try:
         options, size = _options_from_args(args)
-        output_format(args.format)
-        if not 1 <= args.quality <= 100:
-            raise InvalidOptionsError(f"--quality must be in 1..100, got {args.quality}")
+        spec = OutputSpec(size=size, fmt=args.format, quality=args.quality, no_upscale=args.no_upscale,
+                          render=args.output is not None, debug=args.debug is not None,
+                          render_threads=1 if args.jobs > 1 else None)  # fmt: skip
     except InvalidOptionsError as e:
         print(f"autocrop: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -237,8 +252,7 @@ def cmd_crop(args: argparse.Namespace) -> int:
     for folder in (args.output, args.debug):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-    job = CropJob(options, args.output, size, args.format, args.quality, args.debug, args.no_upscale,
-                  render_threads=1 if args.jobs > 1 else None)
+    job = CropJob(options, spec, args.output, args.debug)
     lines = run_batch(_crop_worker, job, paths, args.jobs)
     return _report(_progress(lines, len(paths), "crop"), args.json)
 

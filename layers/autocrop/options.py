@@ -178,6 +178,8 @@ class CropOptions:
 
     def __post_init__(self) -> None:
         ratios = (self.ratios,) if isinstance(self.ratios, str) else tuple(self.ratios)
+        # A ratio named twice (a repeated --ratio, "1:1,1:1") is one crop: merged, first order kept.
+        ratios = tuple(dict.fromkeys(r.strip() if isinstance(r, str) else r for r in ratios))
         object.__setattr__(self, "ratios", ratios)
         object.__setattr__(self, "boost", tuple(self.boost))
         object.__setattr__(self, "keep", tuple(self.keep))
