@@ -133,8 +133,9 @@ def check_size(size: int, settings: Settings) -> None:
         raise ImageTooLargeError(f"the object is {size} bytes; the limit is {settings.max_object_bytes} bytes")
 
 
-def get_upload(s3: S3Client, obj: SourceObject, settings: Settings) -> tuple[SourceObject, bytes] | None:
-    """The upload's bytes and exact identity, or None when it was deleted or replaced."""
+def get_upload(s3: S3Client, obj: SourceObject, settings: Settings) -> tuple[SourceObject, Any] | None:
+    """The upload's exact identity and its body (a stream, not yet read), or None when it
+    was deleted or replaced."""
     kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
     if obj.version_id:
         kwargs["VersionId"] = obj.version_id
@@ -163,7 +164,7 @@ def get_upload(s3: S3Client, obj: SourceObject, settings: Settings) -> tuple[Sou
     except AutocropError:
         body.close()
         raise
-    return source, body.read()
+    return source, body
 
 
 def read_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:

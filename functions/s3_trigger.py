@@ -13,6 +13,7 @@ Redelivery is harmless: an upload the records already describe is skipped.
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes import SQSRecord
 from botocore.config import Config
 
+from functions.s3_batch import answer as batch_answer
+from functions.s3_batch import is_batch_operations
 from functions.s3_events import InvalidEventError, SourceObject, is_sqs_batch, objects_in, sqs_event
 from functions.s3_outputs import ERROR_RECORD, SIDECAR, Outputs, check_size, get_upload, is_own_output, output_base
 from functions.settings import Settings, get_settings
@@ -79,15 +82,19 @@ def process_object(obj: SourceObject, settings: Settings, options: CropOptions, 
         got = get_upload(s3, obj, settings)
         if got is None:
             return {**outcome, "status": "skipped", "reason": "object gone or replaced"}
-        source, data = got
-        if outputs.done_before(source):
-            return {**outcome, "status": "skipped", "reason": "already processed"}
+        source, body = got
+        with closing(body):
+            # An event without an ETag (a Batch Operations task) learns it from the GET:
+            # an upload already cropped is skipped before its bytes are read.
+            if outputs.done_before(source):
+                return {**outcome, "status": "skipped", "reason": "already processed"}
+            data = body.read()
         started = time.perf_counter()
         written = outputs.write_crops(source, run_job(data, options, output_spec(settings)))
     except AutocropError as e:
         logger.warning("upload rejected", extra={**outcome, "code": e.code, "detail": str(e)})
         outputs.write_error(source, e)
-        return {**outcome, "status": "failed", "code": e.code, "error_record": outputs.error_key}
+        return {**outcome, "status": "failed", "code": e.code, "detail": str(e), "error_record": outputs.error_key}
 
     took = round(time.perf_counter() - started, 3)
     logger.info("cropped upload", extra={**outcome, "outputs": written, "seconds": took})
@@ -98,17 +105,25 @@ def process_event(
     event: dict[str, Any], settings: Settings | None = None, s3: S3Client | None = None
 ) -> list[dict[str, Any]]:
     """Process every object an S3 or EventBridge event names."""
+    settings, options, s3 = _ready(settings, s3)
+    return [process_object(obj, settings, options, s3) for obj in objects_in(event)]
+
+
+def _ready(settings: Settings | None, s3: S3Client | None) -> tuple[Settings, CropOptions, S3Client]:
+    """Settings, options and client for one invocation; a deploy error raises before any work."""
     settings = settings or get_settings()
     if not settings.output_bucket:
         raise RuntimeError("AUTOCROP_OUTPUT_BUCKET is not set")
-    options = crop_options(settings)
-    s3 = s3 or s3_client()
-    return [process_object(obj, settings, options, s3) for obj in objects_in(event)]
+    return settings, crop_options(settings), s3 or s3_client()
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Lambda entry point for direct S3 notifications, SQS batches and EventBridge events."""
+    """Lambda entry point: direct S3 notifications, SQS batches, EventBridge events and S3 Batch
+    Operations tasks (the backfill of photos uploaded before the function existed)."""
+    if is_batch_operations(event):
+        settings, options, s3 = _ready(None, None)
+        return batch_answer(event, lambda obj: process_object(obj, settings, options, s3))
     if is_sqs_batch(event):
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         return dict(
