@@ -3,6 +3,7 @@
     autocrop crop PATH... --ratio W:H [--ratio ...] [--size WxH [--no-upscale]] [-o DIR] [--json]
                           [--debug DIR] [--jobs N] [--format jpeg|png|webp] [--quality Q]
     autocrop saliency PATH... --out DIR
+    autocrop backfill s3://BUCKET/PREFIX [--endpoint-url URL] [--create-job ...]   (infra/backfill.py)
 
 A bad file is reported on stderr (and as a JSON error line with --json) and skipped; the
 batch goes on. Exit status: 0 all done, 1 some files failed, 2 bad usage or no input.
@@ -319,12 +320,33 @@ def build_parser() -> argparse.ArgumentParser:
     sal.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     sal.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes")
     sal.set_defaults(func=cmd_saliency)
+
+    sub.add_parser("backfill", add_help=False,
+                   help="crop the photos already in a bucket (S3 Batch Operations, or locally): "
+                        "autocrop backfill --help")  # fmt: skip
     return parser
+
+
+def cmd_backfill(argv: list[str]) -> int:
+    """`autocrop backfill`: lives in the project's infra/ (it drives the S3 function, which
+    the engine package does not ship), found beside an editable install or on the path."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "infra" / "backfill.py").is_file() and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        from infra.backfill import main as backfill_main  # type: ignore[import-not-found]
+    except ImportError as e:
+        print(f"autocrop: backfill needs the project checkout (infra/, functions/): {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return int(backfill_main(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `autocrop` console script."""
     logging.basicConfig(level=logging.WARNING, format="autocrop: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["backfill"]:
+        return cmd_backfill(argv[1:])
     args = build_parser().parse_args(argv)
     if getattr(args, "jobs", 1) < 1:
         print("autocrop: --jobs must be at least 1", file=sys.stderr)
