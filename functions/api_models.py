@@ -161,6 +161,10 @@ class CropOut(BaseModel):
     faces_kept: int
     face_report: FaceReportOut
     chosen_by: str
+    focal_point: list[float] = Field(
+        description="[x, y]: the box's centre as fractions of the photo's width and height "
+        "(imgproxy g:fp:x:y, Cloudinary g_xy_center, thumbor focal points)"
+    )
     image: str | None = Field(None, description="Preview data URL (include=images)")
     size: list[int] | None = Field(None, description="[W, H] of the preview image (include=images)")
     media_type: str | None = Field(None, description="Media type of the preview (include=images)")

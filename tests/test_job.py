@@ -121,3 +121,11 @@ def test_every_door_answers_with_the_jobs_crops(photo: bytes, options: CropOptio
     answer = client.post("/v1/crop", params={"ratios": ",".join(RATIOS)}, content=photo,
                          headers={"content-type": "image/jpeg"}).json()  # fmt: skip
     assert boxes(answer) == expected
+
+
+def test_each_crop_carries_its_focal_point_the_centre_of_its_box(photo: bytes, options: CropOptions):
+    manifest = run_job(photo, options, OutputSpec(render=False)).manifest()
+    for entry in manifest["crops"]:
+        x, y, w, h = entry["box"]
+        assert entry["focal_point"] == [round((x + w / 2) / manifest["width"], 4), round((y + h / 2) / manifest["height"], 4)]
+        assert all(0 < v < 1 for v in entry["focal_point"])

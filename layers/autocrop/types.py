@@ -238,12 +238,22 @@ class CropResult:
                 return c
         raise KeyError(ratio)
 
+    def focal_point(self, crop: Crop) -> tuple[float, float]:
+        """The centre of the crop's box as fractions (0..1) of the upright photo's width and
+        height: the focal point other resizers take (imgproxy `g:fp:X:Y`, Cloudinary
+        `g_xy_center`, thumbor's focal points), so they crop around what this analysis found."""
+        return (
+            round((crop.box.x + crop.box.w / 2) / self.width, 4),
+            round((crop.box.y + crop.box.h / 2) / self.height, 4),
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict: width, height, crops, faces, timings (ms), models."""
+        """JSON-safe dict: width, height, crops (each with its focal point), faces, timings
+        (ms), models."""
         return {
             "width": int(self.width),
             "height": int(self.height),
-            "crops": [c.to_dict() for c in self.crops],
+            "crops": [{**c.to_dict(), "focal_point": list(self.focal_point(c))} for c in self.crops],
             "faces": [f.to_dict() for f in self.faces],
             "timings": {k: round(float(v), 2) for k, v in self.timings.items()},
             "models": dict(self.models),
