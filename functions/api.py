@@ -2,6 +2,7 @@
 
     POST /v1/crop    photo in (multipart field `image`, or the raw body) -> JSON or one crop
     POST /v1/debug   photo in -> PNG: saliency heatmap, faces, chosen boxes
+    GET  /v1/crops/<signature>/<key>/<ratio>/<W>x<H>.<ext>   a stored photo's crop (signed, cached)
     GET  /healthz    liveness
     GET  /           the demo page;  /docs  OpenAPI docs
 
@@ -25,6 +26,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from mangum import Mangum
 
+from functions.api_crops import router as crop_urls
 from functions.api_limits import BodyLimitMiddleware
 from functions.api_models import PHOTO_BODY, ApiError, CropResponse, Photo, SettingsDep
 
@@ -46,6 +48,7 @@ app = FastAPI(
 )
 app.add_middleware(BodyLimitMiddleware)
 app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+app.include_router(crop_urls)
 
 
 @app.exception_handler(ApiError)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Lambda's synchronous invocation payload limit (request and response), bytes.
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     max_object_bytes: int = Field(default=50_000_000, gt=0)
     #: Request bodies larger than this get 413 from the API (bytes).
     api_max_body_bytes: int = Field(default=LAMBDA_SYNC_PAYLOAD_LIMIT, gt=0)
+    #: Crop URLs (GET /v1/crops/...) are signed with this key, read from SSM Parameter Store
+    #: (a SecureString, decrypted; cached for `url_key_max_age` seconds): the deployed way.
+    url_signing_key_parameter: str = ""
+    #: ... or given directly (the local stack, tests). Neither: crop URLs answer 503.
+    url_signing_key: SecretStr = SecretStr("")
+    url_key_max_age: int = Field(default=300, ge=0)
+    #: The largest side a crop URL may ask for (pixels); larger: 400.
+    url_max_side: int = Field(default=4096, ge=16, le=16383)
 
     @property
     def parsed_sizes(self) -> dict[str, tuple[int, int]]:

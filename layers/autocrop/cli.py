@@ -3,6 +3,7 @@
     autocrop crop PATH... --ratio W:H [--ratio ...] [--size WxH [--no-upscale]] [-o DIR] [--json]
                           [--debug DIR] [--jobs N] [--format jpeg|png|webp] [--quality Q]
     autocrop saliency PATH... --out DIR
+    autocrop url KEY --ratio W:H --size WxH [--format webp] [--base-url URL]   (a signed crop URL)
     autocrop backfill s3://BUCKET/PREFIX [--endpoint-url URL] [--create-job ...]   (infra/backfill.py)
 
 A bad file is reported on stderr (and as a JSON error line with --json) and skipped; the
@@ -321,10 +322,43 @@ def build_parser() -> argparse.ArgumentParser:
     sal.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes")
     sal.set_defaults(func=cmd_saliency)
 
+    url = sub.add_parser("url", help="print the signed URL of a stored photo's crop at a size")
+    url.add_argument("key", metavar="KEY", help="the photo's key in the input bucket")
+    url.add_argument("--ratio", required=True, metavar="W:H", help="which crop")
+    url.add_argument("--size", required=True, metavar="WxH", help="its size (of the ratio)")
+    url.add_argument("--format", default="jpeg", help="jpeg (default), webp or png")
+    url.add_argument("--base-url", default="", metavar="URL", help="the CDN (or API) origin, e.g. https://d111.cloudfront.net")
+    url.add_argument("--signing-key-file", type=Path, metavar="FILE",
+                     help="the signing key (default: AUTOCROP_URL_SIGNING_KEY)")  # fmt: skip
+    url.set_defaults(func=cmd_url)
+
     sub.add_parser("backfill", add_help=False,
                    help="crop the photos already in a bucket (S3 Batch Operations, or locally): "
                         "autocrop backfill --help")  # fmt: skip
     return parser
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    """Print the signed crop URL of a stored photo (`autocrop.urls`)."""
+    import os
+
+    from .urls import crop_url
+
+    if args.signing_key_file is not None:
+        secret = args.signing_key_file.read_bytes().strip()
+    else:
+        secret = os.environ.get("AUTOCROP_URL_SIGNING_KEY", "").encode()
+    if not secret:
+        print("autocrop: the signing key: AUTOCROP_URL_SIGNING_KEY or --signing-key-file "
+              "(deployed: aws ssm get-parameter --with-decryption --name <the urlSigningKeyParameter>)",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    try:
+        print(crop_url(args.key, args.ratio, parse_size(args.size), secret, fmt=args.format, base_url=args.base_url))
+    except InvalidOptionsError as e:
+        print(f"autocrop: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def cmd_backfill(argv: list[str]) -> int:
