@@ -11,7 +11,9 @@ fi
 stamp=.venv/.autocrop-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing the pinned packages into .venv (about two minutes on a fresh machine)..."
-  .venv/bin/python -m pip install --quiet --upgrade pip
+  # setuptools: what pyproject's [build-system] asks for (77: the SPDX `license` string), so
+  # `pip install --no-build-isolation -e .` works in .venv too (a new venv has Python's own).
+  .venv/bin/python -m pip install --quiet --upgrade pip "setuptools==84.2.1"
   .venv/bin/python -m pip install --quiet -e ".[dev]"
   touch "$stamp"
   echo "bootstrap: installed"

@@ -8,7 +8,8 @@ What runs, all in this process:
   bucket and S3 -> SQS ObjectCreated notifications (a dead-letter queue plays the failure
   destination);
 - a poller that hands delivered messages, as Lambda's SQS event, to the real
-  `functions.s3_trigger.handler` and deletes what it reports done;
+  `functions.s3_trigger.handler`, deletes what it reports done and prints a line per upload
+  (cropped, rejected or retried; where its crops.json or error.json is; how long it took);
 - the API with its demo page under uvicorn.
 
 Any S3 client pointed at the printed endpoint can upload to the input bucket, e.g.
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -206,12 +208,23 @@ def sqs_lambda_event(messages: Iterable[dict[str, Any]], queue_arn: str) -> dict
 
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+Report = Callable[[str], None]
 
 
 class Poller:
-    """Delivers queued upload events to a Lambda handler; deletes the ones it reports done."""
+    """Delivers queued upload events to a Lambda handler; deletes the ones it reports done.
 
-    def __init__(self, stack: Stack, handler: Handler | None = None, batch_size: int = 10):
+    With `report` (e.g. `print`), each upload a batch named gets one line: cropped (where its
+    crops.json is), rejected (where its error.json is), skipped or failed, and how long the
+    handler took; batch_size=1 makes that time the upload's own."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        handler: Handler | None = None,
+        batch_size: int = 10,
+        report: Report | None = None,
+    ):
         if handler is None:
             from functions.s3_trigger import handler as s3_trigger_handler
 
@@ -219,7 +232,9 @@ class Poller:
         self.stack = stack
         self.handler: Handler = handler
         self.batch_size = batch_size
+        self.report = report
         self.sqs = stack.client("sqs")
+        self.s3 = stack.client("s3") if report is not None else None  # reads the outcomes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -234,12 +249,14 @@ class Poller:
         if not messages:
             return 0
         event = sqs_lambda_event(messages, self.stack.queue_arn)
+        started = time.perf_counter()
         try:
             response = self.handler(event, LocalContext()) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception as e:  # the whole batch failed, as a raising Lambda would
             print(f"[poller] handler raised {type(e).__name__}: {e}", flush=True)
             failed = {m["MessageId"] for m in messages}
+        took = time.perf_counter() - started
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             self.sqs.delete_message_batch(
@@ -248,7 +265,59 @@ class Poller:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
                 ],
             )
+        if self.report is not None:
+            self._report(messages, failed, took)
         return len(messages)
+
+    def _report(self, messages: list[dict[str, Any]], failed: set[str], took: float) -> None:
+        """One line per upload the batch named (an s3:TestEvent names none)."""
+        report = self.report
+        assert report is not None
+        uploads = [(m, obj) for m in messages for obj in _uploads_in(m)]
+        if len(uploads) == 1:
+            timing = f"in {took:.2f} s"
+        else:
+            timing = f"in a batch of {len(uploads)} uploads taking {took:.2f} s"
+        for message, obj in uploads:
+            try:
+                line = self._outcome(message, obj, message["MessageId"] in failed, timing)
+            except Exception as e:  # a report must never stop the poller
+                line = f"{obj.key} handled {timing}; outcome unknown ({type(e).__name__}: {e})"
+            report(f"[upload] {line}")
+
+    def _outcome(self, message: dict[str, Any], obj: Any, failed: bool, timing: str) -> str:
+        if failed:
+            receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+            then = (
+                "it goes to the dead-letter queue"
+                if receives >= MAX_RECEIVES
+                else "it will be retried"
+            )
+            return f"{obj.key} failed {timing} (delivery {receives} of {MAX_RECEIVES}); {then}"
+        from functions.s3_trigger import ERROR_RECORD, SIDECAR, output_base
+
+        base = output_base(obj.key, self.stack.output_prefix.strip("/"))
+        bucket = self.stack.output_bucket
+        sidecar = _read_json(self.s3, bucket, f"{base}/{SIDECAR}")
+        error = _read_json(self.s3, bucket, f"{base}/{ERROR_RECORD}")
+
+        def describes(record: dict[str, Any] | None) -> bool:  # this upload, not an older one
+            source = (record or {}).get("source") or {}
+            return record is not None and (not obj.etag or source.get("etag") == obj.etag)
+
+        if sidecar is not None and describes(sidecar):
+            outputs = sidecar.get("outputs") or {}
+            return (
+                f"{obj.key} cropped {timing} -> s3://{bucket}/{base}/{SIDECAR} "
+                f"({len(outputs)} crops: {', '.join(outputs)})"
+            )
+        if error is not None and describes(error):
+            code = (error.get("error") or {}).get("code", "error")
+            return f"{obj.key} rejected ({code}) {timing} -> s3://{bucket}/{base}/{ERROR_RECORD}"
+        return (
+            f"{obj.key} skipped {timing}: nothing written (the object is gone or was replaced, "
+            "or is a folder marker)"
+        )
 
     def drain(self, max_batches: int = 100) -> int:
         """Poll until the queue gives nothing; returns the messages handled."""
@@ -280,31 +349,49 @@ class Poller:
             self._thread.join(timeout=10)
 
 
+def _uploads_in(message: dict[str, Any]) -> list[Any]:
+    """The objects (functions.s3_events.SourceObject) an SQS message's S3 event names."""
+    from functions.s3_trigger import objects_in
+
+    try:
+        return objects_in(json.loads(message["Body"]))
+    except (KeyError, TypeError, ValueError):  # InvalidEventError is a ValueError
+        return []
+
+
+def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as e:
+        if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return None
+        raise
+    try:
+        loaded = json.loads(body)
+    except ValueError:
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Sample photos
 
 
 def sample_photos() -> list[tuple[str, Path]]:
-    """(key, path) of photos that packages ship (scikit-image, matplotlib)."""
-    found: list[tuple[str, Path]] = []
-    try:
-        import skimage
+    """(key, path) of the photos `autocrop crop --samples` crops (`autocrop.cli.sample_photos`:
+    those scikit-image and matplotlib ship), each uploaded as samples/<file name>."""
+    from autocrop.cli import sample_photos as cli_sample_photos
 
-        data = Path(skimage.__file__).parent / "data"
-        for name in ("astronaut.png", "coffee.png", "chelsea.png", "motorcycle_left.png"):
-            if (data / name).exists():
-                found.append((f"samples/{name}", data / name))
-    except ImportError:
-        pass
-    try:
-        import matplotlib
-
-        hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-        if hopper.exists():
-            found.append(("samples/grace hopper.jpg", hopper))  # a key with a space
-    except ImportError:
-        pass
-    return found
+    photos: list[tuple[str, Path]] = []
+    taken: set[str] = set()
+    for path in cli_sample_photos():
+        key, n = f"samples/{path.name}", 1
+        while key in taken:  # two packages shipping the same file name
+            n += 1
+            key = f"samples/{path.stem}-{n}{path.suffix}"
+        taken.add(key)
+        photos.append((key, path))
+    return photos
 
 
 def send_photos(stack: Stack, photos: Iterable[tuple[str, Path]]) -> list[str]:
@@ -401,7 +488,9 @@ def main(argv: list[str] | None = None) -> int:
 
     get_settings.cache_clear()
     s3_client.cache_clear()
-    poller = Poller(stack)
+    # One upload per invocation, as S3 invokes the deployed function, so each printed line's
+    # time is that upload's own.
+    poller = Poller(stack, batch_size=1, report=lambda line: print(line, flush=True))
     poller.start()
     api, api_url = start_api(args.host, args.api_port)
 

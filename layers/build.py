@@ -2,6 +2,7 @@
 
     python layers/build.py                 # python3.12 on arm64 (the deployed target)
     python layers/build.py --arch x86_64
+    python layers/build.py --if-stale      # only when the layer's inputs changed (npm run package)
 
 Writes build/layer-<arch>.zip (contents under python/, which Lambda puts on sys.path from
 /opt/python) and build/layer-<arch>.json (sizes), prints unzipped and zipped sizes, and
@@ -11,11 +12,16 @@ Wheels are downloaded once into build/wheels/<arch>-py<version>/ and installed f
 later runs, so a rebuild needs no network. The zip is deterministic (sorted entries, fixed
 timestamps): the same inputs give the same bytes, so a deploy does not publish a new layer
 version for nothing.
+
+Each build also records a digest of its inputs in build/layer-<arch>.inputs.json (the engine's
+files, this script, the runtime requirements, the pinned versions, the target) with the zip's
+own digest; `--if-stale` rebuilds only when the zip is missing, was changed, or the inputs differ.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.metadata
 import json
 import shutil
@@ -109,14 +115,20 @@ def _pip_platform_args(arch: str, python_version: str) -> list[str]:
     return args
 
 
-def write_constraints(path: Path) -> Path:
+def installed_pins() -> list[str]:
+    """Every distribution installed here (but autocrop) at its version, the one tests ran on."""
+    return sorted(
+        {
+            f"{dist.metadata['Name']}=={dist.version}"
+            for dist in importlib.metadata.distributions()
+            if dist.metadata["Name"] and dist.metadata["Name"].lower() != "autocrop"
+        }
+    )
+
+
+def write_constraints(path: Path, pins: list[str] | None = None) -> Path:
     """Pin every transitive dependency to the version installed here, the one tests ran on."""
-    pins = {
-        f"{dist.metadata['Name']}=={dist.version}"
-        for dist in importlib.metadata.distributions()
-        if dist.metadata["Name"] and dist.metadata["Name"].lower() != "autocrop"
-    }
-    path.write_text("\n".join(sorted(pins)) + "\n")
+    path.write_text("\n".join(installed_pins() if pins is None else pins) + "\n")
     return path
 
 
@@ -149,13 +161,103 @@ def _run_quietly(command: list[str]) -> None:
         raise SystemExit(f"pip failed ({done.returncode}): {' '.join(command[3:5])}")
 
 
+#: What copy_engine leaves out of the engine (and so what does not make the layer stale).
+ENGINE_IGNORED = ("__pycache__", "*.pyc", "tests")
+
+
 def copy_engine(target: Path) -> None:
     """The autocrop package with its models, without caches or tests."""
-    shutil.copytree(
-        ENGINE_DIR,
-        target / "autocrop",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"),
-    )
+    shutil.copytree(ENGINE_DIR, target / "autocrop", ignore=shutil.ignore_patterns(*ENGINE_IGNORED))
+
+
+def engine_files(engine_dir: Path = ENGINE_DIR) -> list[Path]:
+    """The files copy_engine copies, sorted."""
+    ignore = shutil.ignore_patterns(*ENGINE_IGNORED)
+    files: list[Path] = []
+
+    def walk(directory: Path) -> None:
+        names = sorted(p.name for p in directory.iterdir())
+        skipped = ignore(str(directory), names)
+        for name in names:
+            if name in skipped:
+                continue
+            path = directory / name
+            if path.is_dir():
+                walk(path)
+            elif path.is_file():
+                files.append(path)
+
+    walk(engine_dir)
+    return files
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def inputs_digest(
+    arch: str,
+    python_version: str,
+    requirements: list[str],
+    pins: list[str],
+    engine_dir: Path = ENGINE_DIR,
+    build_script: Path = Path(__file__).resolve(),
+) -> str:
+    """sha256 over everything the layer zip is made from: the target, the requirements and
+    their pins, this build script and the engine's files (names and contents)."""
+    digest = hashlib.sha256()
+
+    def add(label: str, value: str) -> None:
+        digest.update(f"{label}\0{value}\n".encode())
+
+    add("arch", arch)
+    add("python", python_version)
+    for requirement in requirements:
+        add("requirement", requirement)
+    for pin in pins:
+        add("pin", pin)
+    add("build.py", _file_sha256(build_script))
+    for path in engine_files(engine_dir):
+        add(f"engine/{path.relative_to(engine_dir).as_posix()}", _file_sha256(path))
+    return digest.hexdigest()
+
+
+def inputs_record_path(build_dir: Path, arch: str) -> Path:
+    return build_dir / f"layer-{arch}.inputs.json"
+
+
+def record_inputs(build_dir: Path, arch: str, inputs: str) -> Path:
+    """Write layer-<arch>.inputs.json beside the zip: the inputs' and the zip's digests."""
+    zip_path = build_dir / f"layer-{arch}.zip"
+    record = {"inputs_sha256": inputs, "zip_sha256": _file_sha256(zip_path)}
+    path = inputs_record_path(build_dir, arch)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def stale_reason(build_dir: Path, arch: str, inputs: str) -> str | None:
+    """Why build_dir's layer-<arch>.zip needs building for inputs with digest `inputs`,
+    or None when it is up to date."""
+    zip_path = build_dir / f"layer-{arch}.zip"
+    if not zip_path.is_file():
+        return f"{_rel(zip_path)} is missing"
+    if not (build_dir / f"layer-{arch}.json").is_file():
+        return f"{_rel(build_dir / f'layer-{arch}.json')} is missing"
+    try:
+        record = json.loads(inputs_record_path(build_dir, arch).read_text())
+    except (OSError, ValueError):
+        return "no record of the inputs it was built from"
+    if not isinstance(record, dict) or record.get("inputs_sha256") != inputs:
+        return "its inputs changed (engine, build script, requirements or pinned versions)"
+    if record.get("zip_sha256") != _file_sha256(zip_path):
+        return f"{_rel(zip_path)} is not the zip that was built"
+    return None
 
 
 def strip(target: Path) -> int:
@@ -242,9 +344,13 @@ def build_layer(
         raise SystemExit(f"unknown architecture {arch!r}; choose from {sorted(PLATFORMS)}")
     staging = build_dir / f"layer-{arch}"
     target = staging / "python"
+    pins = installed_pins()
+    # Taken before anything is copied: an edit made during the build makes the next one rebuild.
+    inputs = inputs_digest(arch, python_version, runtime_requirements(), pins)
+    inputs_record_path(build_dir, arch).unlink(missing_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     target.mkdir(parents=True)
-    constraints = write_constraints(build_dir / f"layer-{arch}-constraints.txt")
+    constraints = write_constraints(build_dir / f"layer-{arch}-constraints.txt", pins)
     wheels = wheels or build_dir / "wheels" / f"{arch}-py{python_version}"
     install_dependencies(arch, python_version, target, wheels, constraints)
     copy_engine(target)
@@ -261,6 +367,7 @@ def build_layer(
         limit=LAMBDA_UNZIPPED_LIMIT,
     )
     (build_dir / f"layer-{arch}.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    record_inputs(build_dir, arch, inputs)
     print(f"stripped {_mb(removed)}")
     return report
 
@@ -281,9 +388,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=sorted(PLATFORMS), default="arm64")
     parser.add_argument("--python-version", default=PYTHON_VERSION, help=argparse.SUPPRESS)
     parser.add_argument("--build-dir", type=Path, default=BUILD_DIR)
+    parser.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="build only when the zip is missing or its inputs changed since it was built",
+    )
     args = parser.parse_args(argv)
 
+    if args.if_stale:
+        inputs = inputs_digest(
+            args.arch, args.python_version, runtime_requirements(), installed_pins()
+        )
+        reason = stale_reason(args.build_dir, args.arch, inputs)
+        if reason is None:
+            return check_up_to_date(args.build_dir, args.arch)
+        print(f"layer {args.arch}: building, {reason}", flush=True)
     return print_report(build_layer(args.arch, args.build_dir, None, args.python_version))
+
+
+def check_up_to_date(build_dir: Path, arch: str) -> int:
+    """An up-to-date layer still has to fit beside today's function code."""
+    saved = json.loads((build_dir / f"layer-{arch}.json").read_text())
+    report = LayerReport(
+        arch=arch,
+        zip_path=saved["zip_path"],
+        layer_unzipped=saved["layer_unzipped"],
+        layer_zipped=saved["layer_zipped"],
+        function_unzipped=function_size(),
+        limit=LAMBDA_UNZIPPED_LIMIT,
+    )
+    print(f"layer {arch}: {report.zip_path} is up to date ({_mb(report.layer_zipped)} zipped)")
+    if report.headroom < 0:
+        return print_report(report)
+    return 0
 
 
 def print_report(report: LayerReport) -> int:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import platform
 import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,98 @@ def test_the_stripped_layer_serves_a_crop(tmp_path: Path):
     assert [c["ratio"] for c in body["crops"]] == ["1:1", "16:9"]
     assert body["models"]["saliency"] != "centre-bias-fallback"  # LiteRT + model in the layer
     assert body["faces"]  # YuNet through the layer's OpenCV
+
+
+def fake_layer(build, tmp_path: Path) -> tuple[Path, Path, Path, Callable[[], str]]:
+    """An engine directory, a build script and a 'built' layer in tmp_path, without pip."""
+    engine, build_dir = tmp_path / "autocrop", tmp_path / "build"
+    (engine / "models").mkdir(parents=True)
+    (engine / "engine.py").write_text("x = 1\n")
+    (engine / "models" / "m.onnx").write_bytes(b"\0model")
+    script = tmp_path / "build.py"
+    script.write_text("# build\n")
+    build_dir.mkdir()
+
+    def digest() -> str:
+        return build.inputs_digest(
+            "arm64", "3.12", ["numpy==2.0"], ["numpy==2.0"], engine_dir=engine, build_script=script
+        )
+
+    (build_dir / "layer-arm64.zip").write_bytes(b"PK zip")
+    (build_dir / "layer-arm64.json").write_text("{}")
+    build.record_inputs(build_dir, "arm64", digest())
+    return engine, build_dir, script, digest
+
+
+def test_if_stale_rebuilds_only_for_a_change(tmp_path: Path):
+    """`build.py --if-stale` (npm run package): the recorded input digest decides, not mtimes."""
+    build = load_build_module()
+    engine, build_dir, script, digest = fake_layer(build, tmp_path)
+    assert build.stale_reason(build_dir, "arm64", digest()) is None
+
+    # Caches and tests do not go into the layer, so they do not make it stale; touching doesn't.
+    (engine / "__pycache__").mkdir()
+    (engine / "__pycache__" / "engine.cpython-312.pyc").write_bytes(b"pyc")
+    (engine / "tests").mkdir()
+    (engine / "tests" / "test_x.py").write_text("")
+    os.utime(engine / "engine.py")
+    assert build.stale_reason(build_dir, "arm64", digest()) is None
+
+    (engine / "engine.py").write_text("x = 2\n")
+    assert "inputs changed" in build.stale_reason(build_dir, "arm64", digest())
+    build.record_inputs(build_dir, "arm64", digest())
+    assert build.stale_reason(build_dir, "arm64", digest()) is None
+
+    for change in (
+        lambda: (engine / "models" / "new.tflite").write_bytes(b"new model"),
+        lambda: (engine / "models" / "new.tflite").rename(engine / "models" / "renamed.tflite"),
+        lambda: script.write_text("# build, changed\n"),
+    ):
+        change()
+        assert "inputs changed" in build.stale_reason(build_dir, "arm64", digest())
+        build.record_inputs(build_dir, "arm64", digest())
+
+    base = dict(engine_dir=engine, build_script=script)
+    pinned = build.inputs_digest("arm64", "3.12", ["numpy==2.0"], ["numpy==2.0"], **base)
+    assert pinned == digest()
+    assert pinned != build.inputs_digest("x86_64", "3.12", ["numpy==2.0"], ["numpy==2.0"], **base)
+    assert pinned != build.inputs_digest("arm64", "3.12", ["numpy==2.1"], ["numpy==2.0"], **base)
+    assert pinned != build.inputs_digest("arm64", "3.12", ["numpy==2.0"], ["numpy==2.1"], **base)
+
+
+def test_if_stale_rebuilds_a_missing_or_replaced_zip(tmp_path: Path):
+    build = load_build_module()
+    _, build_dir, _, digest = fake_layer(build, tmp_path)
+    (build_dir / "layer-arm64.zip").write_bytes(b"PK another zip")
+    assert "not the zip that was built" in build.stale_reason(build_dir, "arm64", digest())
+    (build_dir / "layer-arm64.zip").unlink()
+    assert "missing" in build.stale_reason(build_dir, "arm64", digest())
+    assert "missing" in build.stale_reason(build_dir, "x86_64", digest())  # per architecture
+
+    _, build_dir, _, digest = fake_layer(build, tmp_path / "unrecorded")
+    build.inputs_record_path(build_dir, "arm64").unlink()  # a zip from before --if-stale
+    assert "no record" in build.stale_reason(build_dir, "arm64", digest())
+
+
+def test_engine_digest_covers_what_copy_engine_copies(tmp_path: Path):
+    build = load_build_module()
+    build.copy_engine(tmp_path)
+    copied = sorted(
+        p.relative_to(tmp_path / "autocrop") for p in tmp_path.rglob("*") if p.is_file()
+    )
+    assert copied == [p.relative_to(build.ENGINE_DIR) for p in build.engine_files()]
+
+
+def test_npm_package_builds_a_stale_layer_first():
+    """A fresh clone packages with `npm run package`: the layer is built when stale, with the
+    project's .venv Python, before `serverless package`."""
+    script = json.loads((ROOT / "package.json").read_text())["scripts"]["package"]
+    first, _, then = script.partition("&&")
+    assert first.split() == ["sh", "infra/build_layer.sh"] and "serverless package" in then
+    done = subprocess.run(
+        ["sh", "infra/build_layer.sh", "--help"], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "PYTHON": sys.executable}, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "--if-stale" in done.stdout
+    assert "--if-stale" in (ROOT / "infra" / "build_layer.sh").read_text()

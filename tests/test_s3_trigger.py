@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -20,13 +21,14 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 import skimage
-from autocrop import parse_ratio
+from autocrop import cli, parse_ratio
 from botocore.exceptions import ClientError
 from PIL import Image
 
 from functions import s3_trigger
 from functions.s3_trigger import handler, output_base
 from functions.settings import get_settings
+from infra import local_stack
 from infra.local_stack import LocalContext, Poller, Stack, create_stack, sqs_lambda_event
 
 EVENTS = Path(__file__).parent / "events"
@@ -491,6 +493,42 @@ def test_output_base_normalises_keys():
 # --- the local stack command (the README's main job) --------------------------------------------
 
 
+def test_the_poller_reports_each_upload(stack: Stack, s3: Any):
+    """Serving mode's log: a line per upload, with where its outputs are and how long it took."""
+    lines: list[str] = []
+    poller = Poller(stack, batch_size=1, report=lines.append)
+    upload(s3, stack, "holiday/cat.png", photo())
+    assert poller.drain() == 1
+    upload(s3, stack, "broken.png", b"not an image at all")
+    assert poller.drain() == 1
+
+    base = f"s3://{stack.output_bucket}/{stack.output_prefix}"
+    cropped = re.fullmatch(
+        rf"\[upload\] holiday/cat\.png cropped in (\d+\.\d\d) s -> "
+        rf"{re.escape(base)}/holiday/cat\.png/crops\.json \(4 crops: 1:1, 16:9, 4:5, 9:16\)",
+        lines[0],
+    )
+    assert cropped, lines
+    assert 0 < float(cropped[1]) < 120
+    assert re.fullmatch(
+        rf"\[upload\] broken\.png rejected \(\w+\) in \d+\.\d\d s -> "
+        rf"{re.escape(base)}/broken\.png/error\.json",
+        lines[1],
+    ), lines
+    assert len(lines) == 2
+
+    assert Poller(stack).report is None  # quiet unless asked (the tests' pollers)
+
+
+def test_the_local_stack_sends_the_cli_samples():
+    """`autocrop crop --samples` and the local stack send the same photos."""
+    photos = local_stack.sample_photos()
+    assert [path for _, path in photos] == cli.sample_photos()
+    assert len(photos) == len(cli.SAMPLE_PHOTOS)  # scikit-image and matplotlib are dev deps
+    keys = [key for key, _ in photos]
+    assert len(set(keys)) == len(keys) and all(k.startswith("samples/") for k in keys)
+
+
 def test_local_stack_command_sends_the_samples_through(tmp_path: Path):
     done = subprocess.run(
         [sys.executable, "-m", "infra.local_stack", "--once", "--s3-port", "0", "--api-port", "0",
@@ -499,11 +537,20 @@ def test_local_stack_command_sends_the_samples_through(tmp_path: Path):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "API health:         ok" in done.stdout
+    assert f"sent {len(cli.sample_photos())} sample photos" in done.stdout
     assert (
         "samples/astronaut.png -> s3://autocrop-output/crops/samples/astronaut.png/" in done.stdout
     )
+    # The poller's line per upload, as serving mode prints it.
+    for key, _ in local_stack.sample_photos():
+        assert re.search(
+            rf"^\[upload\] {re.escape(key)} cropped in \d+\.\d\d s -> "
+            rf"s3://autocrop-output/crops/{re.escape(key)}/crops\.json \(4 crops: ",
+            done.stdout,
+            re.MULTILINE,
+        ), done.stdout
     crops = tmp_path / "crops" / "samples"
-    for name in ("astronaut.png", "grace hopper.jpg"):
+    for name in ("astronaut.png", "grace_hopper.jpg"):
         sidecar = json.loads((crops / name / "crops.json").read_text())
         assert sidecar["status"] == "cropped"
         for ratio, key in sidecar["outputs"].items():
