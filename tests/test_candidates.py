@@ -18,7 +18,7 @@ from autocrop.candidates import (
     window_sizes,
 )
 from autocrop.options import parse_ratio
-from autocrop.scoring import rank_windows
+from autocrop.ranking import CompositionRanker, PhotoContext, rank_candidates
 from autocrop.types import Box
 
 OPTIONS = CropOptions()
@@ -32,14 +32,16 @@ def choose(
     saliency: np.ndarray | None = None,
     options: CropOptions = OPTIONS,
 ) -> Box:
-    """The best window of `ratio` for a photo with these faces (x, y, w, h; confidence 0.9)."""
+    """The best window of `ratio` for a photo with these faces (x, y, w, h; confidence 0.9),
+    measured and ranked as the engine does (`autocrop.engine.analyse_image`)."""
     sal = saliency if saliency is not None else np.ones((height, width), np.float32)
     index = SaliencyIndex.build(sal, width, height)
     face_rows = np.array([(*f, 0.9) for f in faces], np.float64).reshape(-1, 5)
+    photo = PhotoContext.build(width, height, index, face_rows)
     windows = propose_windows(width, height, parse_ratio(ratio), options)
-    features = measure_windows(windows, index, face_rows, width, height, options)
-    order, _, _ = rank_windows(features, options)
-    i = int(order[0])
+    features = measure_windows(windows, index, photo.faces, width, height, options, heads_of_allowed_only=True)
+    ranking = rank_candidates(CompositionRanker(), photo, windows, features, options, limit=60)
+    i = int(ranking.order[0])
     return Box(int(windows.x[i]), int(windows.y[i]), int(windows.w[i]), int(windows.h[i]))
 
 

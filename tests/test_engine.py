@@ -145,7 +145,8 @@ def test_result_shape_and_json() -> None:
     assert (d["width"], d["height"]) == (512, 512)
     assert [c["ratio"] for c in d["crops"]] == ["1:1", "16:9", "1.91:1"]
     for c in d["crops"]:
-        assert set(c) == {"ratio", "box", "score", "breakdown", "saliency_kept", "faces_kept", "face_report", "chosen_by"}
+        assert set(c) == {"ratio", "box", "score", "breakdown", "saliency_kept", "faces_kept", "face_report", "chosen_by",
+                          "focal_point"}
         x, y, w, h = c["box"]
         assert x >= 0 and y >= 0 and x + w <= 512 and y + h <= 512
         assert abs(w / h - parse_ratio(c["ratio"])) * h <= 1.0 + 1e-9, "ratio within a pixel"

@@ -79,7 +79,8 @@ def test_face_detector_is_safe_under_threads():
 
 
 def test_learned_ranker_is_safe_under_threads():
-    from autocrop.ranker import DEFAULT_RANKER_MODEL, LearnedRanker
+    from autocrop.ranker import LearnedRanker
+    from autocrop.ranking import DEFAULT_RANKER_MODEL
 
     assert Path(DEFAULT_RANKER_MODEL).is_file(), "the learned ranker ships with the package"
     ranker = LearnedRanker()

@@ -10,21 +10,8 @@ import pytest
 from autocrop.candidates import SaliencyIndex, Windows, measure_windows, propose_windows
 from autocrop.options import CropOptions
 from autocrop.preprocess import letterbox_geometry
-from autocrop.ranker import (
-    DEFAULT_RANKER_MODEL,
-    GRID,
-    REGIONS,
-    STAT_NAMES,
-    CompositionRanker,
-    LearnedRanker,
-    PhotoContext,
-    edge_bands,
-    face_stats,
-    pool_regions,
-    rank_candidates,
-    take,
-    window_stats,
-)
+from autocrop.ranker import GRID, REGIONS, STAT_NAMES, LearnedRanker, edge_bands, face_stats, pool_regions, window_stats
+from autocrop.ranking import DEFAULT_RANKER_MODEL, CompositionRanker, PhotoContext, order_by, rank_candidates, take
 from tests.shared_data import DATA, needs_data
 
 OPTIONS = CropOptions()
@@ -119,10 +106,27 @@ def test_face_statistics():
         np.array([0, 1000, 2400]), np.array([0, 0, 0]), np.array([1950, 2000, 1600]),
         np.array([3000, 3000, 3000]), np.ones(3),
     )  # fmt: skip
-    f = face_stats(photo, windows, OPTIONS)
+    measured = measure_windows(windows, photo.index, photo.faces, 4000, 3000, OPTIONS)
+    f = face_stats(photo, windows, measured, OPTIONS)
     assert f[:, 0].tolist() == [1.0, 1.0, 1.0]  # the photo has a protected face
     assert f[:, 1].tolist() == [1.0, 0.0, 0.0]  # sliced by the first window only
     assert f[:, 2].tolist() == [0.0, 1.0, 0.0]  # kept with its margins by the second
+
+
+def test_face_statistics_follow_the_face_rule_on_close_ups():
+    """A face taller than every window is protected by its core (`fit_faces`): a window
+    holding the core keeps the face whole, as the face rule says, and does not slice it."""
+    photo = photo_with_map(np.zeros((16, 16, 2), np.float32), faces=[[1500, 0, 1000, 3000, 0.9]])
+    windows = Windows(np.array([1000, 3000]), np.array([750, 750]), np.array([2000, 1000]), np.array([1500, 1500]), np.ones(2))
+    measured = measure_windows(windows, photo.index, photo.faces, 4000, 3000, OPTIONS)
+    core = measured.protected[0]
+    assert core[3] == pytest.approx(0.9 * 1500)  # the rule's face: the core of the close-up
+    assert measured.faces_share[0] == 1.0 and measured.faces_share[1] == 0.0
+    f = face_stats(photo, windows, measured, OPTIONS)
+    assert f[:, 0].tolist() == [1.0, 1.0]
+    assert f[:, 1].tolist() == [0.0, 0.0]  # the core is wholly inside the first, outside the second
+    # The subset the engine hands the ranker keeps the rule's faces.
+    np.testing.assert_array_equal(take(measured, np.array([1])).protected, measured.protected)
 
 
 def test_edge_bands_see_a_subject_sliced_by_an_edge():
@@ -144,9 +148,10 @@ def test_edge_bands_see_a_subject_sliced_by_an_edge():
 
 
 class AreaRanker:
-    """A stand-in learned ranker: prefers the smallest window."""
+    """A stand-in learned ranker: prefers the smallest window, anywhere in the shortlist."""
 
     name = "ranker:smallest"
+    scope = "shortlist"
 
     def score(self, photo, windows, measured, options):
         return -(windows.w * windows.h).astype(np.float64)
@@ -167,6 +172,32 @@ def test_composition_ranker_is_the_engine_order():
     assert set(r.terms) >= {"saliency", "faces", "edges", "position", "area"}
     assert np.all(np.diff(r.score[r.order]) <= 1e-12)  # best first
     assert measured.feasible[r.order].all()
+    np.testing.assert_array_equal(r.order, order_by(r.score, measured.feasible))
+
+
+def test_order_by_is_stable_and_its_partial_selection_keeps_the_order():
+    score = np.array([0.5, 0.9, 0.5, 0.1, 0.9, 0.7])
+    feasible = np.array([True, True, True, True, False, True])
+    assert order_by(score, feasible).tolist() == [1, 5, 0, 2, 3]  # ties: the earlier window first
+    assert order_by(score).tolist() == [1, 4, 5, 0, 2, 3]
+    for limit in range(1, 6):  # the best `limit` scores, best first (a tie at the cut may go either way)
+        part = order_by(score, feasible, limit)
+        assert score[part].tolist() == score[[1, 5, 0, 2, 3][:limit]].tolist()
+    assert order_by(score, feasible, 2).tolist() == [1, 5]
+
+
+def test_a_position_ranker_only_moves_the_chosen_size():
+    windows, measured, comp = ranked(CompositionRanker(), np.ones((16, 16, 2), np.float32))
+
+    class Position(AreaRanker):
+        scope = "position"
+
+    _, _, r = ranked(Position(), np.ones((16, 16, 2), np.float32))
+    first = comp.order[0]
+    same = (windows.w[comp.order[:50]] == windows.w[first]) & (windows.h[comp.order[:50]] == windows.h[first])
+    moved = r.order[: int(same.sum())]
+    assert set(moved.tolist()) == set(comp.order[:50][same].tolist())
+    assert (windows.w[r.order[0]], windows.h[r.order[0]]) == (windows.w[first], windows.h[first])
 
 
 def test_a_learned_ranker_reorders_only_the_shortlist():
@@ -320,7 +351,7 @@ def test_the_engine_says_who_chose_each_crop():
     from skimage import data as skdata
 
     import autocrop
-    from autocrop.engine import select_ranker
+    from autocrop.ranking import select_ranker
 
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
     assert ok
@@ -342,7 +373,7 @@ def test_the_engine_says_who_chose_each_crop():
 
 
 def test_auto_uses_the_learned_ranker_only_when_its_card_says_it_won(monkeypatch):
-    from autocrop import engine
+    from autocrop import ranker, ranking
 
     class Won(AreaRanker):
         beats_composition = True
@@ -350,28 +381,28 @@ def test_auto_uses_the_learned_ranker_only_when_its_card_says_it_won(monkeypatch
     class Lost(AreaRanker):
         beats_composition = False
 
-    monkeypatch.setattr(engine, "ranker_beats_composition", lambda: True)
-    monkeypatch.setattr(engine, "load_ranker", lambda: Won())
-    assert isinstance(engine.select_ranker(CropOptions(ranker="auto")), Won)
-    monkeypatch.setattr(engine, "load_ranker", lambda: Lost())  # the card and the model disagree
-    assert isinstance(engine.select_ranker(CropOptions(ranker="auto")), CompositionRanker)
-    assert isinstance(engine.select_ranker(CropOptions(ranker="learned")), Lost)
-    assert isinstance(engine.select_ranker(CropOptions(ranker="composition")), CompositionRanker)
+    monkeypatch.setattr(ranking, "ranker_beats_composition", lambda: True)
+    monkeypatch.setattr(ranker, "load_ranker", lambda: Won())
+    assert isinstance(ranking.select_ranker(CropOptions(ranker="auto")), Won)
+    monkeypatch.setattr(ranker, "load_ranker", lambda: Lost())  # the card and the model disagree
+    assert isinstance(ranking.select_ranker(CropOptions(ranker="auto")), CompositionRanker)
+    assert isinstance(ranking.select_ranker(CropOptions(ranker="learned")), Lost)
+    assert isinstance(ranking.select_ranker(CropOptions(ranker="composition")), CompositionRanker)
 
 
 def test_auto_never_builds_the_model_when_its_card_says_it_lost(monkeypatch, tmp_path):
     """Cold start: `ranker="auto"` reads the card alone and loads no interpreter it would not use."""
     import json
 
-    from autocrop import engine
-    from autocrop.ranker import ranker_beats_composition
+    from autocrop import ranker, ranking
+    from autocrop.ranking import ranker_beats_composition
 
     loaded = []
-    monkeypatch.setattr(engine, "load_ranker", lambda: loaded.append(1) or AreaRanker())
-    monkeypatch.setattr(engine, "ranker_beats_composition", lambda: False)
-    assert isinstance(engine.select_ranker(CropOptions(ranker="auto")), CompositionRanker)
+    monkeypatch.setattr(ranker, "load_ranker", lambda: loaded.append(1) or AreaRanker())
+    monkeypatch.setattr(ranking, "ranker_beats_composition", lambda: False)
+    assert isinstance(ranking.select_ranker(CropOptions(ranker="auto")), CompositionRanker)
     assert loaded == []
-    assert isinstance(engine.select_ranker(CropOptions(ranker="learned")), AreaRanker)
+    assert isinstance(ranking.select_ranker(CropOptions(ranker="learned")), AreaRanker)
     assert loaded == [1]
     # The card reader itself: the field, a card that says no, no card, a broken card.
     for name, text, expected in (
@@ -383,6 +414,31 @@ def test_auto_never_builds_the_model_when_its_card_says_it_lost(monkeypatch, tmp
         (tmp_path / f"{name}.json").write_text(text)
         assert ranker_beats_composition(str(tmp_path / f"{name}.tflite")) is expected
     assert ranker_beats_composition(str(tmp_path / "absent.tflite")) is False
+
+
+def test_analysing_with_the_composition_ranker_never_imports_the_learned_one():
+    """Pay only for what runs: with ranker "auto" (whose card says no) or "composition" the
+    learned ranker's module is never imported."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, cv2, numpy as np\n"
+        "import autocrop\n"
+        "rgb = np.zeros((240, 320, 3), np.uint8); rgb[60:180, 200:280] = 255\n"
+        "jpeg = cv2.imencode('.jpg', rgb)[1].tobytes()\n"
+        "for ranker in ('composition', 'auto'):\n"
+        "    result = autocrop.analyse(jpeg, autocrop.CropOptions(ranker=ranker))\n"
+        "    assert result.crops and result.models['ranker'] == 'composition', result.models\n"
+        "assert 'autocrop.ranker' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    from autocrop.ranking import ranker_beats_composition
+
+    if ranker_beats_composition():
+        pytest.skip("the shipped card says the learned ranker wins: 'auto' uses it")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr
 
 
 # --- cross-fitting ------------------------------------------------------------------------------

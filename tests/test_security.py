@@ -70,11 +70,16 @@ def routes(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+#: The one route without IAM/JWT besides liveness: crop URLs, which carry their own signature.
+CROP_URLS = "GET /v1/crops/{proxy+}"
+
+
 def test_api_needs_iam_signatures_by_default(templates: dict[str, Any]):
     found = routes(templates["iam"])
-    assert set(found) == {"GET /healthz", "$default"}
+    assert set(found) == {"GET /healthz", CROP_URLS, "$default"}
     assert found["$default"]["AuthorizationType"] == "AWS_IAM"  # every crop route
-    assert "AuthorizationType" not in found["GET /healthz"]  # liveness only
+    assert "AuthorizationType" not in found["GET /healthz"]  # liveness
+    assert "AuthorizationType" not in found[CROP_URLS]  # signed URLs: the HMAC is the authorization
     assert not of_type(templates["iam"], "AWS::ApiGatewayV2::Authorizer")
     # nothing else can invoke the function: no function URL, API Gateway only from this API
     assert not of_type(templates["iam"], "AWS::Lambda::Url")
@@ -82,7 +87,7 @@ def test_api_needs_iam_signatures_by_default(templates: dict[str, Any]):
 
 def test_api_can_use_a_jwt_authorizer_instead(templates: dict[str, Any]):
     found = routes(templates["jwt"])
-    assert set(found) == {"GET /healthz", "$default"}
+    assert set(found) == {"GET /healthz", CROP_URLS, "$default"}
     assert found["$default"]["AuthorizationType"] == "JWT"
     assert found["$default"]["AuthorizerId"] == {"Ref": "HttpApiAuthorizerJwt"}
     authorizer = of_type(templates["jwt"], "AWS::ApiGatewayV2::Authorizer")["HttpApiAuthorizerJwt"]
@@ -122,8 +127,28 @@ def test_there_is_no_anonymous_mode(tmp_path: Path):
 LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"]
 #: Every statement each role must have, and nothing more (Sids ignored, actions sorted).
 EXPECTED_STATEMENTS: dict[str, list[dict[str, Any]]] = {
-    # The API reads nothing and writes nothing but its own log stream.
-    "ApiRole": [{"Effect": "Allow", "Action": LOGS, "Resource": {"Fn::Sub": "${ApiLogGroup.Arn}:*"}}],
+    # The API writes its own log stream and, for crop URLs, reads photos, their stored
+    # analysis (never writes either) and the signing key.
+    "ApiRole": [
+        {"Effect": "Allow", "Action": LOGS, "Resource": {"Fn::Sub": "${ApiLogGroup.Arn}:*"}},
+        {"Effect": "Allow", "Action": ["s3:GetObject"],
+         "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::autocrop-dev-input/*"}},
+        {"Effect": "Allow", "Action": ["s3:ListBucket"],
+         "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::autocrop-dev-input"}},
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": {"Fn::Sub": "${OutputBucket.Arn}/crops/*"}},
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": {"Fn::GetAtt": ["OutputBucket", "Arn"]},
+         "Condition": {"StringLike": {"s3:prefix": "crops/*"}}},
+        {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": {"Fn::Sub":
+         "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/autocrop/dev/url-signing-key"}},
+    ],
+    # Batch Operations: invoke the upload function, list the input (its generated
+    # manifest), write its report; never read or change a photo itself.
+    "BatchOperationsRole": [
+        {"Effect": "Allow", "Action": ["lambda:InvokeFunction"], "Resource": {"Fn::GetAtt": ["UploadLambdaFunction", "Arn"]}},
+        {"Effect": "Allow", "Action": ["s3:ListBucket"],
+         "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::autocrop-dev-input"}},
+        {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": {"Fn::Sub": "${OutputBucket.Arn}/batch-reports/*"}},
+    ],
     "UploadRole": [
         {"Effect": "Allow", "Action": LOGS, "Resource": {"Fn::Sub": "${UploadLogGroup.Arn}:*"}},
         # read uploads (a version when the event names one)
@@ -167,15 +192,15 @@ def test_iam_statements_are_exactly_the_least_needed(templates: dict[str, Any]):
         assert got == sorted(canonical(s) for s in EXPECTED_STATEMENTS[name]), name
         props = role["Properties"]
         assert set(props) == {"AssumeRolePolicyDocument", "Policies"}  # no managed policies
+        service = "batchoperations.s3.amazonaws.com" if name == "BatchOperationsRole" else "lambda.amazonaws.com"
         assert props["AssumeRolePolicyDocument"]["Statement"] == [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-             "Action": "sts:AssumeRole"}
-        ]  # fmt: skip
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ]
     # no other identity or policy resources anywhere in the stack
     kinds = {r["Type"] for r in template["Resources"].values()}
     assert not {k for k in kinds if k.startswith("AWS::IAM::") and k != "AWS::IAM::Role"}
     functions = of_type(template, "AWS::Lambda::Function")
-    assert {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()} == set(roles)
+    assert {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()} == set(roles) - {"BatchOperationsRole"}
     # the JWT variant changes routes, never permissions
     jwt_roles = of_type(templates["jwt"], "AWS::IAM::Role")
     assert {k: sorted(map(canonical, statements(v))) for k, v in jwt_roles.items()} == {
@@ -184,9 +209,9 @@ def test_iam_statements_are_exactly_the_least_needed(templates: dict[str, Any]):
 
 
 def test_every_s3_call_in_the_code_is_granted_and_nothing_more(templates: dict[str, Any]):
-    """Both directions: what functions/s3_trigger.py calls on S3 is allowed on the output
+    """Both directions: what the upload function's modules call on S3 is allowed on the output
     prefix, and every S3 action granted is one the code (or a 404 instead of 403) needs."""
-    source = (ROOT / "functions" / "s3_trigger.py").read_text()
+    source = "".join((ROOT / "functions" / f).read_text() for f in ("s3_trigger.py", "s3_outputs.py", "s3_batch.py"))
     calls = set(re.findall(r"\bs3\.(\w+)\(", source))
     assert calls == set(S3_CALL_ACTIONS), calls  # a new S3 call needs a look at the grants
     upload = statements(of_type(templates["iam"], "AWS::IAM::Role")["UploadRole"])
@@ -197,6 +222,40 @@ def test_every_s3_call_in_the_code_is_granted_and_nothing_more(templates: dict[s
         assert statement["Effect"] == "Allow"
         resource = json.dumps(statement["Resource"])
         assert resource != '"*"' and "*" not in [statement["Action"]]
+
+
+def test_the_api_only_reads_s3(templates: dict[str, Any]):
+    """Crop URLs read photos and crops.json: the API's code calls nothing else on S3."""
+    source = (ROOT / "functions" / "api_crops.py").read_text()
+    assert set(re.findall(r"\bs3\.(\w+)\(", source)) == {"get_object"}
+    api = statements(of_type(templates["iam"], "AWS::IAM::Role")["ApiRole"])
+    assert {a for st in api for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+            if a.startswith("s3:")} == {"s3:GetObject", "s3:ListBucket"}  # fmt: skip
+
+
+def test_crop_urls_go_through_a_path_keyed_cdn_that_serves_nothing_else(templates: dict[str, Any]):
+    template = templates["iam"]
+    [dist] = of_type(template, "AWS::CloudFront::Distribution").values()
+    config = dist["Properties"]["DistributionConfig"]
+    [origin] = config["Origins"]
+    assert origin["DomainName"] == {"Fn::Sub": "${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    behaviour = config["DefaultCacheBehavior"]
+    assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behaviour["AllowedMethods"] == ["GET", "HEAD"]
+    [policy] = of_type(template, "AWS::CloudFront::CachePolicy").values()
+    key = policy["Properties"]["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
+    assert key["HeadersConfig"] == {"HeaderBehavior": "none"}  # no Authorization reaches the API
+    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "none"}
+    [function] = of_type(template, "AWS::CloudFront::Function").values()
+    assert "'/v1/crops/'" in function["Properties"]["FunctionCode"]
+    assert behaviour["FunctionAssociations"][0]["EventType"] == "viewer-request"
+    env = of_type(template, "AWS::Lambda::Function")["ApiLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["AUTOCROP_URL_SIGNING_KEY_PARAMETER"] == "/autocrop/dev/url-signing-key"
+    assert "AUTOCROP_URL_SIGNING_KEY" not in env  # the key itself never sits in the function's config
+    outputs = template["Outputs"]
+    assert {"CropUrlDomain", "UploadFunctionArn", "BatchOperationsRoleArn"} <= set(outputs)
 
 
 def test_invoke_permissions_are_scoped_to_their_source(templates: dict[str, Any]):
@@ -235,7 +294,8 @@ def test_no_network_client_in_the_handlers_or_the_engine():
         bad = {m for m in modules if m in NETWORK_MODULES or m.split(".")[0] in NETWORK_MODULES}
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
         # The only AWS client: S3, in the upload function (its handler and its output store).
-        if path.name not in ("s3_trigger.py", "s3_outputs.py"):
+        # (and the API's crop URLs reading photos and their stored analysis)
+        if path.name not in ("s3_trigger.py", "s3_outputs.py", "s3_batch.py", "api_crops.py"):
             assert not {m for m in modules if m.split(".")[0] in ("boto3", "botocore")}, path
 
 

@@ -155,9 +155,12 @@ def actions(statement: dict) -> list[str]:
 def test_iam_is_least_privilege(packaged: tuple[Path, dict]):
     _, template = packaged
     roles = resources(template, "AWS::IAM::Role")
-    assert set(roles) == {"ApiRole", "UploadRole"}  # one per function, no shared default role
+    # one per function (no shared default role) and the one S3 Batch Operations assumes
+    assert set(roles) == {"ApiRole", "UploadRole", "BatchOperationsRole"}
     api = statements(roles["ApiRole"])
-    assert {a for s in api for a in actions(s)} == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert {a for s in api for a in actions(s)} == {
+        "logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject", "s3:ListBucket", "ssm:GetParameter",
+    }  # reads only: crop URLs read photos, crops.json and the signing key
 
     upload = {s.get("Sid"): s for s in statements(roles["UploadRole"])}
     for statement in upload.values():
@@ -172,6 +175,10 @@ def test_iam_is_least_privilege(packaged: tuple[Path, dict]):
     assert actions(upload["FailureDestination"]) == ["sqs:SendMessage"]
     writes = [s for s in upload.values() if {"s3:PutObject", "s3:DeleteObject"} & set(actions(s))]
     assert writes == [upload["WriteOutput"]]  # nothing can write to the input bucket
+    batch = {s.get("Sid"): s for s in statements(roles["BatchOperationsRole"])}
+    assert actions(batch["InvokeUpload"]) == ["lambda:InvokeFunction"]
+    assert batch["InvokeUpload"]["Resource"] == {"Fn::GetAtt": ["UploadLambdaFunction", "Arn"]}
+    assert batch["WriteReport"]["Resource"] == {"Fn::Sub": "${OutputBucket.Arn}/batch-reports/*"}
 
 
 def test_per_stage_settings(lambda_layer: dict, tmp_path: Path):

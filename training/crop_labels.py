@@ -84,10 +84,15 @@ def oracle_counts(integral: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return out
 
 
+def oracle_shares(counts: np.ndarray, oracle: np.ndarray) -> np.ndarray:
+    """of_oracle of many boxes from their fixation counts and oracle counts (1.0 with no fixations)."""
+    counts, oracle = np.asarray(counts), np.asarray(oracle)
+    return np.where(oracle > 0, counts / np.maximum(oracle, 1), 1.0)
+
+
 def of_oracle(integral: np.ndarray, box: Box) -> float:
     """Fixations inside `box` / the most any box of its size holds (1.0 with no fixations)."""
-    best = oracle_count(integral, box.w, box.h)
-    return box_count(integral, box) / best if best > 0 else 1.0
+    return float(oracle_shares(box_count(integral, box), oracle_count(integral, box.w, box.h)))
 
 
 def face_rects(faces: Iterable[FaceLabel], width: int, height: int, countable: bool = True) -> np.ndarray:
@@ -146,6 +151,7 @@ __all__ = [
     "of_oracle",
     "oracle_count",
     "oracle_counts",
+    "oracle_shares",
     "point_integral",
     "window_sums",
 ]

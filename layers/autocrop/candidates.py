@@ -103,7 +103,8 @@ class Windows:
 
 @dataclass(frozen=True, eq=False)
 class WindowFeatures:
-    """What the scorer needs to know about each window, all in 0..1."""
+    """What the scorer needs to know about each window, all in 0..1 (and the faces the rule
+    measured them against)."""
 
     saliency_kept: np.ndarray  # share of the photo's saliency inside
     saliency_of_best: np.ndarray  # saliency inside / the most any window of the same size holds
@@ -115,6 +116,9 @@ class WindowFeatures:
     area: np.ndarray  # area relative to the ratio's largest window
     focus: np.ndarray  # 1 with the centre on the focal point (zeros without one)
     feasible: np.ndarray  # the hard rules (keep regions, focal point, faces, saliency)
+    #: (F, 5) the faces the rule protects, as it measured them (a face too big for the
+    #: set's largest window shrunk to its core, `fit_faces`): the set's, not per window.
+    protected: np.ndarray
 
 
 def largest_window(width: int, height: int, ratio: float) -> tuple[int, int]:
@@ -294,10 +298,10 @@ def measure_windows(
     # 3. the face rule: guards (faces with the usual head) whole where some window can keep
     #    them all whole or out, else the bare faces; the rest of the heads is scored.
     all_faces = faces.reshape(-1, FACE_COLUMNS).astype(np.float64)
-    guarded, _, tiers = rule_boxes(all_faces, width, height, options, windows.w.max(), windows.h.max())
-    importance = face_importance(guarded)
+    protected, _, tiers = rule_boxes(all_faces, width, height, options, windows.w.max(), windows.h.max())
+    importance = face_importance(protected)
     feasible, (kept_importance, kept_count) = measure_faces(
-        windows, [(guarded, importance), (all_faces, None)], tiers, allowed=feasible
+        windows, [(protected, importance), (all_faces, None)], tiers, allowed=feasible
     )
     faces_share = kept_importance / importance.sum() if importance.sum() > 0 else np.ones(n)
     faces_kept = np.rint(kept_count).astype(np.int64)
@@ -308,12 +312,13 @@ def measure_windows(
         saliency_of_best=share_of_best_same_size(windows, kept_saliency),
         faces_share=faces_share,
         faces_kept=faces_kept,
-        head_cut=head_cuts(windows, guarded, width, height, options, among=feasible if heads_of_allowed_only else None),
+        head_cut=head_cuts(windows, protected, width, height, options, among=feasible if heads_of_allowed_only else None),
         edge_cut=edge_cuts(windows, index, options, width, height),
         position=centredness(windows, width, height),
         area=(windows.w * windows.h) / float(windows.w.max() * windows.h.max()),
         focus=focus,
         feasible=feasible,
+        protected=protected,
     )
 
 

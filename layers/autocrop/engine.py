@@ -2,7 +2,8 @@
 
     bytes -> decode (upright, reduced) -> saliency map (+ backbone features) + faces
           -> per ratio: propose windows -> measure (integral image, face rule)
-          -> rank (composition score; the learned ranker re-ranks its shortlist)
+          -> rank (`ranking`: the composition order; a learned ranker, imported only when
+             `select_ranker` may use it, re-orders its shortlist)
           -> CropResult (boxes in upright full-resolution pixels)
 """
 
@@ -19,15 +20,8 @@ from .face_rule import face_report
 from .geometry import iou
 from .faces import FaceDetector, detect_faces, load_face_detector
 from .options import CropOptions
-from .ranker import (
-    CompositionRanker,
-    PhotoContext,
-    Ranker,
-    load_ranker,
-    rank_candidates,
-    ranker_beats_composition,
-)
-from .saliency import SaliencyOutput, SaliencyPredictor, load_saliency
+from .ranking import PhotoContext, Ranker, rank_candidates, select_ranker
+from .saliency import SaliencyOutput, SaliencyPredictor, SaliencyWithFeatures, SaliencyWithPrior, load_saliency
 from .types import Box, Crop, CropResult, DecodedImage, Face, Region
 
 _DEFAULT_OPTIONS = CropOptions()
@@ -69,24 +63,10 @@ def predict_saliency(rgb: np.ndarray, predictor: SaliencyPredictor) -> np.ndarra
 
 def saliency_pass(rgb: np.ndarray, predictor: SaliencyPredictor) -> SaliencyOutput:
     """One saliency pass: the checked map and, when the model has them, its backbone features."""
-    with_features = getattr(predictor, "predict_with_features", None)
-    if with_features is None:
+    if not isinstance(predictor, SaliencyWithFeatures):
         return SaliencyOutput(predict_saliency(rgb, predictor), None, None)
-    out = with_features(rgb)
+    out = predictor.predict_with_features(rgb)
     return SaliencyOutput(checked_map(out.saliency, rgb), out.features, out.letterbox)
-
-
-def select_ranker(options: CropOptions) -> Ranker:
-    """The ranker `options.ranker` names: the learned one (or its fallback), the composition
-    score, or ("auto") the learned one only where its model card shows it is the better one."""
-    if options.ranker == "composition":
-        return CompositionRanker()
-    if options.ranker == "auto" and not ranker_beats_composition():
-        return CompositionRanker()  # the card says no: the model is never loaded
-    ranker = load_ranker()
-    if options.ranker == "auto" and not getattr(ranker, "beats_composition", False):
-        return CompositionRanker()
-    return ranker
 
 
 def boosted(saliency: np.ndarray, boost: tuple[Region, ...]) -> np.ndarray:
@@ -130,6 +110,40 @@ def distinct_runners_up(windows: Windows, order: np.ndarray, count: int) -> tupl
     return tuple(Box(int(x0[i]), int(y0[i]), int(w[i]), int(h[i])) for i in picked[1:])
 
 
+def prepare_photo(
+    decoded: DecodedImage,
+    options: CropOptions,
+    predictor: SaliencyPredictor,
+    detector: FaceDetector,
+    timings: dict[str, float] | None = None,
+) -> tuple[PhotoContext, np.ndarray]:
+    """The stages every ratio shares: (the photo's ranking context, its checked saliency map).
+
+    One saliency pass (with the backbone's features where the model gives them), one face
+    pass (which also feeds the card's face channel), the integral image of the boosted map.
+    The ranker's training prepares its photos with it too, so it sees what the engine sees.
+    """
+    timings = {} if timings is None else timings
+    t = time.perf_counter()
+    sal_pass = saliency_pass(decoded.rgb, predictor)
+    sal = sal_pass.saliency
+    timings["saliency"] = _ms(t)
+
+    t = time.perf_counter()
+    faces_px = detect_faces(decoded.rgb, detector, options)
+    faces_full = faces_to_full(faces_px, decoded)
+    timings["faces"] = _ms(t)
+    # The model card's face channel (RuntimePrior.face_weight), fed by this face pass.
+    if isinstance(predictor, SaliencyWithPrior):
+        sal = checked_map(predictor.prior.with_faces(sal, faces_px), decoded.rgb)
+
+    t = time.perf_counter()
+    index = SaliencyIndex.build(boosted(sal, options.boost), decoded.width, decoded.height)
+    photo = PhotoContext.build(decoded.width, decoded.height, index, faces_full, sal_pass.features, sal_pass.letterbox)
+    timings["candidates"] = _ms(t)  # the engine adds the windows' time
+    return photo, sal
+
+
 def analyse_image(
     decoded: DecodedImage,
     options: CropOptions = _DEFAULT_OPTIONS,
@@ -147,32 +161,14 @@ def analyse_image(
     face_detector = detector if detector is not None else load_face_detector()
     rank_with = ranker if ranker is not None else select_ranker(options)
     width, height = decoded.width, decoded.height
-
+    photo, sal = prepare_photo(decoded, options, predictor, face_detector, timings)
     t = time.perf_counter()
-    sal_pass = saliency_pass(decoded.rgb, predictor)
-    sal = sal_pass.saliency
-    timings["saliency"] = _ms(t)
-
-    t = time.perf_counter()
-    faces_px = detect_faces(decoded.rgb, face_detector, options)
-    faces_full = faces_to_full(faces_px, decoded)
-    timings["faces"] = _ms(t)
-    # The model card's face channel (RuntimePrior.face_weight), fed by this face pass.
-    prior = getattr(predictor, "prior", None)
-    if prior is not None:
-        sal = checked_map(prior.with_faces(sal, faces_px), decoded.rgb)
-
-    t = time.perf_counter()
-    index = SaliencyIndex.build(boosted(sal, options.boost), width, height)
-    photo = PhotoContext.build(width, height, index, faces_full, sal_pass.features, sal_pass.letterbox)
     crops: list[Crop] = []
     runners_up: dict[str, tuple[Box, ...]] = {}
     for label, ratio in zip(options.ratios, options.ratio_values):
         windows = propose_windows(width, height, ratio, options)
-        features = measure_windows(windows, index, faces_full, width, height, options, heads_of_allowed_only=True)
-        ranking = rank_candidates(
-            rank_with, photo, windows, features, options, options.ranker_shortlist, limit=RUNNER_UP_POOL
-        )
+        features = measure_windows(windows, photo.index, photo.faces, width, height, options, heads_of_allowed_only=True)
+        ranking = rank_candidates(rank_with, photo, windows, features, options, limit=RUNNER_UP_POOL)
         order, score, terms = ranking.order, ranking.score, ranking.terms
         best = int(order[0])
         crops.append(
@@ -186,16 +182,16 @@ def analyse_image(
                 chosen_by=ranking.chosen_by,
                 face_report=face_report(
                     (int(windows.x[best]), int(windows.y[best]), int(windows.w[best]), int(windows.h[best])),
-                    faces_full, width, height, options, windows.w.max(), windows.h.max(),
+                    photo.faces, width, height, options, windows.w.max(), windows.h.max(),
                 ),
             )
         )
         runners_up[label] = distinct_runners_up(windows, order, options.debug_candidates)
-    timings["candidates"] = _ms(t)
+    timings["candidates"] += _ms(t)
     timings["total"] = _ms(start)
 
     faces = tuple(
-        Face(Box.from_xyxy(f[0], f[1], f[0] + f[2], f[1] + f[3]), float(f[4])) for f in faces_full
+        Face(Box.from_xyxy(f[0], f[1], f[0] + f[2], f[1] + f[3]), float(f[4])) for f in photo.faces
     )
     return CropResult(
         width=width,
@@ -210,4 +206,4 @@ def analyse_image(
     )
 
 
-__all__ = ["analyse", "analyse_image", "boosted", "predict_saliency", "saliency_pass", "select_ranker"]
+__all__ = ["analyse", "analyse_image", "boosted", "predict_saliency", "prepare_photo", "saliency_pass"]

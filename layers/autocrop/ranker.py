@@ -1,22 +1,14 @@
-"""Ranking candidate windows: a learned ranker on the shared backbone pass, with the
-composition score as the labelled, model-free fallback.
+"""The learned crop ranker: a small head over the shared backbone pass that corrects the
+composition score (`ranking.rank_candidates` lets it re-order the shortlist only).
 
-The learned ranker keeps the original project's idea (a model that learned which of two
-crops people prefer) without one network pass per candidate: the saliency model's single
-pass also returns stride-16 encoder features of the whole photo, and each candidate's
-features are pooled from that map, as GAIC does:
-
-- the window, pooled over a 3 x 3 grid of bins (RoIAlign's layout; each bin is the exact
-  mean of the map over the bin, read from an integral image of the map, so the cost per
-  window does not depend on its size);
-- the discarded border (GAIC's RoD): the mean of the map over the photo outside the window;
-- the whole photo's mean, so the head can condition on the kind of scene;
-- named statistics of geometry, saliency (from the engine's integral image) and faces.
-
-A small MLP head (exported to TFLite, `models/ranker.tflite`, card `models/ranker.json`)
-maps each candidate's descriptor to a score. It re-ranks the composition score's shortlist
-(the best `ranker_shortlist` windows that obey the hard rules), so every rule of the
-candidate stage still holds and the cost stays fixed (~200 windows a ratio).
+No network pass per candidate: the saliency model's one pass also returns stride-16 encoder
+features of the whole photo, and each window's descriptor is pooled from that map, as GAIC
+does: the window over a 3 x 3 grid of bins (RoIAlign's layout; the exact mean of the map
+over each bin, from an integral image, so the cost does not depend on the window's size),
+the discarded border (GAIC's RoD), the whole photo, and named statistics of geometry,
+saliency and faces (`STAT_NAMES`). The head is a TFLite model (`models/ranker.tflite`, card
+`models/ranker.json`) with two signatures: `reduce` (per feature cell, run once per photo
+before pooling) and `score` (descriptors -> corrections).
 """
 
 from __future__ import annotations
@@ -25,25 +17,19 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import numpy as np
 
-from .candidates import SaliencyIndex, WindowFeatures, Windows
-from .face_rule import contains, face_importance, head_boxes, protected_faces, rects_of, sliced
+from .candidates import WindowFeatures, Windows
+from .face_rule import count_inside, face_importance, head_boxes, rects_of, sliced
 from .options import CropOptions
-from .preprocess import Letterbox
-from .scoring import RANKER_NAME as COMPOSITION_NAME
-from .scoring import composition_terms, total_score
+from .ranking import DEFAULT_RANKER_MODEL, DEFAULT_SCOPE, CompositionRanker, PhotoContext, card_beats_composition
+from .scoring import composition_score
 
 log = logging.getLogger(__name__)
-
-MODELS_DIR = Path(__file__).parent / "models"
-DEFAULT_RANKER_MODEL = MODELS_DIR / "ranker.tflite"
 #: Signatures of the shipped model: per-cell channel reduction, then the scoring head.
 REDUCE_SIGNATURE, SCORE_SIGNATURE = "reduce", "score"
 #: Bins per side of the window's feature grid (RoIAlign's output size).
@@ -64,73 +50,9 @@ STAT_NAMES = (
     # where the kept saliency sits in the window: 3 x 3 shares, centroid, rule of thirds
     *(f"saliency_bin{i}{j}" for i in range(GRID) for j in range(GRID)),
     "centroid_dx", "centroid_dy", "thirds_distance",
-    # faces (detected; the protected ones)
+    # faces: the face rule's protected ones (`face_stats`)
     "has_faces", "faces_cut_share", "faces_roomy_share",
 )  # fmt: skip
-
-
-@dataclass(frozen=True, eq=False)
-class PhotoContext:
-    """What ranking needs of one photo, shared by all its ratios.
-
-    `features` is the saliency pass's (S, S, C) stride-16 map over the letterboxed canvas
-    (None when the saliency stage ran its model-free fallback); `letterbox` places the
-    photo in the canvas. `faces` are (N, 5) x, y, w, h, score in full-resolution px.
-    Integral images of the (optionally channel-reduced) map are built once per photo.
-    """
-
-    width: int
-    height: int
-    index: SaliencyIndex
-    faces: np.ndarray
-    features: np.ndarray | None = None
-    cells_per_px: tuple[float, float] = (0.0, 0.0)  # feature cells per full-res px (x, y)
-    content: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # the photo, in cells
-    _integrals: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def build(
-        cls,
-        width: int,
-        height: int,
-        index: SaliencyIndex,
-        faces: np.ndarray,
-        features: np.ndarray | None = None,
-        letterbox: Letterbox | None = None,
-    ) -> PhotoContext:
-        """The context of a photo; `features` + `letterbox` come from the saliency pass."""
-        faces = np.asarray(faces, np.float64).reshape(-1, 5)
-        if features is None or letterbox is None:
-            return cls(width, height, index, faces)
-        side = features.shape[0]
-        stride = letterbox.canvas / side  # canvas px per cell
-        content = (
-            letterbox.x / stride,
-            letterbox.y / stride,
-            (letterbox.x + letterbox.w) / stride,
-            (letterbox.y + letterbox.h) / stride,
-        )
-        cells = (letterbox.w / stride / width, letterbox.h / stride / height)
-        return cls(width, height, index, faces, np.asarray(features, np.float32), cells, content)
-
-    @property
-    def has_features(self) -> bool:
-        return self.features is not None
-
-    def feature_integral(
-        self, reduce: Callable[[np.ndarray], np.ndarray] | None = None, key: str = "raw"
-    ) -> np.ndarray:
-        """(S+1, S+1, C') integral image of `reduce(features)` (a linear per-cell map), cached by `key`."""
-        if self.features is None:
-            raise ValueError("this photo has no feature map to pool from")
-        if key not in self._integrals:
-            f = self.features
-            if reduce is not None:
-                f = reduce(f.reshape(-1, f.shape[-1])).reshape(*f.shape[:2], -1)
-            ii = np.zeros((f.shape[0] + 1, f.shape[1] + 1, f.shape[2]), np.float64)
-            ii[1:, 1:] = np.asarray(f, np.float64).cumsum(0).cumsum(1)
-            self._integrals[key] = ii
-        return self._integrals[key]
 
 
 def _integral_at(ii: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -222,7 +144,7 @@ def window_stats(
         np.min((cdx[:, None] - thirds) ** 2, axis=1) + np.min((cdy[:, None] - thirds) ** 2, axis=1)
     )
     layout = [*shares.reshape(len(windows), -1).T, cdx, cdy, thirds_distance]
-    faces = face_stats(photo, windows, options)
+    faces = face_stats(photo, windows, measured, options)
     stats = np.stack([*geometry, *terms, *edges.T, *layout, *faces.T], axis=1)
     assert stats.shape[1] == len(STAT_NAMES)
     return stats.astype(np.float32)
@@ -259,23 +181,22 @@ def edge_bands(photo: PhotoContext, windows: Windows, options: CropOptions) -> n
     return np.stack([inner.max(axis=1), outer.max(axis=1), np.minimum(inner, outer).max(axis=1)], axis=1) / peak
 
 
-def face_stats(photo: PhotoContext, windows: Windows, options: CropOptions) -> np.ndarray:
+def face_stats(photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions) -> np.ndarray:
     """(N, 3): the photo has protected faces; importance share sliced; share kept with room.
 
-    Protected faces are those of at least `face_min_size` of the long side; a face's
-    importance is its area x confidence; "with room" means its head (face plus the
-    `face_margin_*` margins) lies inside the window, as the face rule wants it.
+    The faces are the face rule's own (`measured.protected`: cores where a face outgrows the
+    largest window), weighed by its `face_importance`; "with room": the head lies inside.
     """
     n = len(windows)
-    f = protected_faces(photo.faces, photo.width, photo.height, options)
+    f = measured.protected
     importance = face_importance(f)
-    if importance.sum() <= 0:
-        return np.zeros((n, 3))
     total = importance.sum()
-    cut = (sliced(windows, rects_of(f)) * importance).sum(axis=1) / total
+    if total <= 0:
+        return np.zeros((n, 3))
     heads = head_boxes(f, photo.width, photo.height, options)
-    room = (contains(windows, np.concatenate([heads[:, :2], heads[:, 2:] - heads[:, :2]], axis=1)) * importance).sum(axis=1) / total
-    return np.stack([np.ones(n), cut, room], axis=1)
+    head_rows = np.concatenate([heads[:, :2], heads[:, 2:] - heads[:, :2], f[:, 4:]], axis=1)
+    cut = (sliced(windows, rects_of(f)) * importance).sum(axis=1) / total
+    return np.stack([np.ones(n), cut, count_inside(windows, head_rows, importance) / total], axis=1)
 
 
 def describe_windows(
@@ -296,41 +217,14 @@ def describe_windows(
     return np.concatenate([regions.reshape(len(boxes), -1), stats], axis=1)
 
 
-# --- rankers ---------------------------------------------------------------------------------
-
-
-class Ranker(Protocol):
-    """Scores windows of one ratio (higher is better)."""
-
-    name: str
-
-    def score(
-        self, photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions
-    ) -> np.ndarray: ...
-
-
-class CompositionRanker:
-    """The model-free fallback: the composition score of `scoring.py`."""
-
-    name = COMPOSITION_NAME
-
-    def score(
-        self, photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions
-    ) -> np.ndarray:
-        return total_score(composition_terms(measured, options))
-
-
 class LearnedRanker:
-    """The composition score plus a learned correction (TFLite, two signatures) over `describe_windows`.
+    """The composition score plus a learned correction over `describe_windows` (TFLite).
 
-    The correction was trained on human preferences with the composition score as a fixed
-    offset, so the learned ranker starts from the transparent score (and keeps honouring the
-    caller's weights, focal point and boosts through it) and moves away from it only where
-    people's preferences say so.
-
-    `reduce` maps the backbone's C channels to the head's P per feature cell (linear, so it
-    runs once per photo, before pooling); `score` maps (N, REGIONS x P + G) descriptors to
-    scores. Needs the saliency pass's features; float32 in and out.
+    The correction was trained with the composition score as a fixed offset, so the ranker
+    starts from the transparent score (and keeps honouring the caller's weights, focal point
+    and boosts through it) and moves away from it only where people's preferences say so.
+    `reduce`: (K, C) feature cells -> (K, P), linear, once per photo before pooling; `score`:
+    (N, REGIONS x P + G) descriptors -> corrections. Float32 in and out.
     """
 
     def __init__(self, path: Path | str = DEFAULT_RANKER_MODEL, num_threads: int = 1):
@@ -340,10 +234,10 @@ class LearnedRanker:
         card_path = self.path.with_suffix(".json")
         self.card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.exists() else {}
         self.name = f"ranker:{self.card.get('name', self.path.stem)}"
-        #: What the model was trained to decide (see `rank_candidates`).
-        self.scope = str(self.card.get("scope", "position"))
+        #: What the model was trained to decide (`ranking.rank_candidates`).
+        self.scope = str(self.card.get("scope", DEFAULT_SCOPE))
         #: Whether validation showed it better than the composition score (`ranker="auto"`).
-        self.beats_composition = bool(self.card.get("validation", {}).get("beats_composition", False))
+        self.beats_composition = card_beats_composition(self.card)
         expected = self.card.get("stats")
         if expected is not None and tuple(expected) != STAT_NAMES:
             raise ValueError(f"{self.path} was trained on other window statistics than this code computes")
@@ -365,149 +259,32 @@ class LearnedRanker:
             return self._reduce(features=np.ascontiguousarray(features, np.float32))["reduced"]
 
     def score_descriptors(self, x: np.ndarray) -> np.ndarray:
-        """Scores of (N, D) descriptors."""
+        """Corrections of (N, D) descriptors."""
         with self._lock:
             return self._score(descriptor=np.ascontiguousarray(x, np.float32))["score"].reshape(-1)
-
-    def correction(
-        self, photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions
-    ) -> np.ndarray:
-        """The learned term alone, in composition-score units."""
-        if not photo.has_features:
-            raise ValueError("the learned ranker needs the saliency model's features")
-        integral = photo.feature_integral(self.reduce, key=self.name)
-        return self.score_descriptors(describe_windows(photo, windows, measured, options, integral))
 
     def score(
         self, photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions
     ) -> np.ndarray:
-        """The composition score plus the learned correction."""
-        composition = total_score(composition_terms(measured, options))
-        return composition + self.correction(photo, windows, measured, options)
+        """The composition score plus the learned correction (needs the saliency pass's features)."""
+        if not photo.has_features:
+            raise ValueError("the learned ranker needs the saliency model's features")
+        integral = photo.feature_integral(self.reduce, key=self.name)
+        correction = self.score_descriptors(describe_windows(photo, windows, measured, options, integral))
+        return composition_score(measured, options) + correction
 
 
 @lru_cache(maxsize=4)
-def ranker_beats_composition(path: str | None = None) -> bool:
-    """Whether the shipped ranker's model card says it beat the composition score in
-    validation: read from the card alone, so `ranker="auto"` decides without building the
-    model's interpreter (a cold-start cost) when the card already says no."""
-    card_path = (Path(path) if path else DEFAULT_RANKER_MODEL).with_suffix(".json")
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, ValueError):
-        return False
-    return bool(card.get("validation", {}).get("beats_composition", False)) if isinstance(card, dict) else False
-
-
-@lru_cache(maxsize=4)
-def load_ranker(path: str | None = None, num_threads: int = 1) -> Ranker:
+def load_ranker(path: str | None = None, num_threads: int = 1) -> LearnedRanker | CompositionRanker:
     """The process-wide learned ranker, or the composition score when it cannot load."""
-    model_path = Path(path) if path else DEFAULT_RANKER_MODEL
     try:
-        return LearnedRanker(model_path, num_threads=num_threads)
+        return LearnedRanker(Path(path) if path else DEFAULT_RANKER_MODEL, num_threads=num_threads)
     except (OSError, ValueError, RuntimeError, ImportError) as e:
         log.warning("ranker model unavailable (%s); using the composition score", e)
         return CompositionRanker()
 
 
-# --- ranking one ratio -------------------------------------------------------------------------
-
-T = TypeVar("T", Windows, WindowFeatures)
-
-
-def take(values: T, index: np.ndarray) -> T:
-    """The rows `index` of every array field of a Windows / WindowFeatures (a subset of
-    windows is no longer a grid: it drops the grid description)."""
-    return replace(
-        values,
-        **{f.name: getattr(values, f.name)[index] if f.name != "grids" else () for f in fields(values)},
-    )
-
-
-@dataclass(frozen=True, eq=False)
-class Ranking:
-    """Feasible windows best first, each window's score and score terms, and who chose."""
-
-    order: np.ndarray
-    score: np.ndarray  # per window
-    terms: dict[str, np.ndarray]  # per window, weighted; they add up to `score`
-    chosen_by: str
-
-
-def face_safe(shortlist: np.ndarray, measured: WindowFeatures) -> np.ndarray:
-    """The shortlisted windows that slice detected heads no more than the composition's pick.
-
-    The face rule is the engine's, not the model's: where the rule had to be relaxed, the
-    learned ranker may not trade a sliced head for anything else.
-    """
-    if len(shortlist) == 0:
-        return shortlist
-    cut = measured.head_cut[shortlist]
-    return shortlist[cut <= cut[0] + 1e-9]
-
-
-def rank_candidates(
-    ranker: Ranker,
-    photo: PhotoContext,
-    windows: Windows,
-    measured: WindowFeatures,
-    options: CropOptions,
-    shortlist: int = 200,
-    limit: int | None = None,
-) -> Ranking:
-    """Rank one ratio's windows: composition shortlist, then `ranker` re-ranks it.
-
-    The composition score always orders the feasible windows first; a learned ranker
-    re-orders the best `shortlist` of them (those no less face-safe than the first, see
-    `face_safe`; with a ranker of scope "position", only those of the first one's size:
-    the composition score picks the size, the ranker where the window sits); the rest
-    follow in composition order. When the learned ranker cannot run (no feature
-    map: the saliency stage fell back), the composition order stands and says so.
-    With `limit`, only the best max(`limit`, `shortlist`) windows are ordered.
-    """
-    terms = composition_terms(measured, options)
-    composition = total_score(terms)
-    feasible = np.flatnonzero(measured.feasible)
-    learned_runs = not isinstance(ranker, CompositionRanker) and photo.has_features
-    keep = None if limit is None else max(limit, shortlist if learned_runs else 0)
-    if keep is not None and keep < len(feasible):
-        # Partial selection: only the best `keep` need sorting.
-        top = np.argpartition(-composition[feasible], keep - 1)[:keep]
-        feasible = np.sort(feasible[top])
-    # Stable: among equal scores the earlier (larger, then top-left) window wins.
-    order = feasible[np.argsort(-composition[feasible], kind="stable")]
-    if not learned_runs or len(order) == 0:
-        return Ranking(order, composition, terms, COMPOSITION_NAME)
-    short = face_safe(order[:shortlist], measured)
-    if getattr(ranker, "scope", "shortlist") == "position":
-        first = short[0]
-        short = short[(windows.w[short] == windows.w[first]) & (windows.h[short] == windows.h[first])]
-    learned = ranker.score(photo, take(windows, short), take(measured, short), options)
-    # Windows outside the shortlist keep their composition score (no correction).
-    score = composition.astype(np.float64).copy()
-    score[short] = learned
-    rest = order[~np.isin(order, short)]
-    reordered = np.concatenate([short[np.argsort(-learned, kind="stable")], rest])
-    return Ranking(reordered, score, {**terms, "learned": score - composition}, ranker.name)
-
-
 __all__ = [
-    "DEFAULT_RANKER_MODEL",
-    "GRID",
-    "REGIONS",
-    "STAT_NAMES",
-    "CompositionRanker",
-    "LearnedRanker",
-    "PhotoContext",
-    "Ranker",
-    "Ranking",
-    "describe_windows",
-    "edge_bands",
-    "face_safe",
-    "face_stats",
-    "load_ranker",
-    "pool_regions",
-    "rank_candidates",
-    "take",
-    "window_stats",
-]
+    "GRID", "REDUCE_SIGNATURE", "REGIONS", "SCORE_SIGNATURE", "STAT_NAMES", "LearnedRanker", "describe_windows",
+    "edge_bands", "face_stats", "load_ranker", "pool_regions", "window_stats",
+]  # fmt: skip

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -51,6 +51,22 @@ class SaliencyPredictor(Protocol):
     name: str
 
     def predict(self, rgb: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class SaliencyWithFeatures(SaliencyPredictor, Protocol):
+    """A predictor whose one pass also gives the backbone's features (the learned ranker's
+    input): the engine calls `predict_with_features` instead of `predict`."""
+
+    def predict_with_features(self, rgb: np.ndarray) -> SaliencyOutput: ...
+
+
+@runtime_checkable
+class SaliencyWithPrior(SaliencyPredictor, Protocol):
+    """A predictor whose model card adds a run-time prior: the engine feeds its face channel
+    from the engine's own face pass (`RuntimePrior.with_faces`)."""
+
+    prior: RuntimePrior
 
 
 def centre_bias(height: int, width: int, sigma_frac: float = 0.25) -> np.ndarray:
@@ -257,6 +273,8 @@ __all__ = [
     "LiteRTSaliency",
     "SaliencyOutput",
     "SaliencyPredictor",
+    "SaliencyWithFeatures",
+    "SaliencyWithPrior",
     "TFLiteModel",
     "centre_bias",
     "load_saliency",

@@ -9,7 +9,8 @@
           + weight_focus    x closeness to the focal point   (only with a focal point)
 
 Every term is in 0..1 before weighting, and the breakdown holds the weighted values, so they
-add up to the score. This is the transparent ranker the learned one will replace.
+add up to the score. This is the transparent, model-free ranker (`ranking.CompositionRanker`);
+a learned ranker only re-orders the best windows it finds.
 """
 
 from __future__ import annotations
@@ -44,21 +45,9 @@ def total_score(terms: dict[str, np.ndarray]) -> np.ndarray:
     return np.sum(np.stack(list(terms.values())), axis=0)
 
 
-def rank_windows(
-    features: WindowFeatures, options: CropOptions, limit: int | None = None
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """(order, score, terms): feasible windows best first (the best `limit` of them, or all),
-    with every window's score and weighted terms."""
-    terms = composition_terms(features, options)
-    score = total_score(terms)
-    feasible = np.flatnonzero(features.feasible)
-    if limit is not None and limit < len(feasible):
-        # Partial selection: only the best `limit` need sorting.
-        top = np.argpartition(-score[feasible], limit - 1)[:limit]
-        feasible = np.sort(feasible[top])
-    # Stable sort on -score: among equal scores the earlier (larger, then top-left) window wins.
-    order = feasible[np.argsort(-score[feasible], kind="stable")]
-    return order, score, terms
+def composition_score(features: WindowFeatures, options: CropOptions) -> np.ndarray:
+    """Every window's composition score (ordered by `ranking.order_by`)."""
+    return total_score(composition_terms(features, options))
 
 
-__all__ = ["RANKER_NAME", "composition_terms", "rank_windows", "total_score"]
+__all__ = ["RANKER_NAME", "composition_score", "composition_terms", "total_score"]
