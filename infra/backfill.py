@@ -152,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"autocrop backfill: {e}", file=sys.stderr)
         return 2
     if args.endpoint_url:
+        from infra.local_stack import OUTPUT_BUCKET, aws_environment
+
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
+        for name, value in aws_environment(args.endpoint_url).items():  # the local stack's defaults
+            os.environ.setdefault(name, value)
+        if not args.output_bucket and not os.environ.get("AUTOCROP_OUTPUT_BUCKET"):
+            args.output_bucket = OUTPUT_BUCKET  # the local stack's
     if args.create_job:
         missing = [f"--{n.replace('_', '-')}" for n in ("account_id", "function_arn", "role_arn", "report")
                    if not getattr(args, n)]  # fmt: skip

@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 import urllib.request
@@ -41,6 +42,8 @@ INPUT_BUCKET = "autocrop-input"
 OUTPUT_BUCKET = "autocrop-output"
 OUTPUT_PREFIX = "crops"
 QUEUE = "autocrop-uploads"
+#: The SSM parameter holding the crop URL signing key (created with a fresh key per run).
+URL_KEY_PARAMETER = "/autocrop/local/url-signing-key"
 #: After this many failed deliveries a message moves to the dead-letter queue, as a
 #: Lambda's failed async event goes to its failure destination.
 MAX_RECEIVES = 3
@@ -482,6 +485,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(aws_environment(endpoint))
     stack = create_stack(endpoint)
     os.environ.update(stack.settings_environment())
+    # Crop URLs are signed with a key in SSM Parameter Store, as deployed (moto's SSM here).
+    signing_key = secrets.token_urlsafe(32)
+    stack.client("ssm").put_parameter(Name=URL_KEY_PARAMETER, Value=signing_key, Type="SecureString", Overwrite=True)
+    os.environ["AUTOCROP_URL_SIGNING_KEY_PARAMETER"] = URL_KEY_PARAMETER
 
     from functions.s3_trigger import s3_client
     from functions.settings import get_settings
@@ -506,6 +513,10 @@ def main(argv: list[str] | None = None) -> int:
         f"s3://{stack.output_bucket}/",
         flush=True,
     )
+    print(f"crop photos already in the bucket: autocrop backfill --endpoint-url {endpoint} "
+          f"s3://{stack.input_bucket}/PREFIX")  # fmt: skip
+    print(f"a signed crop URL:  AUTOCROP_URL_SIGNING_KEY={signing_key} autocrop url KEY --ratio 16:9 "
+          f"--size 640x360 --base-url {api_url}", flush=True)  # fmt: skip
 
     status = 0
     try:
@@ -513,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"API health:         {json.load(health)['status']}", flush=True)
         if not args.no_samples:
             status = _send_samples(stack, args.download_to)
+            status |= _show_crop_url(api_url, sample_photos()[0][0], signing_key.encode())
         if not args.once:
             print("serving; Ctrl-C stops", flush=True)
             while True:
@@ -524,6 +536,19 @@ def main(argv: list[str] | None = None) -> int:
         poller.stop()
         moto.stop()
     return status
+
+
+def _show_crop_url(api_url: str, key: str, secret: bytes) -> int:
+    """Fetch one signed crop URL of a cropped sample from the API, as a page would."""
+    from autocrop.urls import crop_url
+
+    url = crop_url(key, "16:9", (640, 360), secret, fmt="webp", base_url=api_url)
+    with urllib.request.urlopen(url, timeout=120) as response:
+        body, headers = response.read(), response.headers
+    ok = response.status == 200 and headers["Content-Type"] == "image/webp"
+    print(f"crop URL:           {url}\n                    -> {response.status} {headers['Content-Type']}, "
+          f"{len(body)} bytes, {headers['X-Autocrop-Analysis']} analysis, {headers['Cache-Control']}", flush=True)
+    return 0 if ok else 1
 
 
 def _send_samples(stack: Stack, folder: Path) -> int:
