@@ -13,67 +13,30 @@ batch goes on. Exit status: 0 all done, 1 some files failed, 2 bad usage or no i
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import multiprocessing
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import AutocropError, InvalidOptionsError
+from .batch import (  # noqa: F401  (SAMPLE_PHOTOS, load_models_quietly: part of the CLI's surface)
+    SAMPLE_PHOTOS,
+    find_images,
+    load_models_quietly,
+    progress,
+    report,
+    run_batch,
+    run_safely,
+    sample_photos,
+)
+from .errors import InvalidOptionsError
 from .job import OutputSpec, crop_file_name, run_job
 from .options import DEFAULT_RATIOS, CropOptions, parse_ratio, parse_size
 
-log = logging.getLogger(__name__)
-
-#: File name extensions picked up when a folder is given.
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif"}
-)
-#: Photos that installed packages ship (scikit-image, matplotlib): `crop --samples` uses them.
-SAMPLE_PHOTOS = (
-    ("skimage", "data/astronaut.png"),
-    ("skimage", "data/chelsea.png"),
-    ("skimage", "data/coffee.png"),
-    ("skimage", "data/rocket.jpg"),
-    ("skimage", "data/motorcycle_left.png"),
-    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
-)
 #: A --size whose ratio is this close to --ratio counts as the same ratio.
 RATIO_TOLERANCE = 0.01
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def find_images(paths: Sequence[str]) -> list[Path]:
-    """Files as given, folders expanded (recursively) to the images inside, in sorted order."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            )
-        else:
-            found.append(path)  # a missing or odd file is reported when it is read
-    return found
-
-
-def sample_photos() -> list[Path]:
-    """The sample photos of SAMPLE_PHOTOS whose package is installed (without importing it)."""
-    import importlib.util
-
-    found = []
-    for package, relative in SAMPLE_PHOTOS:
-        spec = importlib.util.find_spec(package)
-        for root in (spec.submodule_search_locations or []) if spec else []:
-            path = Path(root) / relative
-            if path.is_file():
-                found.append(path)
-                break
-    return found
+EXIT_OK, EXIT_USAGE = 0, 2
 
 
 @dataclass(frozen=True)
@@ -84,16 +47,6 @@ class CropJob:
     spec: OutputSpec
     out_dir: Path | None
     debug_dir: Path | None
-
-
-def unique_stem(path: Path, taken: set[str]) -> str:
-    """The file's stem, suffixed -2, -3... when another input in the batch already used it."""
-    stem, n = path.stem, 1
-    while stem in taken:
-        n += 1
-        stem = f"{path.stem}-{n}"
-    taken.add(stem)
-    return stem
 
 
 def crop_one(job: CropJob, path: Path, stem: str) -> dict[str, Any]:
@@ -113,106 +66,8 @@ def crop_one(job: CropJob, path: Path, stem: str) -> dict[str, Any]:
     return line
 
 
-def _run_safely(task: Callable[[Path, str], dict[str, Any]], path: Path, stem: str) -> dict[str, Any]:
-    """Run one file's task; turn an expected failure into an error record."""
-    try:
-        return task(path, stem)
-    except (AutocropError, OSError) as e:
-        return {"image": str(path), "error": f"{type(e).__name__}: {e}"}
-    except Exception as e:  # a batch must survive one bad file, even one that trips a bug
-        log.exception("unexpected failure on %s", path)
-        return {"image": str(path), "error": f"internal error ({type(e).__name__}: {e})"}
-
-
 def _crop_worker(job: CropJob, path: Path, stem: str) -> dict[str, Any]:
-    return _run_safely(lambda p, s: crop_one(job, p, s), path, stem)
-
-
-def load_models_quietly() -> None:
-    """Build the saliency model now, keeping LiteRT's banner off the terminal.
-
-    LiteRT's C++ logger prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on
-    the process's stderr when the interpreter is built, which would land in the middle of
-    the progress bar. The model is built here, before the bar starts, with file descriptor
-    2 captured; everything else written there meanwhile (a fallback warning) is passed on.
-    """
-    import os
-    import tempfile
-
-    from .saliency import load_saliency
-
-    with tempfile.TemporaryFile() as captured:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(captured.fileno(), 2)
-        try:
-            load_saliency()
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
-                if "XNNPACK delegate" not in line:
-                    sys.stderr.write(line)
-
-
-def _init_worker() -> None:
-    """Each worker process uses one core: parallelism comes from the processes."""
-    import os
-
-    import cv2
-
-    from .threads import THREADS_ENV
-
-    os.environ[THREADS_ENV] = "1"
-    cv2.setNumThreads(1)
-    load_models_quietly()
-
-
-def run_batch(
-    worker: Callable[[Any, Path, str], dict[str, Any]],
-    job: Any,
-    paths: list[Path],
-    jobs: int,
-) -> Iterator[dict[str, Any]]:
-    """Results in input order; with jobs > 1 files are processed in worker processes."""
-    taken: set[str] = set()
-    stems = [unique_stem(p, taken) for p in paths]
-    if jobs <= 1 or len(paths) <= 1:
-        for p, s in zip(paths, stems):
-            yield worker(job, p, s)
-        return
-    # "spawn": forking a process whose OpenCV and LiteRT threads already run can deadlock.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker) as pool:
-        yield from pool.map(worker, [job] * len(paths), paths, stems)
-
-
-def _progress(items: Iterator[dict[str, Any]], total: int, desc: str) -> Iterator[dict[str, Any]]:
-    """A progress bar on stderr for batches (more than one file)."""
-    if total < 2:
-        return items
-    from tqdm import tqdm
-
-    load_models_quietly()  # before the bar: LiteRT's banner would land in it
-
-    return iter(tqdm(items, total=total, desc=desc, unit="img", file=sys.stderr))
-
-
-def _report(lines: Iterator[dict[str, Any]], as_json: bool) -> int:
-    """Print each result (JSON line or a short summary) and return the exit status."""
-    failed = 0
-    for line in lines:
-        if "error" in line:
-            failed += 1
-            print(f"autocrop: skipped {line['image']}: {line['error']}", file=sys.stderr)
-        elif not as_json:
-            crops = ", ".join(f"{c['ratio']} {c['box']}" for c in line.get("crops", []))
-            print(f"{line['image']}: {crops or line.get('saliency', '')}")
-        if as_json:
-            print(json.dumps(line), flush=True)
-    return EXIT_FAILED if failed else EXIT_OK
+    return run_safely(lambda p, s: crop_one(job, p, s), path, stem)
 
 
 def _options_from_args(args: argparse.Namespace) -> tuple[CropOptions, tuple[int, int] | None]:
@@ -256,7 +111,7 @@ def cmd_crop(args: argparse.Namespace) -> int:
             folder.mkdir(parents=True, exist_ok=True)
     job = CropJob(options, spec, args.output, args.debug)
     lines = run_batch(_crop_worker, job, paths, args.jobs)
-    return _report(_progress(lines, len(paths), "crop"), args.json)
+    return report(progress(lines, len(paths), "crop"), args.json)
 
 
 def saliency_one(out_dir: Path, path: Path, stem: str) -> dict[str, Any]:
@@ -279,7 +134,7 @@ def saliency_one(out_dir: Path, path: Path, stem: str) -> dict[str, Any]:
 
 
 def _saliency_worker(out_dir: Path, path: Path, stem: str) -> dict[str, Any]:
-    return _run_safely(lambda p, s: saliency_one(out_dir, p, s), path, stem)
+    return run_safely(lambda p, s: saliency_one(out_dir, p, s), path, stem)
 
 
 def cmd_saliency(args: argparse.Namespace) -> int:
@@ -289,7 +144,7 @@ def cmd_saliency(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     args.out.mkdir(parents=True, exist_ok=True)
     lines = run_batch(_saliency_worker, args.out, paths, args.jobs)
-    return _report(_progress(lines, len(paths), "saliency"), args.json)
+    return report(progress(lines, len(paths), "saliency"), args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
