@@ -297,12 +297,12 @@ class Poller:
                 else "it will be retried"
             )
             return f"{obj.key} failed {timing} (delivery {receives} of {MAX_RECEIVES}); {then}"
-        from functions.s3_trigger import ERROR_RECORD, SIDECAR, output_base
+        from functions.s3_outputs import ERROR_RECORD, SIDECAR, output_base, read_json
 
         base = output_base(obj.key, self.stack.output_prefix.strip("/"))
         bucket = self.stack.output_bucket
-        sidecar = _read_json(self.s3, bucket, f"{base}/{SIDECAR}")
-        error = _read_json(self.s3, bucket, f"{base}/{ERROR_RECORD}")
+        sidecar = read_json(self.s3, bucket, f"{base}/{SIDECAR}")
+        error = read_json(self.s3, bucket, f"{base}/{ERROR_RECORD}")
 
         def describes(record: dict[str, Any] | None) -> bool:  # this upload, not an older one
             source = (record or {}).get("source") or {}
@@ -360,20 +360,6 @@ def _uploads_in(message: dict[str, Any]) -> list[Any]:
         return objects_in(json.loads(message["Body"]))
     except (KeyError, TypeError, ValueError):  # InvalidEventError is a ValueError
         return []
-
-
-def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as e:
-        if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
-            return None
-        raise
-    try:
-        loaded = json.loads(body)
-    except ValueError:
-        return None
-    return loaded if isinstance(loaded, dict) else None
 
 
 # ---------------------------------------------------------------------------------------------
