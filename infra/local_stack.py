@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
