@@ -1,4 +1,4 @@
-"""Export the trained crop ranker to TFLite, check parity and speed, ship it with a model card.
+"""Export the trained crop ranker to TFLite, check parity, ship it with a model card.
 
     python -m model_export.ranker --run runs/ranker [--data ../shared/data] [--no-ship]
 
@@ -7,12 +7,12 @@ per photo before pooling) and `score` (descriptors (N, REGIONS x P + G) -> corre
 head is tens of kB, so quantizing it would save nothing worth a parity risk. Parity: on every
 validation photo and ratio, the float Keras scorer's pick from the engine's shortlist against
 the shipped runtime's (`autocrop.ranker.LearnedRanker`); top-1 agreement >= PARITY_BAR.
+Speed is measured by tests/benchmarks/bench_engine.py, beside the composition score.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -23,19 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from autocrop.candidates import measure_windows, propose_windows
-from autocrop.options import parse_ratio
 from autocrop.ranker import GRID, REDUCE_SIGNATURE, REGIONS, SCORE_SIGNATURE, STAT_NAMES, LearnedRanker
-from autocrop.ranker import describe_windows, pool_regions, window_stats
-from autocrop.ranking import DEFAULT_RANKER_MODEL, face_safe, order_by, take
+from autocrop.ranker import pool_regions, window_stats
+from autocrop.ranking import DEFAULT_RANKER_MODEL, take
 from autocrop.scoring import composition_score
 
-from .quantize import git_commit, latency_ms, write
+from .quantize import git_commit, write
 
 log = logging.getLogger("model_export.ranker")
 PARITY_BAR = 0.95
-#: Candidates a ratio's shortlist holds; the speed is measured for this many.
-LATENCY_CANDIDATES = 200
 
 
 def convert_two_signatures(reducer, head, channels: int, width: int) -> bytes:
@@ -60,44 +56,24 @@ def convert_two_signatures(reducer, head, channels: int, width: int) -> bytes:
         return converter.convert()
 
 
-def parity_and_latency(scorer, runtime: LearnedRanker, records, stages, ratios) -> dict[str, Any]:
-    """Top-1 agreement float vs TFLite on every (photo, ratio); score gap; latency for 200."""
+def parity(scorer, runtime: LearnedRanker, records, stages, ratios, shortlist: int) -> dict[str, Any]:
+    """Top-1 agreement and largest score gap, float Keras vs TFLite, on every (photo, ratio)."""
+    from training.ranker import shortlist_of
+
     options = stages.options
-    agree, gaps, timing_case = 0, [], None
+    agree, gaps = 0, []
     for record in records:
         photo = stages.photo(record.image_path.read_bytes())
         for ratio in ratios:
-            windows = propose_windows(photo.width, photo.height, parse_ratio(ratio), options)
-            measured = measure_windows(windows, photo.index, photo.faces, photo.width, photo.height, options)
-            order = order_by(composition_score(measured, options), measured.feasible)
-            short = face_safe(order[:LATENCY_CANDIDATES], measured)
+            windows, measured, short = shortlist_of(photo, ratio, options, shortlist)
             w, m = take(windows, short), take(measured, short)
             x = [pool_regions(photo, np.stack([w.x, w.y, w.w, w.h], axis=1)), window_stats(photo, w, m, options)]
             ref = composition_score(m, options).astype(np.float32) + np.asarray(scorer(x, training=False)).reshape(-1)
             got = runtime.score(photo, w, m, options)
             agree += int(np.argmax(ref) == np.argmax(got))
             gaps.append(float(np.abs(ref - got).max()))
-            if timing_case is None and len(short) == LATENCY_CANDIDATES:
-                timing_case = (photo, w, m)
-    assert timing_case is not None, "no shortlist of 200 candidates to time"
-    photo, w, m = timing_case
-    integral = photo.feature_integral(runtime.reduce, key="timing")
-
-    def describe() -> np.ndarray:
-        return describe_windows(photo, w, m, options, integral)
-
-    return {
-        "photos": len(records),
-        "groups": len(gaps),
-        "top1_agreement": round(agree / len(gaps), 4),
-        "max_abs_score_gap": round(max(gaps), 6),
-        "latency_ms_200_candidates": {
-            # A fresh context each time, so the per-photo reduction is counted too.
-            "total_per_ratio": latency_ms(lambda: runtime.score(dataclasses.replace(photo, _integrals={}), w, m, options), repeats=100),
-            "describe_only": latency_ms(describe, repeats=100),
-            "tflite_head_only": latency_ms(lambda: runtime.score_descriptors(describe()), repeats=100),
-        },
-    }
+    return {"photos": len(records), "groups": len(gaps), "top1_agreement": round(agree / len(gaps), 4),
+            "max_abs_score_gap": round(max(gaps), 6)}  # fmt: skip
 
 
 def model_card(target: Path, flatbuffer: bytes, run_dir: Path, meta: dict[str, Any], cfg, report: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +81,6 @@ def model_card(target: Path, flatbuffer: bytes, run_dir: Path, meta: dict[str, A
     from training.ranker import beats_composition  # the one "better than composition" rule
 
     digest, figures, crossfit, p = hashlib.sha256(flatbuffer).hexdigest(), meta["figures"], meta.get("crossfit"), cfg.reduced_channels
-    width = REGIONS * p + len(STAT_NAMES)
     return {
         "name": f"autocrop-ranker-{digest[:8]}", "file": target.name, "sha256": digest, "size_bytes": len(flatbuffer),
         "task": "a correction, in composition-score units, per candidate window of one photo and ratio: its score "
@@ -115,7 +90,7 @@ def model_card(target: Path, flatbuffer: bytes, run_dir: Path, meta: dict[str, A
         "signatures": {
             REDUCE_SIGNATURE: {"input": {"features": [-1, int(meta["channels"])]}, "output": {"reduced": [-1, p]},
                                "meaning": "per feature cell: channel scaling + linear 1x1 reduction, before pooling"},
-            SCORE_SIGNATURE: {"input": {"descriptor": [-1, width]}, "output": {"score": [-1, 1]}},
+            SCORE_SIGNATURE: {"input": {"descriptor": [-1, REGIONS * p + len(STAT_NAMES)]}, "output": {"score": [-1, 1]}},
         },
         "descriptor": {
             "preprocessing_function": "autocrop.ranker.describe_windows",
@@ -137,9 +112,8 @@ def model_card(target: Path, flatbuffer: bytes, run_dir: Path, meta: dict[str, A
             "pairs": meta["pairs"],
             "preferences": f"attention (same size, fixation gap >= max({cfg.attention_min_gap}, {cfg.attention_margin} x "
                            "the photo's)), faces (every labelled EyeCrowd face whole over one sliced), composition (VFN: "
-                           f"the frame over a sub-window of scale {cfg.composition_scale[0]}-{cfg.composition_scale[1]}), "
-                           "crops (FCDB / GAICD, when their photos are given)",
-            "loss": cfg.loss, "config": meta["config"], "epoch": meta["epoch"],
+                           f"the frame over a sub-window of scale {cfg.composition_scale[0]}-{cfg.composition_scale[1]})",
+            "loss": "logistic", "config": meta["config"], "epoch": meta["epoch"],
         },
         "validation": {
             "split": "OSIE + EyeCrowd validation photos, 4 ratios; the engine's shortlist",
@@ -148,8 +122,7 @@ def model_card(target: Path, flatbuffer: bytes, run_dir: Path, meta: dict[str, A
                     "composition score's; CropOptions(ranker='auto') uses the learned ranker only when this holds",
             "composition_vs_ranker": figures["val"], "dev": figures["dev"],
         },
-        "parity": {"rule": f"top-1 agreement >= {PARITY_BAR}", **{k: v for k, v in report.items() if k != "latency_ms_200_candidates"}},
-        "latency_ms_1thread": report["latency_ms_200_candidates"],
+        "parity": {"rule": f"top-1 agreement >= {PARITY_BAR}", **report},
         "commands": [
             f"python -m training.ranker --out {run_dir}" + (" --crossfit " + " ".join(crossfit) if crossfit else ""),
             f"python -m model_export.ranker --run {run_dir}",
@@ -162,41 +135,42 @@ def model_card(target: Path, flatbuffer: bytes, run_dir: Path, meta: dict[str, A
 
 
 def export(run_dir: Path, data_root: Path, models_dir: Path, ship: bool = True) -> dict[str, Any]:
+    """Convert a run and check parity on its validation photos; with `ship`, install the model and card."""
     from training.datasets import load_saliency_sets
     from training.ranker import RATIOS, Stages, load_trained
 
     cfg, scorer, reducer, head = load_trained(run_dir)
     meta = json.loads((run_dir / "config.json").read_text())
-    width = REGIONS * cfg.reduced_channels + len(STAT_NAMES)
-    flatbuffer = convert_two_signatures(reducer, head, int(meta["channels"]), width)
+    flatbuffer = convert_two_signatures(reducer, head, int(meta["channels"]), REGIONS * cfg.reduced_channels + len(STAT_NAMES))
     candidate = write(run_dir / "ranker.tflite", flatbuffer)
     stages = Stages()
     if stages.saliency.name != meta["saliency_model"]:
         raise RuntimeError(f"the ranker was trained on {meta['saliency_model']} features, the shipped saliency "
                            f"model is {stages.saliency.name}: retrain it")  # fmt: skip
-    val = [r for s in load_saliency_sets(data_root).values() for r in s[1]]
+    val = [r for s in load_saliency_sets(data_root).values() for r in s[1][: cfg.max_images]]
     (run_dir / "ranker.json").write_text(json.dumps({"name": "candidate", "stats": list(STAT_NAMES)}))
-    report = parity_and_latency(scorer, LearnedRanker(candidate), val, stages, RATIOS)
-    log.info("parity/latency: %s", report)
+    report = parity(scorer, LearnedRanker(candidate), val, stages, RATIOS, cfg.shortlist)
+    log.info("parity: %s", report)
     if report["top1_agreement"] < PARITY_BAR:
         raise RuntimeError(f"top-1 agreement {report['top1_agreement']} < {PARITY_BAR}")
     if not ship:
         return report
     target = write(models_dir / DEFAULT_RANKER_MODEL.name, flatbuffer)
-    report["card"] = model_card(target, flatbuffer, run_dir, meta, cfg, report)
-    target.with_suffix(".json").write_text(json.dumps(report["card"], indent=2) + "\n")
+    card = model_card(target, flatbuffer, run_dir, meta, cfg, report)
+    target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     LearnedRanker(target)  # the shipped pair loads
-    return report
+    return report | {"card": card}
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line (see the module docstring)."""
     from training.datasets import DEFAULT_DATA_ROOT
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, default=Path("runs/ranker"))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--models-dir", type=Path, default=DEFAULT_RANKER_MODEL.parent)
-    parser.add_argument("--no-ship", action="store_true", help="measure only; do not replace the shipped model")
+    parser.add_argument("--no-ship", action="store_true", help="check only; do not replace the shipped model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     report = export(args.run, args.data, args.models_dir, ship=not args.no_ship)

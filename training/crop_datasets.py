@@ -2,8 +2,7 @@
 
 The annotations live in ../shared/data/crops; the photos do not (they are Flickr/GAIC
 downloads a user may have). Every loader reads the annotations alone and, given an
-`image_dir`, attaches the photos found there, so a user who has the images can train the
-ranker on real human crop preferences, as the original project did.
+`image_dir`, attaches the photos found there.
 
 Boxes are (x, y, w, h) float64 in stored-image pixels throughout.
 
@@ -16,8 +15,8 @@ Boxes are (x, y, w, h) float64 in stored-image pixels throughout.
   images, 54-90 grid-anchor crops each with a mean opinion score (MOS, 1-5), split
   1000 train / 36 val / 200 test. Boxes are stored as rows (y1, x1, y2, x2).
 
-`PreferenceSet` is what the ranker trains on, whatever the source: the boxes of one photo
-and (better, worse) index pairs with a weight.
+`PreferenceSet` is a source's preferences in one form: the boxes of one photo and (better,
+worse) index pairs with a weight.
 """
 
 from __future__ import annotations

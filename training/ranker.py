@@ -1,36 +1,33 @@
 """Train the crop ranker from pairwise human preferences, on CPU in minutes.
 
-    python -m training.ranker --out runs/ranker [--data ../shared/data] [--epochs 4]
-        [--loss logistic|hinge] [--fcdb-images DIR] [--gaicd-images DIR] [--crossfit MODEL ...]
+    python -m training.ranker --out runs/ranker [--data ../shared/data] [--set epochs=4] [--crossfit MODEL ...]
 
 Photos: OSIE and EyeCrowd's train split (mirrored too; every 10th by name, offset 5, is dev
 and picks the epoch; the validation split is only reported), through the engine's own
-stages and composition order up to the face-safe shortlist a ranker may re-order.
-Preferences, from human data: more fixations in a window of the same ratio and size; every
-labelled EyeCrowd face whole over a face sliced; the full frame over a shifted, zoomed
-sub-window (VFN); FCDB / GAICD pairs for users with their photos. Labels are EVALUATION.md's
-(`training.crop_labels`), figures `training.crop_eval.summarise`'s. The head (`build_models`)
-learns a correction to the composition score from score differences (RankNet or RankSVM).
-Hyper-parameters live in `RankerConfig`, saved in config.json beside the weights.
+stages up to the face-safe shortlist a ranker may re-order. Preferences, from human data:
+more fixations in a window of the same ratio and size; every labelled EyeCrowd face whole
+over one sliced; the full frame, or a window, over a zoomed sub-window (VFN). Labels are
+EVALUATION.md's (`training.crop_labels`), figures `training.crop_eval.summarise`'s. The head
+learns a correction to the composition score from score differences (RankNet's logistic
+loss). Hyper-parameters live in `RankerConfig`, saved in config.json beside the weights.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from autocrop.candidates import WindowFeatures, Windows, largest_window, measure_windows, propose_windows
+from autocrop.candidates import WindowFeatures, Windows, measure_windows, propose_windows
 from autocrop.engine import decode_for, prepare_photo
 from autocrop.faces import load_face_detector
 from autocrop.options import CropOptions, parse_ratio
@@ -39,17 +36,14 @@ from autocrop.ranking import DEFAULT_SCOPE, PhotoContext, face_safe, of_first_si
 from autocrop.saliency import load_saliency
 from autocrop.scoring import composition_score
 
-from .crop_datasets import PreferenceSet
 from .crop_eval import RATIOS, CropScore, summarise
 from .crop_labels import box_counts, cuts_faces, face_rects, oracle_counts, oracle_shares, point_integral
 from .datasets import DEFAULT_DATA_ROOT, FaceLabel, FixationRecord, load_eyecrowd_faces, load_saliency_sets
 
 log = logging.getLogger("training.ranker")
 
-#: Row kinds.
-CANDIDATE, EXTRA = 0, 1
-#: Pair kinds, in the order their counts are reported.
-PAIR_KINDS = ("attention", "faces", "composition", "crops")
+CANDIDATE, EXTRA = 0, 1  # row kinds
+PAIR_KINDS = ("attention", "faces", "composition")
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,6 @@ class RankerConfig:
     l2: float = 1e-4
     use_features: bool = True  # False: the reduction is frozen at 0, statistics only
     # --- training
-    loss: str = "logistic"  # "logistic" (RankNet) or "hinge" (RankSVM)
     temperature: float = 30.0  # initial scale of score differences in the loss (learned)
     correction_l2: float = 1e-3  # pulls the learned correction towards 0 (= the composition score)
     epochs: int = 4
@@ -88,7 +81,6 @@ class RankerConfig:
     zoom_pairs: int = 32  # window vs a smaller window inside it, per (photo, ratio)
     composition_weight: float = 0.1  # chosen on dev (0.1 / 0.3)
     composition_scale: tuple[float, float] = (0.5, 0.9)  # side of the zoomed sub-window
-    crop_weight: float = 1.0  # FCDB / GAICD pairs, when their photos are given
     max_images: int | None = None  # per set, for smoke tests
 
 
@@ -96,21 +88,21 @@ def flip_record(record: FixationRecord) -> FixationRecord:
     """The record of the mirrored photo (pixel i -> width - 1 - i)."""
     fix = np.array(record.fixations, np.float32)
     fix[:, 0] = record.width - 1 - fix[:, 0]
-    return dataclasses.replace(record, fixations=fix)
+    return replace(record, fixations=fix)
 
 
 def flip_faces(faces: Sequence[FaceLabel], width: int) -> list[FaceLabel]:
-    return [dataclasses.replace(f, x=width - f.x - f.w) for f in faces]
+    """The labels of the mirrored photo."""
+    return [replace(f, x=width - f.x - f.w) for f in faces]
 
 
 @dataclass(eq=False)
 class Stages:
     """The shared models and options (loaded once).
 
-    Cross-fitting: with `fold_models` (model k trained without fold k's training photos,
-    `training.saliency --folds N --fold k`) and `folds` ((dataset, name) -> fold), a training
-    photo is seen through the model that never saw it, so the ranker learns to correct the
-    model's real mistakes, not its memorised maps. Other photos go through the shipped model.
+    Cross-fitting: with `fold_models` (model k trained without fold k, `training.saliency
+    --folds N --fold k`) and `folds` ((dataset, name) -> k), a training photo goes through the
+    model that never saw it, so the ranker learns its real mistakes; others, the shipped one.
     """
 
     options: CropOptions = field(default_factory=CropOptions)
@@ -130,24 +122,12 @@ class Stages:
         """The engine's own per-photo stages (`autocrop.engine.prepare_photo`) on `data`."""
         decoded = decode_for(data, self.options)
         if flip:
-            decoded = dataclasses.replace(decoded, rgb=np.ascontiguousarray(decoded.rgb[:, ::-1]))
+            decoded = replace(decoded, rgb=np.ascontiguousarray(decoded.rgb[:, ::-1]))
         model = self.saliency_for(record)
         photo, _ = prepare_photo(decoded, self.options, model, self.detector)
         if not photo.has_features:
             raise RuntimeError(f"the saliency model {model.name} gives no features")
         return photo
-
-
-def windows_from_boxes(boxes: np.ndarray, width: int, height: int) -> Windows:
-    """Windows for arbitrary (x, y, w, h) boxes, clipped to the photo; scale vs their ratio's largest."""
-    b = np.rint(np.asarray(boxes, np.float64)).astype(np.int64).reshape(-1, 4)
-    x, y = np.clip(b[:, 0], 0, width - 1), np.clip(b[:, 1], 0, height - 1)
-    w, h = np.clip(b[:, 2], 1, width - x), np.clip(b[:, 3], 1, height - y)
-    scale = np.array([wi / largest_window(width, height, wi / hi)[0] for wi, hi in zip(w, h)])
-    return Windows(x, y, w, h, scale.astype(np.float64))
-
-
-# --- rows and pairs ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -159,9 +139,7 @@ class Table:
     rows: int = 0
     groups: int = 0
 
-    def add_windows(
-        self, photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions, **labels: Any
-    ) -> int:
+    def add_windows(self, photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions, **labels: Any) -> int:
         """Rows of one group of windows (labels default to none); returns the first row's index."""
         boxes = np.stack([windows.x, windows.y, windows.w, windows.h], axis=1)
         columns: dict[str, Any] = {
@@ -178,16 +156,13 @@ class Table:
         start, self.rows, self.groups = self.rows, self.rows + len(windows), self.groups + 1
         return start
 
-    def add_pairs(self, pairs: np.ndarray, weights: np.ndarray | float, kind: str) -> None:
+    def add_pairs(self, pairs: np.ndarray, kind: str) -> None:
+        """(better, worse) row pairs of one kind, at unit weight (`main` weighs the kinds)."""
         if len(pairs):
-            n = len(pairs)
-            self.pair_chunks.append({
-                "pairs": np.asarray(pairs, np.int64).reshape(-1, 2),
-                "weights": np.broadcast_to(np.asarray(weights, np.float32), (n,)).copy(),
-                "pair_kinds": np.full(n, PAIR_KINDS.index(kind), np.int8),
-            })  # fmt: skip
+            self.pair_chunks.append(pair_chunk(pairs, kind))
 
     def freeze(self) -> dict[str, np.ndarray]:
+        """The table's columns, concatenated."""
         empty = {
             "regions": np.zeros((0, REGIONS, 0), np.float16), "stats": np.zeros((0, len(STAT_NAMES)), np.float32),
             "pairs": np.zeros((0, 2), np.int64), "weights": np.zeros(0, np.float32), "pair_kinds": np.zeros(0, np.int8),
@@ -195,9 +170,15 @@ class Table:
         return empty | {k: np.concatenate([c[k] for c in part]) for part in (self.chunks, self.pair_chunks) if part for k in part[0]}
 
 
-def attention_pairs(
-    rows: np.ndarray, counts: np.ndarray, sizes: np.ndarray, total: int, cfg: RankerConfig, rng: np.random.Generator
-) -> np.ndarray:
+def pair_chunk(pairs: np.ndarray, kind: str) -> dict[str, np.ndarray]:
+    """A table's pair columns for `pairs` of one kind, at unit weight."""
+    n = len(pairs)
+    return {"pairs": np.asarray(pairs, np.int64).reshape(-1, 2), "weights": np.ones(n, np.float32),
+            "pair_kinds": np.full(n, PAIR_KINDS.index(kind), np.int8)}  # fmt: skip
+
+
+def attention_pairs(rows: np.ndarray, counts: np.ndarray, sizes: np.ndarray, total: int, cfg: RankerConfig,
+                    rng: np.random.Generator) -> np.ndarray:  # fmt: skip
     """(better, worse) row pairs of equal size whose fixation counts differ by the margin."""
     gap = max(cfg.attention_min_gap, cfg.attention_margin * total)
     out = [np.zeros((0, 2), np.int64)]
@@ -229,9 +210,8 @@ def candidate_groups(data: dict[str, np.ndarray], ranked_only: bool = False) -> 
     return np.split(rows, np.flatnonzero(np.diff(data["group"][rows])) + 1) if len(rows) else []
 
 
-def zoom_pairs(data: dict[str, np.ndarray], cfg: RankerConfig, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """VFN's preference among one ratio's candidates: a window beats a smaller window inside
-    it; at most `zoom_pairs` per (photo, ratio), from the row table's geometry alone."""
+def zoom_pairs(data: dict[str, np.ndarray], cfg: RankerConfig, seed: int = 0) -> np.ndarray:
+    """VFN among one ratio's candidates: a window beats a smaller one inside it (`zoom_pairs` per group)."""
     rng = np.random.default_rng(seed)
     out = [np.zeros((0, 2), np.int64)]
     for rows in candidate_groups(data):
@@ -242,8 +222,14 @@ def zoom_pairs(data: dict[str, np.ndarray], cfg: RankerConfig, seed: int = 0) ->
             pick = rng.choice(len(a), cfg.zoom_pairs, replace=False)
             a, b = a[pick], b[pick]
         out.append(np.stack([rows[a], rows[b]], axis=1))
-    pairs = np.concatenate(out)
-    return pairs, np.ones(len(pairs), np.float32)
+    return np.concatenate(out)
+
+
+def shortlist_of(photo: PhotoContext, ratio: str, options: CropOptions, n: int) -> tuple[Windows, WindowFeatures, np.ndarray]:
+    """A ratio's windows, their measures and what the engine lets a ranker re-order (`rank_candidates`)."""
+    windows = propose_windows(photo.width, photo.height, parse_ratio(ratio), options)
+    measured = measure_windows(windows, photo.index, photo.faces, photo.width, photo.height, options)
+    return windows, measured, face_safe(order_by(composition_score(measured, options), measured.feasible)[:n], measured)
 
 
 def add_photo(
@@ -263,10 +249,7 @@ def add_photo(
     countable = face_rects(faces, record.width, record.height, countable=True) if faces is not None else None
     trainable = face_rects(faces, record.width, record.height, countable=False) if faces is not None else None
     for r, label in enumerate(RATIOS):
-        windows = propose_windows(photo.width, photo.height, parse_ratio(label), options)
-        measured = measure_windows(windows, photo.index, photo.faces, photo.width, photo.height, options)
-        # What the engine lets a ranker re-order (autocrop.ranking.rank_candidates).
-        shortlist = face_safe(order_by(composition_score(measured, options), measured.feasible)[: cfg.shortlist], measured)
+        windows, measured, shortlist = shortlist_of(photo, label, options, cfg.shortlist)
         pick = shortlist
         if train:
             rest, others = shortlist[cfg.train_top :], np.setdiff1d(np.arange(len(windows)), shortlist)
@@ -288,16 +271,15 @@ def add_photo(
         )  # fmt: skip
         if train:
             rows = start + np.arange(len(pick))
-            table.add_pairs(attention_pairs(rows, counts, w.w * 100_000 + w.h, total, cfg, rng), 1.0, "attention")
+            table.add_pairs(attention_pairs(rows, counts, w.w * 100_000 + w.h, total, cfg, rng), "attention")
             if trainable is not None and len(trainable):
-                table.add_pairs(face_pairs(rows, cuts_faces(boxes, trainable), cfg, rng), 1.0, "faces")
+                table.add_pairs(face_pairs(rows, cuts_faces(boxes, trainable), cfg, rng), "faces")
     if train and cfg.composition_pairs > 0:
         add_composition(table, photo, options, cfg, rng, flip, record.dataset)
 
 
-def add_composition(
-    table: Table, photo: PhotoContext, options: CropOptions, cfg: RankerConfig, rng: np.random.Generator, flip: bool, dataset: str
-) -> None:
+def add_composition(table: Table, photo: PhotoContext, options: CropOptions, cfg: RankerConfig,
+                    rng: np.random.Generator, flip: bool, dataset: str) -> None:  # fmt: skip
     """VFN's pairs: the full frame beats shifted and zoomed sub-windows of the photo's aspect."""
     W, H, n = photo.width, photo.height, cfg.composition_pairs
     s = rng.uniform(*cfg.composition_scale, size=n)
@@ -308,30 +290,15 @@ def add_composition(
     windows = Windows(*(np.concatenate([[a], b]) for a, b in ((0, x), (0, y), (W, w), (H, h), (1.0, s))))
     measured = measure_windows(windows, photo.index, photo.faces, W, H, options)
     start = table.add_windows(photo, windows, measured, options, flipped=flip, dataset=dataset)
-    table.add_pairs(np.stack([np.full(n, start), start + 1 + np.arange(n)], axis=1), 1.0, "composition")
-
-
-def add_preference_set(table: Table, stages: Stages, prefs: PreferenceSet) -> None:
-    """FCDB / GAICD pairs on a photo the user has: their boxes as rows, their pairs as they are."""
-    if prefs.image_path is None:
-        raise FileNotFoundError(f"{prefs.source} {prefs.name}: no image")
-    photo = stages.photo(prefs.image_path.read_bytes())
-    windows = windows_from_boxes(prefs.boxes, photo.width, photo.height)
-    measured = measure_windows(windows, photo.index, photo.faces, photo.width, photo.height, stages.options)
-    start = table.add_windows(photo, windows, measured, stages.options, dataset=prefs.source, name=prefs.name)
-    table.add_pairs(start + prefs.pairs, prefs.weights, "crops")
-
-
-# --- the model --------------------------------------------------------------------------------
+    table.add_pairs(np.stack([np.full(n, start), start + 1 + np.arange(n)], axis=1), "composition")
 
 
 def build_models(cfg: RankerConfig, channels: int, channel_std: np.ndarray, stat_mean: np.ndarray, stat_std: np.ndarray):
     """(scorer, reducer, head, pairwise): Keras 3 models sharing one set of layers.
 
-    - scorer: pooled regions (N, REGIONS, C) + stats (N, G) -> correction f (N, 1)  [training]
-    - reducer: feature cells (K, C) -> (K, P)               [export: runs before pooling]
-    - head: descriptor (N, REGIONS * P + G) -> f (N, 1)     [export: runs after pooling]
-    - pairwise: t * ((composition_a + f_a) - (composition_b + f_b)), t learned  [training]
+    scorer: regions (N, REGIONS, C) + stats (N, G) -> correction f (N, 1); exported: reducer,
+    cells (K, C) -> (K, P), and head, descriptors (N, REGIONS * P + G) -> f; pairwise: the
+    learned-temperature logit t * ((composition_a + f_a) - (composition_b + f_b)).
     """
     import keras
     from keras import layers, ops
@@ -341,10 +308,8 @@ def build_models(cfg: RankerConfig, channels: int, channel_std: np.ndarray, stat
     # Linear (no bias, no mean shift): reducing then pooling equals pooling then reducing,
     # and an empty border stays exactly zero. Statistics only: the reduction is frozen at 0.
     scale = layers.Normalization(axis=-1, mean=np.zeros(channels), variance=np.square(channel_std), name="feature_scale")
-    reduce = layers.Dense(
-        p, use_bias=False, name="reduce", trainable=cfg.use_features,
-        kernel_initializer="glorot_uniform" if cfg.use_features else "zeros",
-    )  # fmt: skip
+    reduce = layers.Dense(p, use_bias=False, name="reduce", trainable=cfg.use_features,
+                          kernel_initializer="glorot_uniform" if cfg.use_features else "zeros")  # fmt: skip
     stat_norm = layers.Normalization(axis=-1, mean=stat_mean, variance=np.square(stat_std), name="stat_norm")
     reg = keras.regularizers.L2(cfg.l2)
     feat_drop = layers.Dropout(cfg.feature_dropout, name="feature_dropout")
@@ -367,9 +332,7 @@ def build_models(cfg: RankerConfig, channels: int, channel_std: np.ndarray, stat
         """t * ((c_a + f_a) - (c_b + f_b)), with t = exp(log_t) learned; f shrunk towards 0."""
 
         def build(self, input_shape):
-            self.log_t = self.add_weight(
-                shape=(), initializer=keras.initializers.Constant(math.log(cfg.temperature)), name="log_t"
-            )
+            self.log_t = self.add_weight(shape=(), initializer=keras.initializers.Constant(math.log(cfg.temperature)), name="log_t")
 
         def call(self, inputs):
             ca, fa, cb, fb = inputs
@@ -383,50 +346,34 @@ def build_models(cfg: RankerConfig, channels: int, channel_std: np.ndarray, stat
     return scorer, reducer, head, keras.Model([ra, sa, ca, rb, sb, cb], logit, name="ranker_pairwise")
 
 
-def pair_loss(kind: str):
-    """Loss on score differences (better - worse): logistic (RankNet) or hinge (RankSVM)."""
-    from keras import ops
-
-    if kind == "logistic":
-        return lambda y_true, d: ops.softplus(-d)
-    if kind == "hinge":
-        return lambda y_true, d: ops.relu(1.0 - d)
-    raise ValueError(f"loss must be 'logistic' or 'hinge', got {kind!r}")
-
-
 def make_pair_batches(data: dict[str, np.ndarray], cfg: RankerConfig):
     """A keras PyDataset of shuffled pair batches gathered from the row table."""
     import keras
 
+    rng, comp = np.random.default_rng(cfg.seed), data["composition"].astype(np.float32)[:, None]
+
+    def side(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        return data["regions"][rows].astype(np.float32), data["stats"][rows], comp[rows]
+
     class PairBatches(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rng = np.random.default_rng(cfg.seed)
-            self.order = self.rng.permutation(len(data["pairs"]))
-            self.comp = data["composition"].astype(np.float32)[:, None]
+        order = rng.permutation(len(data["pairs"]))
 
         def __len__(self) -> int:
             return math.ceil(len(self.order) / cfg.batch_pairs)
 
         def on_epoch_end(self) -> None:
-            self.order = self.rng.permutation(len(data["pairs"]))
+            self.order = rng.permutation(len(data["pairs"]))
 
         def __getitem__(self, i: int):
             sel = self.order[i * cfg.batch_pairs : (i + 1) * cfg.batch_pairs]
-            a, b = data["pairs"][sel, 0], data["pairs"][sel, 1]
-            regions, stats = data["regions"], data["stats"]
-            x = (regions[a].astype(np.float32), stats[a], self.comp[a], regions[b].astype(np.float32), stats[b], self.comp[b])
+            x = (*side(data["pairs"][sel, 0]), *side(data["pairs"][sel, 1]))
             return x, np.zeros((len(sel), 1), np.float32), data["weights"][sel]
 
     return PairBatches()
 
 
-# --- choosing and checking ----------------------------------------------------------------------
-
-
 def choose(data: dict[str, np.ndarray], scores: np.ndarray | None, scope: str = DEFAULT_SCOPE) -> np.ndarray:
-    """The chosen row of each (photo, ratio) group, as the engine would choose: the
-    composition's first, or the best `scores` among what a ranker of `scope` may re-order."""
+    """Each (photo, ratio) group's pick, as the engine's: the composition's first, or the best `scores`."""
     chosen = []
     for rows in candidate_groups(data, ranked_only=True):
         rows = rows[np.argsort(data["rank"][rows], kind="stable")]  # the composition's order
@@ -468,8 +415,7 @@ def compare(data: dict[str, np.ndarray], correction: np.ndarray, scope: str = DE
 
 
 def selection_key(figures: dict[str, Any], area_slack: float = 0.01) -> tuple[float, float]:
-    """Epoch choice on dev: no more face cuts and no smaller crops than composition, then
-    of_oracle (a ranker winning of_oracle with smaller crops or more cut faces is not better)."""
+    """Epoch choice on dev: no more face cuts and no smaller crops than composition, then of_oracle."""
     comp, rank = figures["composition"]["all"]["mean"], figures["ranker"]["all"]["mean"]
     cut_c, cut_r = comp["face_cut_rate"] or 0.0, rank["face_cut_rate"] or 0.0
     penalty = max(0.0, cut_r - cut_c) + max(0.0, comp["area"] - area_slack - rank["area"])
@@ -477,19 +423,14 @@ def selection_key(figures: dict[str, Any], area_slack: float = 0.01) -> tuple[fl
 
 
 def beats_composition(figures: dict[str, Any], area_slack: float = 0.01) -> bool:
-    """The one "better than the composition score" rule (epoch choice, the model card's
-    `beats_composition`, hence `ranker="auto"`): no more face cuts, no smaller crops, and a
-    higher of_oracle."""
+    """The one "better than composition" rule (the card's `beats_composition`, so `ranker="auto"`)."""
     penalty, of_oracle = selection_key(figures, area_slack)
     return penalty == 0 and of_oracle > figures["composition"]["all"]["mean"]["of_oracle"]
 
 
-# --- the run -------------------------------------------------------------------------------------
-
-
 def build_table(
     stages: Stages, records: Sequence[FixationRecord], faces: dict[str, list[FaceLabel]], cfg: RankerConfig,
-    train: bool, prefs: Sequence[PreferenceSet] = (), desc: str = "photos",
+    train: bool, desc: str = "photos",
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """Rows (and pairs, for training) of every photo."""
     from tqdm import tqdm
@@ -500,8 +441,6 @@ def build_table(
         labels = faces.get(record.name) if record.dataset == "eyecrowd" else None
         for flip in (False, True) if train and cfg.flip else (False,):
             add_photo(table, stages, record, labels, cfg, rng, train, flip)
-    for p in tqdm(prefs, desc="crop sets", unit="img", file=sys.stderr):
-        add_preference_set(table, stages, p)
     return table.freeze()
 
 
@@ -512,9 +451,9 @@ def split_dev(train: Sequence[FixationRecord]) -> tuple[list[FixationRecord], li
 
 
 def fit(cfg: RankerConfig, fit_data: dict[str, np.ndarray], dev_data: dict[str, np.ndarray], out_dir: Path):
-    """Train pairwise; keep the epoch with the best dev figures.
-    Returns ((scorer, reducer, head), history, epoch, (channel_std, stat_mean, stat_std))."""
+    """Train pairwise, keep the best dev epoch: ((scorer, reducer, head), history, epoch, norm)."""
     import keras
+    from keras import ops
 
     flat = fit_data["regions"].reshape(-1, fit_data["regions"].shape[2])
     channel_std = np.sqrt(np.mean(np.square(flat[:: max(1, len(flat) // 200_000)].astype(np.float64)), axis=0)) + 1e-6
@@ -522,7 +461,7 @@ def fit(cfg: RankerConfig, fit_data: dict[str, np.ndarray], dev_data: dict[str, 
     scorer, reducer, head, pairwise = build_models(cfg, flat.shape[1], *norm)
     steps = math.ceil(len(fit_data["pairs"]) / cfg.batch_pairs) * cfg.epochs
     pairwise.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps)),
-                     loss=pair_loss(cfg.loss))  # fmt: skip
+                     loss=lambda _, d: ops.softplus(-d))  # fmt: skip
     batches = make_pair_batches(fit_data, cfg)
     dev_rows = np.flatnonzero(dev_data["rank"] >= 0)
     history: list[dict[str, Any]] = []
@@ -534,11 +473,9 @@ def fit(cfg: RankerConfig, fit_data: dict[str, np.ndarray], dev_data: dict[str, 
         figures = compare(dev_data, predict_rows(scorer, dev_data, dev_rows), cfg.scope)
         r, c = figures["ranker"]["all"]["mean"], figures["composition"]["all"]["mean"]
         history.append({"epoch": epoch, "loss": loss, "dev": r})
-        log.info(
-            "epoch %d loss %.4f  dev of_oracle %.4f (composition %.4f) face_cut %.3f (%.3f) area %.3f (%.3f)  %.0fs",
-            epoch, loss, r["of_oracle"], c["of_oracle"], r["face_cut_rate"] or 0, c["face_cut_rate"] or 0,
-            r["area"], c["area"], time.perf_counter() - t,
-        )  # fmt: skip
+        log.info("epoch %d loss %.4f  dev of_oracle %.4f (composition %.4f) face_cut %.3f (%.3f) area %.3f (%.3f)  %.0fs",
+                 epoch, loss, r["of_oracle"], c["of_oracle"], r["face_cut_rate"] or 0, c["face_cut_rate"] or 0,
+                 r["area"], c["area"], time.perf_counter() - t)  # fmt: skip
         key = selection_key(figures)
         if best is None or key > best[0]:
             best = (key, epoch)
@@ -552,7 +489,7 @@ def fit(cfg: RankerConfig, fit_data: dict[str, np.ndarray], dev_data: dict[str, 
 def load_trained(run_dir: Path):
     """(config, scorer, reducer, head) of a finished run."""
     meta = json.loads((Path(run_dir) / "config.json").read_text())
-    known = {f.name for f in dataclasses.fields(RankerConfig)}
+    known = {f.name for f in fields(RankerConfig)}
     cfg = RankerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items() if k in known})
     norm = np.load(Path(run_dir) / "normalisation.npz")
     scorer, reducer, head, _ = build_models(cfg, int(meta["channels"]), norm["channel_std"], norm["stat_mean"], norm["stat_std"])
@@ -560,36 +497,19 @@ def load_trained(run_dir: Path):
     return cfg, scorer, reducer, head
 
 
-def load_external(args: argparse.Namespace, cfg: RankerConfig) -> list[PreferenceSet]:
-    """FCDB / GAICD preference sets for the photos the user has (train splits only)."""
-    from .crop_datasets import fcdb_preferences, gaicd_preferences, load_fcdb_ranking, load_gaicd
-
-    crops = Path(args.data) / "crops"
-    sets = fcdb_preferences(load_fcdb_ranking(crops / "fcdb", args.fcdb_images)) if args.fcdb_images else []
-    if args.gaicd_images:
-        sets += gaicd_preferences([g for g in load_gaicd(crops / "gaicd", args.gaicd_images) if g.split == "train"], seed=cfg.seed)
-    return sets
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/ranker"))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--loss", choices=("logistic", "hinge"))
-    parser.add_argument("--max-images", type=int, help="per set, for smoke tests")
-    parser.add_argument("--fcdb-images", type=Path, help="folder with FCDB's ranking photos")
-    parser.add_argument("--gaicd-images", type=Path, help="folder with GAICD's photos")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. --set composition_weight=0.5")
+                        help="RankerConfig override, e.g. --set epochs=2 --set max_images=4")
     parser.add_argument("--reuse-tables", action="store_true", help="reuse the cached row tables in --out")
     parser.add_argument("--crossfit", type=Path, nargs="+", metavar="MODEL",
                         help="cross-fitting: fold k's saliency .tflite (trained without fold k), k = 0..N-1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    overrides = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.overrides)}
-    overrides |= {k: v for k, v in (("epochs", args.epochs), ("loss", args.loss), ("max_images", args.max_images)) if v}
-    cfg = RankerConfig(**overrides)
+    cfg = RankerConfig(**{k: json.loads(v) for k, _, v in (item.partition("=") for item in args.overrides)})
     args.out.mkdir(parents=True, exist_ok=True)
 
     sets = load_saliency_sets(args.data, ("osie", "eyecrowd"))
@@ -608,28 +528,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     tables = {}
     for name, records, is_train in (("fit", fit_records, True), ("dev", dev_records, False), ("val", val, False)):
         path = args.out / f"table_{name}.npz"
-        if args.reuse_tables and path.exists():
-            tables[name] = dict(np.load(path, allow_pickle=False))
-            continue
-        tables[name] = build_table(stages, records, faces, cfg, is_train, load_external(args, cfg) if is_train else [], name)
-        np.savez(path, **tables[name])
+        if not (args.reuse_tables and path.exists()):
+            np.savez(path, **build_table(stages, records, faces, cfg, is_train, name))
+        tables[name] = dict(np.load(path, allow_pickle=False))
     fit_data = dict(tables["fit"])
     if cfg.zoom_pairs > 0:
-        pairs, weights = zoom_pairs(fit_data, cfg, cfg.seed)
-        zoom = {"pairs": pairs, "weights": weights, "pair_kinds": np.full(len(pairs), PAIR_KINDS.index("composition"), np.int8)}
+        zoom = pair_chunk(zoom_pairs(fit_data, cfg, cfg.seed), "composition")
         fit_data |= {k: np.concatenate([fit_data[k], v]) for k, v in zoom.items()}
     # Each kind of preference weighs as the config says (the tables hold unit weights).
-    kind_weight = np.array([1.0, cfg.face_weight, cfg.composition_weight, cfg.crop_weight], np.float32)
+    kind_weight = np.array([1.0, cfg.face_weight, cfg.composition_weight], np.float32)
     fit_data["weights"] = fit_data["weights"] * kind_weight[fit_data["pair_kinds"]]
     counts = dict(zip(PAIR_KINDS, np.bincount(fit_data["pair_kinds"], minlength=len(PAIR_KINDS)).tolist()))
     log.info("fit rows %d, pairs %s", len(fit_data["stats"]), counts)
 
     (scorer, _, _), history, epoch, norm = fit(cfg, fit_data, tables["dev"], args.out)
     np.savez(args.out / "normalisation.npz", channel_std=norm[0], stat_mean=norm[1], stat_std=norm[2])
-    figures = {
-        name: compare(tables[name], predict_rows(scorer, tables[name], np.flatnonzero(tables[name]["rank"] >= 0)), cfg.scope)
-        for name in ("dev", "val")
-    }
+    figures = {name: compare(t, predict_rows(scorer, t, np.flatnonzero(t["rank"] >= 0)), cfg.scope)
+               for name, t in tables.items() if name != "fit"}  # fmt: skip
     meta = {
         "config": asdict(cfg), "channels": int(fit_data["regions"].shape[2]), "saliency_model": stages.saliency.name,
         "crossfit": [str(p) for p in args.crossfit] if args.crossfit else None, "stats": list(STAT_NAMES),
@@ -638,10 +553,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pairs": counts, "history": history, "figures": figures,
     }  # fmt: skip
     (args.out / "config.json").write_text(json.dumps(meta, indent=1))
-    for name in ("dev", "val"):
-        for method in ("composition", "ranker"):
-            m = figures[name][method]["all"]["mean"]
-            print(f"{name} {method:12s} of_oracle {m['of_oracle']:.4f} face_cut {m['face_cut_rate']} area {m['area']:.3f}")
+    for name, method in ((n, m) for n in ("dev", "val") for m in ("composition", "ranker")):
+        m = figures[name][method]["all"]["mean"]
+        print(f"{name} {method:12s} of_oracle {m['of_oracle']:.4f} face_cut {m['face_cut_rate']} area {m['area']:.3f}")
     return 0
 
 

@@ -1,14 +1,12 @@
 """The learned crop ranker: a small head over the shared backbone pass that corrects the
 composition score (`ranking.rank_candidates` lets it re-order the shortlist only).
 
-No network pass per candidate: the saliency model's one pass also returns stride-16 encoder
-features of the whole photo, and each window's descriptor is pooled from that map, as GAIC
-does: the window over a 3 x 3 grid of bins (RoIAlign's layout; the exact mean of the map
-over each bin, from an integral image, so the cost does not depend on the window's size),
-the discarded border (GAIC's RoD), the whole photo, and named statistics of geometry,
-saliency and faces (`STAT_NAMES`). The head is a TFLite model (`models/ranker.tflite`, card
-`models/ranker.json`) with two signatures: `reduce` (per feature cell, run once per photo
-before pooling) and `score` (descriptors -> corrections).
+No network pass per candidate: each window's descriptor is pooled, as in GAIC, from the
+stride-16 encoder map the saliency pass returns: exact means (integral image) over the
+window's 3 x 3 bins (RoIAlign's layout), the discarded border (RoD) and the whole photo,
+plus named statistics of geometry, saliency and faces (`STAT_NAMES`). The head is a TFLite
+model (`models/ranker.tflite`, card `models/ranker.json`) with two signatures: `reduce` (per
+feature cell, once per photo, before pooling) and `score` (descriptors -> corrections).
 """
 
 from __future__ import annotations
@@ -30,12 +28,9 @@ from .ranking import DEFAULT_RANKER_MODEL, DEFAULT_SCOPE, CompositionRanker, Pho
 from .scoring import composition_score
 
 log = logging.getLogger(__name__)
-#: Signatures of the shipped model: per-cell channel reduction, then the scoring head.
-REDUCE_SIGNATURE, SCORE_SIGNATURE = "reduce", "score"
-#: Bins per side of the window's feature grid (RoIAlign's output size).
-GRID = 3
-#: Feature regions per window: the GRID x GRID bins, the discarded border, the whole photo.
-REGIONS = GRID * GRID + 2
+REDUCE_SIGNATURE, SCORE_SIGNATURE = "reduce", "score"  # the model's two signatures
+GRID = 3  # bins per side of a window's feature grid (RoIAlign's output size)
+REGIONS = GRID * GRID + 2  # per window: the GRID x GRID bins, the discarded border, the whole photo
 #: Window statistics fed to the head beside the pooled features, in input order.
 STAT_NAMES = (
     # geometry, relative to the photo
@@ -56,10 +51,7 @@ STAT_NAMES = (
 
 
 def _integral_at(ii: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Integral image at fractional cell coordinates; u: (N, A), v: (N, B) -> (N, B, A, C).
-
-    Bilinear interpolation of the integral is exact for a map constant over each cell.
-    """
+    """Integral image at fractional cells, u: (N, A), v: (N, B) -> (N, B, A, C) (bilinear: exact)."""
     rows, cols = ii.shape[0] - 1, ii.shape[1] - 1
     u = np.clip(u, 0.0, cols)
     v = np.clip(v, 0.0, rows)
@@ -75,10 +67,7 @@ def _integral_at(ii: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def pool_regions(photo: PhotoContext, boxes: np.ndarray, integral: np.ndarray | None = None) -> np.ndarray:
-    """(N, REGIONS, C) features of (x, y, w, h) full-res boxes: 3x3 bins, border, photo.
-
-    `integral` defaults to the raw feature map's; pass a reduced map's to pool fewer channels.
-    """
+    """(N, REGIONS, C) means of (x, y, w, h) full-res boxes (`integral`: the raw map's by default)."""
     ii = photo.feature_integral() if integral is None else integral
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     n = len(boxes)
@@ -98,19 +87,13 @@ def pool_regions(photo: PhotoContext, boxes: np.ndarray, integral: np.ndarray | 
     photo_area = (ox1 - ox) * (oy1 - oy)
     rest_area = photo_area - window_area
     # A window (almost) as large as the photo discards nothing: its border features are 0.
-    border = np.where(
-        (rest_area > 1e-3)[:, None],
-        (photo_sum[None, :] - window_sum) / np.maximum(rest_area, 1e-3)[:, None],
-        0.0,
-    )
+    border = np.where((rest_area > 1e-3)[:, None], (photo_sum[None, :] - window_sum) / np.maximum(rest_area, 1e-3)[:, None], 0.0)
     whole = np.broadcast_to(photo_sum / max(photo_area, 1e-9), (n, ii.shape[2]))
     out = np.concatenate([bins.reshape(n, GRID * GRID, -1), border[:, None], whole[:, None]], axis=1)
     return out.astype(np.float32)
 
 
-def window_stats(
-    photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions
-) -> np.ndarray:
+def window_stats(photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions) -> np.ndarray:
     """(N, len(STAT_NAMES)) named statistics of each window (see STAT_NAMES)."""
     W, H = float(photo.width), float(photo.height)
     x0, y0 = windows.x.astype(np.float64), windows.y.astype(np.float64)
@@ -127,22 +110,17 @@ def window_stats(
         measured.edge_cut, measured.position, measured.area, np.minimum(density, 5.0),
     ]  # fmt: skip
     edges = edge_bands(photo, windows, options)
-    # Saliency over the 3 x 3 bins of each window, as shares of the window's saliency.
+    # Saliency over the 3 x 3 bins of each window (N, GRID, GRID; rows are y), as shares of the window's.
     steps = np.arange(GRID + 1) / GRID
     gx = x0[:, None] + w[:, None] * steps  # (N, GRID+1)
     gy = y0[:, None] + h[:, None] * steps
-    sums = photo.index.sums(
-        gx[:, None, :-1], gy[:, :-1, None], gx[:, None, 1:], gy[:, 1:, None]
-    )  # (N, GRID, GRID): rows are y
-    sums = np.clip(sums, 0.0, None)
+    sums = np.clip(photo.index.sums(gx[:, None, :-1], gy[:, :-1, None], gx[:, None, 1:], gy[:, 1:, None]), 0.0, None)
     shares = sums / np.maximum(sums.sum(axis=(1, 2), keepdims=True), 1e-12)
     centres = (np.arange(GRID) + 0.5) / GRID - 0.5  # bin centres, window units from its centre
     cdx = (shares.sum(axis=1) * centres).sum(axis=1)
     cdy = (shares.sum(axis=2) * centres).sum(axis=1)
     thirds = np.array([-1 / 6, 1 / 6])
-    thirds_distance = np.sqrt(
-        np.min((cdx[:, None] - thirds) ** 2, axis=1) + np.min((cdy[:, None] - thirds) ** 2, axis=1)
-    )
+    thirds_distance = np.sqrt(np.min((cdx[:, None] - thirds) ** 2, axis=1) + np.min((cdy[:, None] - thirds) ** 2, axis=1))
     layout = [*shares.reshape(len(windows), -1).T, cdx, cdy, thirds_distance]
     faces = face_stats(photo, windows, measured, options)
     stats = np.stack([*geometry, *terms, *edges.T, *layout, *faces.T], axis=1)
@@ -153,8 +131,8 @@ def window_stats(
 def edge_bands(photo: PhotoContext, windows: Windows, options: CropOptions) -> np.ndarray:
     """(N, 3): max over edges of the mean saliency just inside, just outside, and of their minimum.
 
-    Bands are `edge_band` x the window's shorter side deep (as the composition score's edge
-    term); an edge on the photo's border has nothing outside. Relative to the map's peak.
+    Bands are `edge_band` x the shorter side deep (as the composition score's edge term), an
+    edge on the photo's border has nothing outside; relative to the map's peak.
     """
     W, H = photo.width, photo.height
     x0, y0 = windows.x.astype(np.float64), windows.y.astype(np.float64)
@@ -175,17 +153,15 @@ def edge_bands(photo: PhotoContext, windows: Windows, options: CropOptions) -> n
         means(np.maximum(x0 - d, 0), y0, x0, y1), means(x1, y0, np.minimum(x1 + d, W), y1),
         means(x0, np.maximum(y0 - d, 0), x1, y0), means(x0, y1, x1, np.minimum(y1 + d, H)),
     ], axis=1)  # fmt: skip
-    open_edge = np.stack([x0 > 0, x1 < W, y0 > 0, y1 < H], axis=1)
-    outer = np.where(open_edge, outer, 0.0)
+    outer = np.where(np.stack([x0 > 0, x1 < W, y0 > 0, y1 < H], axis=1), outer, 0.0)  # border edges: nothing outside
     peak = max(photo.index.peak, 1e-9)
     return np.stack([inner.max(axis=1), outer.max(axis=1), np.minimum(inner, outer).max(axis=1)], axis=1) / peak
 
 
 def face_stats(photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions) -> np.ndarray:
-    """(N, 3): the photo has protected faces; importance share sliced; share kept with room.
+    """(N, 3): the photo has protected faces; importance share sliced; share kept with room (head inside).
 
-    The faces are the face rule's own (`measured.protected`: cores where a face outgrows the
-    largest window), weighed by its `face_importance`; "with room": the head lies inside.
+    The faces are the face rule's own (`measured.protected`), weighed by its `face_importance`.
     """
     n = len(windows)
     f = measured.protected
@@ -200,17 +176,10 @@ def face_stats(photo: PhotoContext, windows: Windows, measured: WindowFeatures, 
 
 
 def describe_windows(
-    photo: PhotoContext,
-    windows: Windows,
-    measured: WindowFeatures,
-    options: CropOptions,
+    photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions,
     integral: np.ndarray | None = None,
-) -> np.ndarray:
-    """(N, REGIONS x C + len(STAT_NAMES)) descriptors: pooled features, then statistics.
-
-    The one preprocessing function of the ranker: training, export and runtime all call it
-    (the runtime with the integral of the channel-reduced map, see `LearnedRanker`).
-    """
+) -> np.ndarray:  # fmt: skip
+    """(N, REGIONS x C + len(STAT_NAMES)): pooled features, then statistics (the ranker's one preprocessing)."""
     boxes = np.stack([windows.x, windows.y, windows.w, windows.h], axis=1)
     regions = pool_regions(photo, boxes, integral)
     stats = window_stats(photo, windows, measured, options)
@@ -218,13 +187,10 @@ def describe_windows(
 
 
 class LearnedRanker:
-    """The composition score plus a learned correction over `describe_windows` (TFLite).
+    """The composition score plus a learned correction over `describe_windows` (TFLite, float32).
 
-    The correction was trained with the composition score as a fixed offset, so the ranker
-    starts from the transparent score (and keeps honouring the caller's weights, focal point
-    and boosts through it) and moves away from it only where people's preferences say so.
-    `reduce`: (K, C) feature cells -> (K, P), linear, once per photo before pooling; `score`:
-    (N, REGIONS x P + G) descriptors -> corrections. Float32 in and out.
+    Trained with the composition score as a fixed offset, it keeps honouring the caller's
+    weights, focal point and boosts, and moves away only where people's preferences say so.
     """
 
     def __init__(self, path: Path | str = DEFAULT_RANKER_MODEL, num_threads: int = 1):
@@ -234,10 +200,8 @@ class LearnedRanker:
         card_path = self.path.with_suffix(".json")
         self.card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.exists() else {}
         self.name = f"ranker:{self.card.get('name', self.path.stem)}"
-        #: What the model was trained to decide (`ranking.rank_candidates`).
-        self.scope = str(self.card.get("scope", DEFAULT_SCOPE))
-        #: Whether validation showed it better than the composition score (`ranker="auto"`).
-        self.beats_composition = card_beats_composition(self.card)
+        self.scope = str(self.card.get("scope", DEFAULT_SCOPE))  # what it decides (`ranking.rank_candidates`)
+        self.beats_composition = card_beats_composition(self.card)  # on validation (`ranker="auto"`)
         expected = self.card.get("stats")
         if expected is not None and tuple(expected) != STAT_NAMES:
             raise ValueError(f"{self.path} was trained on other window statistics than this code computes")
@@ -263,9 +227,7 @@ class LearnedRanker:
         with self._lock:
             return self._score(descriptor=np.ascontiguousarray(x, np.float32))["score"].reshape(-1)
 
-    def score(
-        self, photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions
-    ) -> np.ndarray:
+    def score(self, photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions) -> np.ndarray:
         """The composition score plus the learned correction (needs the saliency pass's features)."""
         if not photo.has_features:
             raise ValueError("the learned ranker needs the saliency model's features")
@@ -284,7 +246,5 @@ def load_ranker(path: str | None = None, num_threads: int = 1) -> LearnedRanker 
         return CompositionRanker()
 
 
-__all__ = [
-    "GRID", "REDUCE_SIGNATURE", "REGIONS", "SCORE_SIGNATURE", "STAT_NAMES", "LearnedRanker", "describe_windows",
-    "edge_bands", "face_stats", "load_ranker", "pool_regions", "window_stats",
-]  # fmt: skip
+__all__ = ["GRID", "REDUCE_SIGNATURE", "REGIONS", "SCORE_SIGNATURE", "STAT_NAMES", "LearnedRanker", "describe_windows",
+           "edge_bands", "face_stats", "load_ranker", "pool_regions", "window_stats"]  # fmt: skip
