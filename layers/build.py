@@ -1,6 +1,6 @@
 """Build the Lambda layer: runtime dependencies + the autocrop engine + its models.
 
-    python layers/build.py                 # python3.12 on arm64 (the deployed target)
+    python layers/build.py                 # python3.13 on arm64 (the deployed target)
     python layers/build.py --arch x86_64
     python layers/build.py --if-stale      # only when the layer's inputs changed (npm run package)
 
@@ -16,6 +16,13 @@ version for nothing.
 Each build also records a digest of its inputs in build/layer-<arch>.inputs.json (the engine's
 files, this script, the runtime requirements, the pinned versions, the target) with the zip's
 own digest; `--if-stale` rebuilds only when the zip is missing, was changed, or the inputs differ.
+
+Bytecode: where the emulated arm64 Debian root of `python -m infra.arm64_check` exists (its
+python3.13 is the runtime's interpreter, run through qemu-user), every .py of the layer is
+compiled there into __pycache__/*.cpython-313.pyc as unchecked-hash pycs (valid without
+timestamps, so they stay valid in the zip and Lambda's cold start loads them instead of
+compiling every module again). Compiled files are cached by content, so only changed sources
+are compiled again. Without that root the layer ships sources only (and says so).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import argparse
 import hashlib
 import importlib.metadata
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -37,10 +45,12 @@ ENGINE_DIR = ROOT / "layers" / "autocrop"
 FUNCTIONS_DIR = ROOT / "functions"
 BUILD_DIR = ROOT / "build"
 
-#: Lambda's runtime. `--python-version` exists so tests can build a layer the machine running
-#: them can import (an x86_64 build for its own Python) and prove the stripped layer works.
-PYTHON_VERSION = "3.12"
-#: Lambda's python3.12 runtime is Amazon Linux 2023 (glibc 2.34); pip expands each
+#: Lambda's runtime (python3.13: the newest that an arm64 Debian root can match, Debian 13
+#: "trixie" ships python3.13, so the layer runs under emulation before it ships).
+#: `--python-version` exists so tests can build a layer the machine running them can import
+#: (an x86_64 build for its own Python) and prove the stripped layer works.
+PYTHON_VERSION = "3.13"
+#: Lambda's python3.13 runtime is Amazon Linux 2023 (glibc 2.34); pip expands each
 #: manylinux tag down to older glibc versions too.
 PLATFORMS = {
     "arm64": ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux2014_aarch64"),
@@ -77,6 +87,9 @@ class LayerReport:
     layer_zipped: int
     function_unzipped: int
     limit: int
+    #: What compiled the layer's bytecode (Interpreter.identity), None: sources only.
+    bytecode: str | None = None
+    bytecode_modules: int = 0
 
     @property
     def total_unzipped(self) -> int:
@@ -206,9 +219,11 @@ def inputs_digest(
     pins: list[str],
     engine_dir: Path = ENGINE_DIR,
     build_script: Path = Path(__file__).resolve(),
+    bytecode: str | None = None,
 ) -> str:
     """sha256 over everything the layer zip is made from: the target, the requirements and
-    their pins, this build script and the engine's files (names and contents)."""
+    their pins, this build script, the engine's files (names and contents) and what compiles
+    the bytecode (`bytecode`: an Interpreter.identity, None for a layer of sources only)."""
     digest = hashlib.sha256()
 
     def add(label: str, value: str) -> None:
@@ -216,6 +231,7 @@ def inputs_digest(
 
     add("arch", arch)
     add("python", python_version)
+    add("bytecode", bytecode or "none")
     for requirement in requirements:
         add("requirement", requirement)
     for pin in pins:
@@ -302,6 +318,182 @@ def check_architecture(target: Path, arch: str) -> None:
         raise SystemExit(f"{len(wrong)} shared libraries are not {arch}: {wrong[:5]}")
 
 
+# ---------------------------------------------------------------------------------------------
+# Bytecode, compiled by the runtime's own interpreter in an emulated arm64 root
+
+#: The Debian release whose python3.X is the runtime's version, for the arm64 root that
+#: infra/arm64_check.py makes (mmdebstrap + qemu-user-static).
+DEBIAN_SUITES = {"3.13": "trixie"}
+#: Where the kernel runs arm64 binaries through qemu-user (infra/arm64_check.py registers it).
+BINFMT_AARCH64 = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+#: Where Lambda unpacks the layer: the file names tracebacks show.
+LAYER_MOUNT = "/opt/python"
+#: The CPU qemu-user emulates (QEMU_CPU): Lambda's arm64 is Graviton2 (Neoverse N1). Also
+#: the fast choice: qemu's default "max" has pointer authentication, which Debian's binaries
+#: use and qemu emulates slowly (imports took 6x as long).
+EMULATED_CPU = "neoverse-n1"
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """The runtime's interpreter inside an arm64 root (run with chroot)."""
+
+    root: Path
+    python: str  # inside the root
+    identity: str  # everything its pycs depend on, e.g. "python3.13 3.13.5-2 (Debian trixie arm64)"
+
+
+def arm64_cache() -> Path:
+    """infra/arm64_check.py's cache (the root, runtime wheels) and the bytecode cache:
+    $AUTOCROP_ARM64_CACHE, by default ~/.cache/autocrop-arm64."""
+    configured = os.environ.get("AUTOCROP_ARM64_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".cache" / "autocrop-arm64"
+
+
+def arm64_root(python_version: str = PYTHON_VERSION, cache: Path | None = None) -> Path | None:
+    """Where the arm64 root for `python_version` lives (None: no Debian release matches)."""
+    suite = DEBIAN_SUITES.get(python_version)
+    return (cache or arm64_cache()) / f"root-{suite}" if suite else None
+
+
+def root_record_path(root: Path) -> Path:
+    """Written by infra/arm64_check.py once the root is complete (recipe, versions, timings)."""
+    return root.with_name(root.name + ".json")
+
+
+def debian_package_version(root: Path, package: str) -> str | None:
+    """The version dpkg installed in `root` of `package`, or None."""
+    try:
+        status = (root / "var" / "lib" / "dpkg" / "status").read_text()
+    except OSError:
+        return None
+    for stanza in status.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " "
+        )
+        if fields.get("Package") == package and fields.get("Status", "").endswith(" installed"):
+            return fields.get("Version")
+    return None
+
+
+def emulation_ready() -> bool:
+    """Whether this machine runs arm64 binaries: natively, or through registered qemu-user."""
+    if os.uname().machine in ("aarch64", "arm64"):
+        return True
+    try:
+        return BINFMT_AARCH64.read_text().splitlines()[0] == "enabled"
+    except (OSError, IndexError):
+        return False
+
+
+def find_interpreter(
+    arch: str, python_version: str, root: Path | None = None
+) -> tuple[Interpreter | None, str]:
+    """The runtime's interpreter to compile the layer's bytecode with, and what was found:
+    (None, why not) when there is none to use here."""
+    if arch != "arm64":
+        return None, f"no {arch} root (only arm64 roots are made)"
+    root = root or arm64_root(python_version)
+    if root is None:
+        return None, f"no Debian release ships python{python_version} (DEBIAN_SUITES)"
+    python = f"/usr/bin/python{python_version}"
+    package = debian_package_version(root, f"python{python_version}-minimal")
+    complete = root_record_path(root).is_file() and (root / python.lstrip("/")).is_file()
+    if not complete or not package:
+        return None, f"no arm64 root at {root} (python -m infra.arm64_check makes one)"
+    if os.geteuid() != 0:
+        return None, f"compiling in {root} needs root (chroot)"
+    if not emulation_ready():
+        return None, "arm64 emulation is not registered (python -m infra.arm64_check --root-only)"
+    suite = root.name.removeprefix("root-")
+    return Interpreter(root, python, f"python{python_version} {package} (Debian {suite} arm64)"), ""
+
+
+#: Runs inside the root: compiles names.json's sources (under src/) to pyc/<name>c,
+#: unchecked-hash, named as Lambda will see them; prints the names that did not compile.
+COMPILE_SCRIPT = """
+import json, multiprocessing, os, py_compile, sys
+from concurrent.futures import ProcessPoolExecutor
+work, mount = sys.argv[1:3]
+names = json.load(open(os.path.join(work, "names.json")))
+def compile_one(name):
+    try:
+        py_compile.compile(os.path.join(work, "src", name),
+                           cfile=os.path.join(work, "pyc", name + "c"),
+                           dfile=mount + "/" + name, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except py_compile.PyCompileError:
+        return name
+ctx = multiprocessing.get_context("fork")
+with ProcessPoolExecutor(os.cpu_count() or 1, mp_context=ctx) as pool:
+    print(json.dumps([n for n in pool.map(compile_one, names, chunksize=16) if n]))
+"""
+
+
+def compile_bytecode(target: Path, interpreter: Interpreter, cache: Path | None = None) -> int:
+    """Put an unchecked-hash pyc beside every .py under `target` (in __pycache__, tagged for
+    the interpreter's version), compiled by `interpreter` in its root; returns how many.
+
+    Each pyc is cached under <cache>/pyc by (interpreter, file name, source), so only new or
+    changed sources are compiled (under emulation that is what takes time)."""
+    cache = (cache or arm64_cache()) / "pyc"
+    version = interpreter.python.removeprefix("/usr/bin/python")
+    tag = "cpython-" + version.replace(".", "")
+    planned: list[tuple[Path, str, Path]] = []
+    for source in sorted(target.rglob("*.py")):
+        name = source.relative_to(target).as_posix()
+        key = hashlib.sha256(f"{interpreter.identity}\0{LAYER_MOUNT}/{name}\0".encode())
+        key.update(source.read_bytes())
+        digest = key.hexdigest()
+        planned.append((source, name, cache / digest[:2] / digest))
+    todo = [
+        (s, n, c)
+        for s, n, c in planned
+        if not c.with_suffix(".pyc").is_file() and not c.with_suffix(".failed").is_file()
+    ]
+    if todo:
+        print(f"compiling {len(todo)} modules with {interpreter.identity}", flush=True)
+        work_inside = f"/tmp/autocrop-bytecode-{os.getpid()}"
+        work = interpreter.root / work_inside.lstrip("/")
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            for source, name, _ in todo:
+                (work / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, work / "src" / name)
+            (work / "names.json").write_text(json.dumps([name for _, name, _ in todo]))
+            chroot = shutil.which("chroot", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+            done = subprocess.run(
+                [chroot or "chroot", str(interpreter.root), interpreter.python, "-I", "-c",
+                 COMPILE_SCRIPT, work_inside, LAYER_MOUNT],
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "QEMU_CPU": EMULATED_CPU},
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if done.returncode != 0:
+                sys.stderr.write(done.stdout[-2000:] + done.stderr[-4000:])
+                raise SystemExit(f"compiling the layer's bytecode in {interpreter.root} failed")
+            failed = set(json.loads(done.stdout.strip().splitlines()[-1]))
+            for _, name, cached in todo:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                if name in failed:  # not Python {version} source (left as it is, not retried)
+                    cached.with_suffix(".failed").write_text(name + "\n")
+                else:
+                    tmp = cached.with_suffix(".tmp")
+                    shutil.copyfile(work / "pyc" / (name + "c"), tmp)
+                    tmp.replace(cached.with_suffix(".pyc"))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    compiled = 0
+    for source, _, cached in planned:
+        if cached.with_suffix(".pyc").is_file():
+            pycache = source.parent / "__pycache__"
+            pycache.mkdir(exist_ok=True)
+            shutil.copyfile(cached.with_suffix(".pyc"), pycache / f"{source.stem}.{tag}.pyc")
+            compiled += 1
+    return compiled
+
+
 def write_zip(source: Path, zip_path: Path) -> None:
     """Deterministic zip of `source`'s contents (sorted, fixed timestamps and modes)."""
     tmp = zip_path.with_suffix(".zip.tmp")
@@ -337,16 +529,22 @@ def build_layer(
     build_dir: Path = BUILD_DIR,
     wheels: Path | None = None,
     python_version: str = PYTHON_VERSION,
+    bytecode: bool | Path = True,
 ) -> LayerReport:
     """Build <build_dir>/layer-<arch>.zip and return its sizes (wheels cached in `wheels`,
-    by default <build_dir>/wheels/<arch>-py<python_version>)."""
+    by default <build_dir>/wheels/<arch>-py<python_version>).
+
+    `bytecode`: True compiles the bytecode where the arm64 root is usable here (see
+    find_interpreter), False never, a Path: with the root there (an error when unusable)."""
     if arch not in PLATFORMS:
         raise SystemExit(f"unknown architecture {arch!r}; choose from {sorted(PLATFORMS)}")
+    interpreter = resolve_bytecode(arch, python_version, bytecode)
     staging = build_dir / f"layer-{arch}"
     target = staging / "python"
     pins = installed_pins()
     # Taken before anything is copied: an edit made during the build makes the next one rebuild.
-    inputs = inputs_digest(arch, python_version, runtime_requirements(), pins)
+    identity = interpreter.identity if interpreter else None
+    inputs = inputs_digest(arch, python_version, runtime_requirements(), pins, bytecode=identity)
     inputs_record_path(build_dir, arch).unlink(missing_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     target.mkdir(parents=True)
@@ -356,6 +554,7 @@ def build_layer(
     copy_engine(target)
     removed = strip(target)
     check_architecture(target, arch)
+    modules = compile_bytecode(target, interpreter) if interpreter else 0
     zip_path = build_dir / f"layer-{arch}.zip"
     write_zip(staging, zip_path)
     report = LayerReport(
@@ -365,11 +564,26 @@ def build_layer(
         layer_zipped=zip_path.stat().st_size,
         function_unzipped=function_size(),
         limit=LAMBDA_UNZIPPED_LIMIT,
+        bytecode=identity,
+        bytecode_modules=modules,
     )
     (build_dir / f"layer-{arch}.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     record_inputs(build_dir, arch, inputs)
     print(f"stripped {_mb(removed)}")
     return report
+
+
+def resolve_bytecode(arch: str, python_version: str, bytecode: bool | Path) -> Interpreter | None:
+    """The interpreter that compiles this build's bytecode (build_layer's `bytecode`)."""
+    if bytecode is False:
+        return None
+    root = bytecode if isinstance(bytecode, Path) else None
+    interpreter, why = find_interpreter(arch, python_version, root)
+    if interpreter is None and root is not None:
+        raise SystemExit(f"--bytecode-root {root}: {why}")
+    if interpreter is None:
+        print(f"bytecode: none, sources only ({why})", flush=True)
+    return interpreter
 
 
 def _mb(n: int) -> str:
@@ -393,17 +607,30 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="build only when the zip is missing or its inputs changed since it was built",
     )
+    compiling = parser.add_mutually_exclusive_group()
+    compiling.add_argument(
+        "--bytecode-root", type=Path, metavar="ROOT",
+        help="compile the bytecode in this arm64 root (default: the one infra/arm64_check.py "
+        "keeps in ~/.cache/autocrop-arm64, when it is there)",
+    )  # fmt: skip
+    compiling.add_argument("--no-bytecode", action="store_true", help="ship sources only")
     args = parser.parse_args(argv)
+    bytecode: bool | Path = False if args.no_bytecode else (args.bytecode_root or True)
 
     if args.if_stale:
+        interpreter = resolve_bytecode(args.arch, args.python_version, bytecode)
         inputs = inputs_digest(
-            args.arch, args.python_version, runtime_requirements(), installed_pins()
-        )
+            args.arch, args.python_version, runtime_requirements(), installed_pins(),
+            bytecode=interpreter.identity if interpreter else None,
+        )  # fmt: skip
         reason = stale_reason(args.build_dir, args.arch, inputs)
         if reason is None:
             return check_up_to_date(args.build_dir, args.arch)
         print(f"layer {args.arch}: building, {reason}", flush=True)
-    return print_report(build_layer(args.arch, args.build_dir, None, args.python_version))
+        bytecode = interpreter.root if interpreter else False
+    return print_report(
+        build_layer(args.arch, args.build_dir, None, args.python_version, bytecode)
+    )
 
 
 def check_up_to_date(build_dir: Path, arch: str) -> int:
@@ -416,6 +643,8 @@ def check_up_to_date(build_dir: Path, arch: str) -> int:
         layer_zipped=saved["layer_zipped"],
         function_unzipped=function_size(),
         limit=LAMBDA_UNZIPPED_LIMIT,
+        bytecode=saved.get("bytecode"),
+        bytecode_modules=saved.get("bytecode_modules", 0),
     )
     print(f"layer {arch}: {report.zip_path} is up to date ({_mb(report.layer_zipped)} zipped)")
     if report.headroom < 0:
@@ -430,6 +659,10 @@ def print_report(report: LayerReport) -> int:
     print(f"  layer zipped       {_mb(report.layer_zipped):>10}")
     print(f"  function unzipped  {_mb(report.function_unzipped):>10}")
     print(f"  total unzipped     {_mb(report.total_unzipped):>10} of {_mb(report.limit)} allowed")
+    if report.bytecode:
+        print(f"  bytecode           {report.bytecode_modules:>6} modules, by {report.bytecode}")
+    else:
+        print("  bytecode               none (sources only: compiled at each cold start)")
     if report.headroom < 0:
         print(f"FAIL: {_mb(-report.headroom)} over Lambda's unzipped limit", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""The Lambda layer for python3.12 on arm64: built for real, stripped, and within the limit."""
+"""The Lambda layer for python3.13 on arm64: built for real, stripped, and within the limit."""
 
 from __future__ import annotations
 
@@ -69,13 +69,49 @@ def test_layer_holds_the_engine_models_and_runtime_deps(lambda_layer: dict):
 
 def test_layer_is_stripped(lambda_layer: dict):
     names = zipfile.ZipFile(ZIP).namelist()
-    assert not [n for n in names if "/__pycache__/" in n or n.endswith((".pyc", ".pyi"))]
+    assert not [n for n in names if n.endswith(".pyi")]
+    # The only bytecode: what the runtime's interpreter compiled for each source (see below).
+    bytecode = {n for n in names if "/__pycache__/" in n or n.endswith(".pyc")}
+    assert bytecode == set(expected_bytecode(names, lambda_layer["report"]))
     assert not [n for n in names if "/tests/" in n]
     assert not [n for n in names if "WebGpu" in n]
     # the runtime provides boto3; uvicorn only serves the local stack
     assert not [
         n for n in names if n.startswith(("python/boto3/", "python/botocore/", "python/uvicorn/"))
     ]
+
+
+def expected_bytecode(names: list[str], report: dict) -> list[str]:
+    """One cpython-313 pyc per source when the build compiled bytecode (in the arm64 root),
+    none otherwise."""
+    if not report.get("bytecode"):
+        return []
+    tag = "cpython-" + report["bytecode"].split()[0].removeprefix("python").replace(".", "")
+    expected = []
+    for name in names:
+        if name.endswith(".py"):
+            folder, _, file = name.rpartition("/")
+            expected.append(f"{folder}/__pycache__/{file[:-3]}.{tag}.pyc")
+    return expected
+
+
+def test_bytecode_is_unchecked_hash_for_the_runtime(lambda_layer: dict):
+    """Where the arm64 root was there to compile it, every source has an unchecked-hash pyc
+    for python3.13 (valid in a zip: no timestamps; loaded without reading the source)."""
+    build = load_build_module()
+    report = lambda_layer["report"]
+    if not report.get("bytecode"):
+        _, why = build.find_interpreter("arm64", build.PYTHON_VERSION)
+        pytest.skip(f"layer built without bytecode: {why}")
+    assert report["bytecode"].startswith(f"python{build.PYTHON_VERSION} ")
+    with zipfile.ZipFile(ZIP) as zf:
+        pycs = [n for n in zf.namelist() if n.endswith(".pyc")]
+        assert len(pycs) == report["bytecode_modules"] > 1000
+        magic = {3571: "3.13"}  # importlib.util.MAGIC_NUMBER of each runtime version
+        for name in pycs[:: max(1, len(pycs) // 50)]:
+            header = zf.read(name)[:16]
+            assert magic[int.from_bytes(header[:2], "little")] == build.PYTHON_VERSION, name
+            assert int.from_bytes(header[4:8], "little") == 0b01, name  # hash-based, unchecked
 
 
 def test_native_code_is_arm64(lambda_layer: dict):
@@ -94,7 +130,7 @@ def test_native_code_is_arm64(lambda_layer: dict):
 def test_rebuild_is_byte_identical(lambda_layer: dict, tmp_path: Path):
     """Same inputs, same bytes: a deploy publishes a new layer version only for a change."""
     build = load_build_module()
-    wheels = ROOT / "build" / "wheels" / "arm64-py3.12"  # filled by the session build
+    wheels = ROOT / "build" / "wheels" / "arm64-py3.13"  # filled by the session build
     digests = []
     for run in ("a", "b"):
         report = build.build_layer("arm64", tmp_path / run, wheels=wheels)
@@ -122,8 +158,9 @@ def test_runtime_requirements_come_from_pyproject():
 
 SMOKE = """
 import base64, json, sys
-layer, function, event_path, photo_path = sys.argv[1:5]
-sys.path[:0] = [layer, function]
+layer, function, runtime, event_path, photo_path = sys.argv[1:6]
+sys.path[:0] = [function, layer]
+sys.path.append(runtime)  # what the Lambda runtime provides: boto3 (/var/runtime)
 import functions.api as api
 
 event = json.load(open(event_path))
@@ -138,11 +175,27 @@ print(json.dumps({"status": response["statusCode"], "body": json.loads(response[
 """
 
 
+#: What the Lambda runtime puts on sys.path besides the function and its layers (the layer
+#: leaves boto3 out for it): boto3 and what it imports.
+RUNTIME_SDK = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+
+
+def runtime_sdk(folder: Path) -> Path:
+    """A folder holding (links to) this machine's copies of RUNTIME_SDK."""
+    folder.mkdir()
+    for module in RUNTIME_SDK:
+        origin = Path(importlib.util.find_spec(module).origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (folder / source.name).symlink_to(source)
+    return folder
+
+
 @pytest.mark.slow
 def test_the_stripped_layer_serves_a_crop(tmp_path: Path):
     """Function package + stripped layer alone on sys.path (no virtualenv) answer a real API
     Gateway request with the shipped models. Built for the machine running the test (its
-    CPU, its Python), as an arm64 python3.12 layer cannot run here; same recipe otherwise."""
+    CPU, its Python), as an arm64 python3.13 layer cannot run here (tests/test_arm64.py runs
+    that one under emulation); same recipe otherwise."""
     build = load_build_module()
     arch = {"x86_64": "x86_64", "aarch64": "arm64"}[platform.machine()]
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -156,7 +209,8 @@ def test_the_stripped_layer_serves_a_crop(tmp_path: Path):
     event = ROOT / "tests" / "events" / "apigw_http_v2_crop_json.json"
     photo = Path(skimage.__file__).parent / "data" / "astronaut.png"
 
-    arguments = [str(p) for p in (layer, function, event, photo)]
+    runtime = runtime_sdk(tmp_path / "runtime")
+    arguments = [str(p) for p in (layer, function, runtime, event, photo)]
     done = subprocess.run(
         [sys.executable, "-S", "-E", "-c", SMOKE, *arguments],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
@@ -183,7 +237,7 @@ def fake_layer(build, tmp_path: Path) -> tuple[Path, Path, Path, Callable[[], st
 
     def digest() -> str:
         return build.inputs_digest(
-            "arm64", "3.12", ["numpy==2.0"], ["numpy==2.0"], engine_dir=engine, build_script=script
+            "arm64", "3.13", ["numpy==2.0"], ["numpy==2.0"], engine_dir=engine, build_script=script
         )
 
     (build_dir / "layer-arm64.zip").write_bytes(b"PK zip")
@@ -200,7 +254,7 @@ def test_if_stale_rebuilds_only_for_a_change(tmp_path: Path):
 
     # Caches and tests do not go into the layer, so they do not make it stale; touching doesn't.
     (engine / "__pycache__").mkdir()
-    (engine / "__pycache__" / "engine.cpython-312.pyc").write_bytes(b"pyc")
+    (engine / "__pycache__" / "engine.cpython-313.pyc").write_bytes(b"pyc")
     (engine / "tests").mkdir()
     (engine / "tests" / "test_x.py").write_text("")
     os.utime(engine / "engine.py")
@@ -221,11 +275,16 @@ def test_if_stale_rebuilds_only_for_a_change(tmp_path: Path):
         build.record_inputs(build_dir, "arm64", digest())
 
     base = dict(engine_dir=engine, build_script=script)
-    pinned = build.inputs_digest("arm64", "3.12", ["numpy==2.0"], ["numpy==2.0"], **base)
+    pinned = build.inputs_digest("arm64", "3.13", ["numpy==2.0"], ["numpy==2.0"], **base)
     assert pinned == digest()
-    assert pinned != build.inputs_digest("x86_64", "3.12", ["numpy==2.0"], ["numpy==2.0"], **base)
-    assert pinned != build.inputs_digest("arm64", "3.12", ["numpy==2.1"], ["numpy==2.0"], **base)
-    assert pinned != build.inputs_digest("arm64", "3.12", ["numpy==2.0"], ["numpy==2.1"], **base)
+    assert pinned != build.inputs_digest("x86_64", "3.13", ["numpy==2.0"], ["numpy==2.0"], **base)
+    assert pinned != build.inputs_digest("arm64", "3.13", ["numpy==2.1"], ["numpy==2.0"], **base)
+    assert pinned != build.inputs_digest("arm64", "3.13", ["numpy==2.0"], ["numpy==2.1"], **base)
+    # bytecode compiled by the arm64 root's python makes another zip than sources only
+    compiled = "python3.13 3.13.5-2 (Debian trixie arm64)"
+    assert pinned != build.inputs_digest(
+        "arm64", "3.13", ["numpy==2.0"], ["numpy==2.0"], **base, bytecode=compiled
+    )
 
 
 def test_if_stale_rebuilds_a_missing_or_replaced_zip(tmp_path: Path):

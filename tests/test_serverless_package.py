@@ -67,13 +67,13 @@ def test_cfn_lint_passes(packaged: tuple[Path, dict]):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_functions_run_python312_on_arm64_with_the_layer(packaged: tuple[Path, dict]):
+def test_functions_run_python313_on_arm64_with_the_layer(packaged: tuple[Path, dict]):
     _, template = packaged
     functions = resources(template, "AWS::Lambda::Function")
     assert set(functions) == {"ApiLambdaFunction", "UploadLambdaFunction"}
     for fn in functions.values():
         props = fn["Properties"]
-        assert props["Runtime"] == "python3.12"
+        assert props["Runtime"] == "python3.13"
         assert props["Architectures"] == ["arm64"]
         assert props["Layers"] == [{"Ref": "AutocropLambdaLayer"}]
         env = props["Environment"]["Variables"]
@@ -87,7 +87,7 @@ def test_functions_run_python312_on_arm64_with_the_layer(packaged: tuple[Path, d
     )
 
     layer = template["Resources"]["AutocropLambdaLayer"]["Properties"]
-    assert layer["CompatibleRuntimes"] == ["python3.12"]
+    assert layer["CompatibleRuntimes"] == ["python3.13"]
     assert layer["CompatibleArchitectures"] == ["arm64"]
 
 
