@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import json
 import uuid
@@ -156,3 +157,26 @@ def test_the_cli_prints_the_same_signed_url(monkeypatch: pytest.MonkeyPatch, cap
     monkeypatch.delenv("AUTOCROP_URL_SIGNING_KEY")
     assert main(args) == 2
     assert main(["url", "x.jpg", "--ratio", "16:9", "--size", "100x100", "--signing-key-file", str(key_file)]) == 2
+
+
+def test_through_mangum_as_api_gateway_delivers_it(served: dict[str, Any]):
+    """API Gateway's HTTP API hands the Lambda the path percent-decoded (rawPath and
+    requestContext.http.path alike): the signature is checked over the one canonical
+    encoding, so the URL a client signed still verifies, and the image comes back base64."""
+    from functions.api import handler
+    from infra.local_stack import LocalContext
+
+    url = crop_url(served["key"], "16:9", (320, 180), SECRET, fmt="jpeg")
+    from urllib.parse import unquote
+
+    decoded = unquote(url)
+    assert " " in decoded  # "cat portrait.png", as API Gateway passes it on
+    event = copy.deepcopy(load_event("apigw_http_v2_healthz.json"))
+    event["rawPath"] = event["requestContext"]["http"]["path"] = decoded
+    event["routeKey"] = event["requestContext"]["routeKey"] = "GET /v1/crops/{proxy+}"
+    answer = handler(event, LocalContext())
+    assert answer["statusCode"] == 200, answer.get("body", "")[:300]
+    assert answer["isBase64Encoded"] and answer["headers"]["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(base64.b64decode(answer["body"]))).size == (320, 180)
+    event["rawPath"] = event["requestContext"]["http"]["path"] = decoded.replace("320x180", "640x360")
+    assert handler(event, LocalContext())["statusCode"] == 403
