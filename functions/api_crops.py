@@ -37,6 +37,11 @@ else:
 router = APIRouter()
 #: A crop URL names one photo version's crop at one size: it never changes, so caches keep it.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
+#: An answer from a fresh analysis (none stored yet, or stored for an older version of the
+#: photo) is cached briefly: the upload function's own analysis is about to replace it.
+FRESH_CACHE_CONTROL = "public, max-age=300"
+#: Lambda's synchronous response limit, which the base64-encoded image must fit (bytes).
+RESPONSE_LIMIT = 6 * 1024 * 1024 - 16 * 1024
 
 
 @lru_cache(maxsize=1)
@@ -47,7 +52,7 @@ def s3_client() -> S3Client:
 
 def signing_key(settings: Settings) -> bytes:
     """The URL signing key: given directly, or from SSM Parameter Store (cached)."""
-    direct = settings.url_signing_key.get_secret_value()
+    direct = settings.url_signing_key.get_secret_value().strip()  # as `autocrop url` reads it
     if direct:
         return direct.encode()
     if settings.url_signing_key_parameter:
@@ -55,7 +60,7 @@ def signing_key(settings: Settings) -> bytes:
 
         value = parameters.get_parameter(settings.url_signing_key_parameter, decrypt=True,
                                          max_age=settings.url_key_max_age)  # fmt: skip
-        return str(value).encode()
+        return str(value).strip().encode()
     raise ApiError(503, "crop_urls_not_configured",
                    "crop URLs need AUTOCROP_URL_SIGNING_KEY_PARAMETER (an SSM parameter) or AUTOCROP_URL_SIGNING_KEY")  # fmt: skip
 
@@ -129,8 +134,12 @@ def crop_from_url(sig: str, path: str, request: Request, settings: SettingsDep) 
     analysed = time.perf_counter()
     [out] = render_crops(data, [RenderRequest(box, wanted.size, wanted.fmt, settings.jpeg_quality)])
     done_at = time.perf_counter()
+    if (len(out.data) + 2) // 3 * 4 > RESPONSE_LIMIT:  # API Gateway carries it base64-encoded
+        raise ApiError(400, "too_large_for_a_url", f"this crop is {len(out.data)} bytes as {wanted.fmt}, over what a "
+                       "synchronous answer can carry: ask for jpg or webp, or a smaller size")  # fmt: skip
     ms = lambda a, b: f"{(b - a) * 1000:.1f}"  # noqa: E731
     headers |= {
+        "Cache-Control": CACHE_CONTROL if analysis == "stored" else FRESH_CACHE_CONTROL,
         "X-Autocrop-Analysis": analysis,
         "X-Autocrop-Box": ",".join(str(v) for v in box.to_list()),
         "X-Autocrop-Upscaled": "true" if out.upscaled else "false",

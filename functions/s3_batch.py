@@ -77,8 +77,8 @@ def task_result(task: S3BatchOperationTask, process: Callable[[SourceObject], di
         return _result(task, "TemporaryFailure" if temporary else "PermanentFailure", f"{code}: {e}")
     except (ConnectionError, HTTPClientError) as e:  # the network, not the photo
         return _result(task, "TemporaryFailure", f"{type(e).__name__}: {e}")
-    except BotoCoreError as e:
-        return _result(task, "PermanentFailure", f"{type(e).__name__}: {e}")
+    except BotoCoreError as e:  # a body read cut off, credentials not yet there: retry
+        return _result(task, "TemporaryFailure", f"{type(e).__name__}: {e}")
     status = outcome["status"]
     if status == "cropped":
         return _result(task, "Succeeded", f"cropped: {outcome['sidecar']}")

@@ -133,9 +133,9 @@ def check_size(size: int, settings: Settings) -> None:
         raise ImageTooLargeError(f"the object is {size} bytes; the limit is {settings.max_object_bytes} bytes")
 
 
-def get_upload(s3: S3Client, obj: SourceObject, settings: Settings) -> tuple[SourceObject, Any] | None:
-    """The upload's exact identity and its body (a stream, not yet read), or None when it
-    was deleted or replaced."""
+def get_upload(s3: S3Client, obj: SourceObject) -> tuple[SourceObject, Any, str] | None:
+    """The upload's exact identity, its body (a stream, not yet read) and its declared
+    content type, or None when it was deleted or replaced."""
     kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
     if obj.version_id:
         kwargs["VersionId"] = obj.version_id
@@ -157,14 +157,14 @@ def get_upload(s3: S3Client, obj: SourceObject, settings: Settings) -> tuple[Sou
         version_id=response.get("VersionId") or obj.version_id,
     )
     content_type = (response.get("ContentType") or "").split(";")[0].strip().lower()
-    try:
-        check_size(source.size or 0, settings)
-        if not (content_type.startswith("image/") or content_type in GENERIC_TYPES):
-            raise UnsupportedImageError(f"Content-Type {content_type!r} is not an image")
-    except AutocropError:
-        body.close()
-        raise
-    return source, body
+    return source, body, content_type
+
+
+def check_upload(source: SourceObject, content_type: str, settings: Settings) -> None:
+    """An upload too large, empty or declared as something other than a photo is refused."""
+    check_size(source.size or 0, settings)
+    if not (content_type.startswith("image/") or content_type in GENERIC_TYPES):
+        raise UnsupportedImageError(f"Content-Type {content_type!r} is not an image")
 
 
 def read_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:

@@ -29,7 +29,16 @@ from botocore.config import Config
 from functions.s3_batch import answer as batch_answer
 from functions.s3_batch import is_batch_operations
 from functions.s3_events import InvalidEventError, SourceObject, is_sqs_batch, objects_in, sqs_event
-from functions.s3_outputs import ERROR_RECORD, SIDECAR, Outputs, check_size, get_upload, is_own_output, output_base
+from functions.s3_outputs import (
+    ERROR_RECORD,
+    SIDECAR,
+    Outputs,
+    check_size,
+    check_upload,
+    get_upload,
+    is_own_output,
+    output_base,
+)
 from functions.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -79,15 +88,16 @@ def process_object(obj: SourceObject, settings: Settings, options: CropOptions, 
     try:
         if obj.size is not None:
             check_size(obj.size, settings)
-        got = get_upload(s3, obj, settings)
+        got = get_upload(s3, obj)
         if got is None:
             return {**outcome, "status": "skipped", "reason": "object gone or replaced"}
-        source, body = got
+        source, body, content_type = got
         with closing(body):
-            # An event without an ETag (a Batch Operations task) learns it from the GET:
-            # an upload already cropped is skipped before its bytes are read.
+            # An event without an ETag (a Batch Operations task) learns it from the GET: an
+            # upload already cropped, or already refused, is skipped before its bytes are read.
             if outputs.done_before(source):
                 return {**outcome, "status": "skipped", "reason": "already processed"}
+            check_upload(source, content_type, settings)
             data = body.read()
         started = time.perf_counter()
         written = outputs.write_crops(source, run_job(data, options, output_spec(settings)))

@@ -108,7 +108,7 @@ def create_job(s3control: Any, args: argparse.Namespace, bucket: str, prefix: st
             "S3JobManifestGenerator": {
                 "SourceBucket": f"arn:aws:s3:::{bucket}",
                 "EnableManifestOutput": False,
-                "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": [prefix]}} if prefix else {},
+                **({"Filter": {"KeyNameConstraint": {"MatchAnyPrefix": [prefix]}}} if prefix else {}),
             }
         },
         "Report": {
@@ -164,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                    if not getattr(args, n)]  # fmt: skip
         if missing:
             print(f"autocrop backfill: --create-job needs {', '.join(missing)}", file=sys.stderr)
+            return 2
+        if not parse_s3_url(args.report)[1].startswith("batch-reports"):
+            print("autocrop backfill: --report must be s3://<output bucket>/batch-reports/...: the only "
+                  "prefix serverless.yml's BatchOperationsRole may write", file=sys.stderr)  # fmt: skip
             return 2
         import boto3
 

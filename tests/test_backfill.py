@@ -81,6 +81,9 @@ def test_a_bad_source_or_missing_job_arguments_are_usage_errors(capsys: pytest.C
     assert "s3://BUCKET" in capsys.readouterr().err
     assert autocrop_main(["backfill", "s3://b/p", "--create-job", "--account-id", "1"]) == 2
     assert "--function-arn" in capsys.readouterr().err
+    job = ["s3://b/p", "--create-job", "--account-id", "1", "--function-arn", "f", "--role-arn", "r"]
+    assert autocrop_main(["backfill", *job, "--report", "s3://out/elsewhere/"]) == 2
+    assert "batch-reports" in capsys.readouterr().err  # the only prefix the role may write
 
 
 def test_create_job_asks_batch_operations_for_the_prefix_through_the_upload_function():
@@ -89,7 +92,7 @@ def test_create_job_asks_batch_operations_for_the_prefix_through_the_upload_func
     args = backfill.build_parser().parse_args([
         "s3://my-photos/2019/", "--create-job", "--account-id", "123456789012",
         "--function-arn", "arn:aws:lambda:us-east-1:123456789012:function:autocrop-dev-upload",
-        "--role-arn", "arn:aws:iam::123456789012:role/autocrop-dev-batch", "--report", "s3://my-crops/reports/",
+        "--role-arn", "arn:aws:iam::123456789012:role/autocrop-dev-batch", "--report", "s3://my-crops/batch-reports/",
         "--token", "t-1",
     ])  # fmt: skip
     expected = {
@@ -100,7 +103,7 @@ def test_create_job_asks_batch_operations_for_the_prefix_through_the_upload_func
             "SourceBucket": "arn:aws:s3:::my-photos", "EnableManifestOutput": False,
             "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": ["2019/"]}}}},
         "Report": {"Bucket": "arn:aws:s3:::my-crops", "Format": "Report_CSV_20180820", "Enabled": True,
-                   "Prefix": "reports", "ReportScope": "AllTasks"},
+                   "Prefix": "batch-reports", "ReportScope": "AllTasks"},
         "Priority": 10,
         "RoleArn": args.role_arn,
         "ClientRequestToken": "t-1",

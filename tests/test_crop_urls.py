@@ -53,6 +53,18 @@ def test_a_size_not_of_its_ratio_or_a_bad_ratio_is_refused(ratio: str, size: tup
         crop_url("a.jpg", ratio, size, SECRET)
 
 
+@pytest.mark.parametrize("key", ["a/../b.jpg", "./b.jpg", "a//b.jpg", "a/"])
+def test_keys_a_browser_would_rewrite_get_no_url(key: str):
+    with pytest.raises(InvalidOptionsError, match="segment"):
+        crop_url(key, "1:1", (10, 10), SECRET)
+
+
+def test_one_url_per_crop_no_zero_padded_sizes():
+    """Variants of a signed URL would be separate cache entries: the path has one spelling."""
+    with pytest.raises(InvalidOptionsError):
+        parse("a.jpg/1x1/0100x0100.jpg")
+
+
 @pytest.fixture
 def served(stack: Stack, s3: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A photo uploaded and cropped by the upload function; the API reading the same stack,
@@ -124,6 +136,8 @@ def test_a_signed_size_over_the_maximum_is_400_and_a_missing_photo_404(served: d
 def test_a_replaced_photo_or_a_new_ratio_is_analysed_afresh(served: dict[str, Any], stack: Stack, s3: Any):
     fresh_ratio = get(served, crop_url(served["key"], "3:2", (300, 200), SECRET))
     assert fresh_ratio.status_code == 200 and fresh_ratio.headers["x-autocrop-analysis"] == "fresh"
+    # cached briefly: the upload function's stored analysis is about to take over
+    assert fresh_ratio.headers["cache-control"] == "public, max-age=300"
     url = crop_url(served["key"], "16:9", (320, 180), SECRET)
     before = get(served, url)
     upload(s3, stack, served["key"], photo("astronaut.png"))  # replaced: its stored analysis is stale

@@ -113,3 +113,18 @@ def test_a_malformed_invocation_raises_an_invalid_event(stack: Stack, broken):
         event["tasks"] = None
     with pytest.raises(s3_trigger.InvalidEventError):
         s3_trigger.handler(event, LocalContext())
+
+
+def test_a_refused_upload_is_recorded_once_and_a_rerun_skips_it(stack: Stack, s3: Any):
+    """Refused on its declared type before any decode: the error record names the upload's
+    ETag (learnt from the GET), so the next backfill skips it instead of refusing it again."""
+    etag = upload(s3, stack, "old/notes.txt", b"just some text", "text/plain")
+    first = run(batch_event(stack, "old/notes.txt"))
+    assert first["resultCode"] == "PermanentFailure" and first["resultString"].startswith("unsupported_image")
+    key = f"{stack.output_prefix}/old/notes.txt/error.json"
+    record = json.loads(s3.get_object(Bucket=stack.output_bucket, Key=key)["Body"].read())
+    assert record["source"]["etag"] == etag
+    written = s3.head_object(Bucket=stack.output_bucket, Key=key)["LastModified"]
+    again = run(batch_event(stack, "old/notes.txt"))
+    assert (again["resultCode"], again["resultString"]) == ("Succeeded", "skipped: already processed")
+    assert s3.head_object(Bucket=stack.output_bucket, Key=key)["LastModified"] == written

@@ -136,8 +136,7 @@ EXPECTED_STATEMENTS: dict[str, list[dict[str, Any]]] = {
         {"Effect": "Allow", "Action": ["s3:ListBucket"],
          "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::autocrop-dev-input"}},
         {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": {"Fn::Sub": "${OutputBucket.Arn}/crops/*"}},
-        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": {"Fn::GetAtt": ["OutputBucket", "Arn"]},
-         "Condition": {"StringLike": {"s3:prefix": "crops/*"}}},
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": {"Fn::GetAtt": ["OutputBucket", "Arn"]}},
         {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": {"Fn::Sub":
          "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/autocrop/dev/url-signing-key"}},
     ],
@@ -160,9 +159,8 @@ EXPECTED_STATEMENTS: dict[str, list[dict[str, Any]]] = {
         # crops, sidecar, error record: write, read back (redelivery), delete (stale error)
         {"Effect": "Allow", "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
          "Resource": {"Fn::Sub": "${OutputBucket.Arn}/crops/*"}},
-        # so a missing sidecar reads as 404, listing only under the prefix
-        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": {"Fn::GetAtt": ["OutputBucket", "Arn"]},
-         "Condition": {"StringLike": {"s3:prefix": "crops/*"}}},
+        # so a missing sidecar reads as 404 (S3's check carries no s3:prefix: no condition)
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": {"Fn::GetAtt": ["OutputBucket", "Arn"]}},
         # the failure destination
         {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": {"Fn::GetAtt": ["FailureQueue", "Arn"]}},
     ],

@@ -28,7 +28,7 @@ from .render import output_format
 ROUTE = "/v1/crops"
 #: A URL's size must be of its ratio within this (relative) tolerance.
 RATIO_TOLERANCE = 0.01
-_TAIL = re.compile(r"^(?P<key>.+)/(?P<ratio>\d+(?:\.\d+)?x\d+(?:\.\d+)?)/(?P<w>\d{1,5})x(?P<h>\d{1,5})\.(?P<ext>jpg|webp|png)$")
+_TAIL = re.compile(r"^(?P<key>.+)/(?P<ratio>\d+(?:\.\d+)?x\d+(?:\.\d+)?)/(?P<w>[1-9]\d{0,4})x(?P<h>[1-9]\d{0,4})\.(?P<ext>jpg|webp|png)$")
 _MEDIA_EXT = {v: k for k, v in EXTENSIONS.items()}  # "jpg" -> "JPEG"
 
 
@@ -62,6 +62,10 @@ def verify(sig: str, path: str, secret: bytes) -> bool:
 def crop_url(key: str, ratio: str, size: tuple[int, int], secret: bytes, fmt: str = "jpeg", base_url: str = "") -> str:
     """The signed URL of the crop of `ratio` of photo `key` at `size` (checked as the API checks it)."""
     request = CropUrl(key, ratio, size, output_format(fmt).lower())
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        # Browsers and proxies collapse dot segments (%2E too) and empty ones: such a URL
+        # would never arrive as signed.
+        raise InvalidOptionsError(f"key {key!r} has an empty, '.' or '..' segment: no crop URL can name it")
     check(request)
     path = request.path()
     return f"{base_url.rstrip('/')}{ROUTE}/{signature(path, secret)}/{path}"
