@@ -12,27 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import time
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import boto3
 from autocrop import Box, CropOptions, RenderRequest, render_crops
 from autocrop.errors import InvalidOptionsError
 from autocrop.job import OutputSpec, run_job
 from autocrop.urls import ROUTE, CropUrl, check, parse, verify
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from functions.api_models import ApiError, SettingsDep
-from functions.s3_outputs import SIDECAR, output_base, read_json
+from functions.s3_outputs import SIDECAR, output_base, read_json, s3_client
 from functions.settings import Settings
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-else:
-    S3Client = Any
 
 router = APIRouter()
 #: A crop URL names one photo version's crop at one size: it never changes, so caches keep it.
@@ -42,12 +34,6 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 FRESH_CACHE_CONTROL = "public, max-age=300"
 #: Lambda's synchronous response limit, which the base64-encoded image must fit (bytes).
 RESPONSE_LIMIT = 6 * 1024 * 1024 - 16 * 1024
-
-
-@lru_cache(maxsize=1)
-def s3_client() -> S3Client:
-    """The API's S3 client (reads photos and their stored analysis)."""
-    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 3}))
 
 
 def signing_key(settings: Settings) -> bytes:

@@ -13,12 +13,15 @@ already names is skipped, so a redelivered event does nothing twice.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from autocrop.errors import AutocropError, ImageTooLargeError, UnsupportedImageError
 from autocrop.job import JobResult, crop_file_name
+import boto3
 from aws_lambda_powertools import Logger
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from functions.s3_events import SourceObject, bare_etag
@@ -35,6 +38,12 @@ SIDECAR = "crops.json"
 ERROR_RECORD = "error.json"
 #: Declared types that are certainly not photos; anything else is left to the decoder.
 GENERIC_TYPES = ("", "application/octet-stream", "binary/octet-stream")
+
+
+@lru_cache(maxsize=1)
+def s3_client() -> S3Client:
+    """The process-wide S3 client of either function (AWS_ENDPOINT_URL points it at a local stack)."""
+    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 3}))
 
 
 def output_base(key: str, prefix: str) -> str:

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import time
 from contextlib import closing
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from autocrop import CropOptions
 from autocrop.errors import AutocropError, InvalidOptionsError
 from autocrop.job import OutputSpec, run_job
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes import SQSRecord
-from botocore.config import Config
 
 from functions.s3_batch import answer as batch_answer
 from functions.s3_batch import is_batch_operations
@@ -38,6 +35,7 @@ from functions.s3_outputs import (
     get_upload,
     is_own_output,
     output_base,
+    s3_client,
 )
 from functions.settings import Settings, get_settings
 
@@ -48,12 +46,6 @@ else:
     LambdaContext = S3Client = Any
 
 logger = Logger(service="autocrop")
-
-
-@lru_cache(maxsize=1)
-def s3_client() -> S3Client:
-    """The process-wide S3 client (AWS_ENDPOINT_URL points it at a local stack)."""
-    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 3}))
 
 
 def output_spec(settings: Settings) -> OutputSpec:

@@ -32,10 +32,8 @@ from .batch import (  # noqa: F401  (SAMPLE_PHOTOS, load_models_quietly: part of
 )
 from .errors import InvalidOptionsError
 from .job import OutputSpec, crop_file_name, run_job
-from .options import DEFAULT_RATIOS, CropOptions, parse_ratio, parse_size
+from .options import DEFAULT_RATIOS, CropOptions, parse_size, size_is_of_ratio
 
-#: A --size whose ratio is this close to --ratio counts as the same ratio.
-RATIO_TOLERANCE = 0.01
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
@@ -77,10 +75,9 @@ def _options_from_args(args: argparse.Namespace) -> tuple[CropOptions, tuple[int
     named = [r.strip() for arg in args.ratio or () for r in arg.split(",") if r.strip()]
     ratios = tuple(dict.fromkeys(named)) or None
     if size is not None:
-        size_ratio = size[0] / size[1]
         if ratios is None:
             ratios = (f"{size[0]}:{size[1]}",)
-        elif len(ratios) != 1 or abs(parse_ratio(ratios[0]) / size_ratio - 1) > RATIO_TOLERANCE:
+        elif len(ratios) != 1 or not size_is_of_ratio(size, ratios[0]):
             raise InvalidOptionsError(f"--size {args.size} needs exactly one --ratio of the same shape")
     focal = None
     if args.focal_point:

@@ -50,6 +50,15 @@ def parse_ratio(text: str) -> float:
     return value
 
 
+#: A size whose W / H is this close (relatively) to a ratio is of that ratio.
+RATIO_TOLERANCE = 0.01
+
+
+def size_is_of_ratio(size: tuple[int, int], ratio: str) -> bool:
+    """Whether a 'WxH' size has the shape of the 'W:H' ratio (within RATIO_TOLERANCE)."""
+    return abs((size[0] / size[1]) / parse_ratio(ratio) - 1) <= RATIO_TOLERANCE
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """'WxH' -> (W, H) positive integers ('1080x1350')."""
     parts = text.strip().lower().split("x")
@@ -248,4 +257,5 @@ __all__ = [
     "CropOptions",
     "parse_ratio",
     "parse_size",
+    "size_is_of_ratio",
 ]

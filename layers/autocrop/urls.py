@@ -21,13 +21,11 @@ from urllib.parse import quote, unquote
 
 from .errors import InvalidOptionsError
 from .job import EXTENSIONS, ratio_slug
-from .options import parse_ratio, parse_size
+from .options import parse_size, size_is_of_ratio
 from .render import output_format
 
 #: Route prefix of crop URLs on the API.
 ROUTE = "/v1/crops"
-#: A URL's size must be of its ratio within this (relative) tolerance.
-RATIO_TOLERANCE = 0.01
 _TAIL = re.compile(r"^(?P<key>.+)/(?P<ratio>\d+(?:\.\d+)?x\d+(?:\.\d+)?)/(?P<w>[1-9]\d{0,4})x(?P<h>[1-9]\d{0,4})\.(?P<ext>jpg|webp|png)$")
 _MEDIA_EXT = {v: k for k, v in EXTENSIONS.items()}  # "jpg" -> "JPEG"
 
@@ -91,9 +89,8 @@ def parse(path: str, decoded: bool = False) -> CropUrl:
 
 def check(request: CropUrl, max_side: int | None = None) -> None:
     """A valid ratio, a positive size of that ratio, and (with `max_side`) not too large."""
-    value = parse_ratio(request.ratio)
     w, h = parse_size(f"{request.size[0]}x{request.size[1]}")
-    if abs((w / h) / value - 1) > RATIO_TOLERANCE:
+    if not size_is_of_ratio((w, h), request.ratio):  # (parse_ratio inside refuses a bad ratio)
         raise InvalidOptionsError(f"size {w}x{h} is not of ratio {request.ratio}")
     if max_side is not None and max(w, h) > max_side:
         raise InvalidOptionsError(f"size {w}x{h} is over this service's maximum side of {max_side} pixels")
