@@ -5,8 +5,9 @@
 For each recipe (float32, float16, full int8 with representative training photos) it
 reports parity (CC between the float Keras map and the TFLite map on every validation
 photo, at full photo size, as the runtime produces it), model size and LiteRT latency on one
-thread. The default is the fastest recipe whose mean parity is >= 0.99 and whose file is at
-most 8 MB (ties: the smaller file). The chosen file goes to layers/autocrop/models/saliency.tflite with saliency.json.
+thread. The chosen recipe is the fastest float one (float32/float16: the same map on x86_64
+and arm64, which int8 is not) within the 10 ms budget, else the fastest of any, always among
+those whose mean parity is >= 0.99 and whose file is at most 8 MB (ties: the smaller file). The chosen file goes to layers/autocrop/models/saliency.tflite with saliency.json.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ log = logging.getLogger("model_export.saliency")
 PARITY_BAR = 0.99
 #: Largest model file we ship (the layer budget and cold starts both pay for bytes).
 MAX_MODEL_BYTES = 8_000_000
+#: Saliency inference budget on one thread at the shipped input size (issue 10), ms.
+LATENCY_BUDGET_MS = 10.0
+#: Recipes whose arithmetic is float: their maps do not depend on the CPU. int8 kernels round
+#: differently on Arm than on x86_64 (measured by infra.arm64_check: up to 7-8 quantisation
+#: steps on ~14% of the map's cells, enough to move near-tied crops by a grid step), and the
+#: functions run on arm64 while users' laptops and CI run x86_64: one photo must get one crop.
+CPU_INDEPENDENT = ("float32", "float16")
 #: The encoder layer whose output is shipped as `features` (stride 16, 96 channels).
 FEATURES_LAYER = "features.13.add"
 
@@ -118,6 +126,23 @@ def commands(run_dir: Path, train_cfg: dict, selection: dict | None) -> list[str
                   "python -m training.ceiling --split-half-only"]
 
 
+def choose_recipe(variants: dict[str, dict]) -> tuple[str, str]:
+    """(recipe, the rule in words): the fastest float recipe within the latency budget, else the
+    fastest of any; always among recipes with mean parity >= PARITY_BAR and size <= the cap."""
+    eligible = [n for n, v in variants.items()
+                if v["parity_cc_mean"] >= PARITY_BAR and v["size_bytes"] <= MAX_MODEL_BYTES]
+    if not eligible:
+        raise RuntimeError(f"no recipe reached parity {PARITY_BAR}: {variants}")
+    stable = [n for n in eligible if n in CPU_INDEPENDENT
+              and variants[n]["latency_ms_1thread"]["median"] <= LATENCY_BUDGET_MS]
+    chosen = min(stable or eligible, key=lambda n: (variants[n]["latency_ms_1thread"]["median"],
+                                                    variants[n]["size_bytes"]))
+    return chosen, (f"among recipes with mean parity >= {PARITY_BAR} and size <= "
+                    f"{MAX_MODEL_BYTES / 1e6:.0f} MB: the fastest median LiteRT latency (1 thread) of "
+                    f"the float recipes ({', '.join(CPU_INDEPENDENT)}: the same map on x86_64 and arm64) "
+                    f"within {LATENCY_BUDGET_MS:g} ms, else the fastest of any; ties go to the smaller file")
+
+
 def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
            recipes: tuple[str, ...] = ("float32", "float16", "int8"), val_limit: int | None = None,
            ship: bool = True, selection: dict | None = None) -> dict:
@@ -169,16 +194,8 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
         }
         log.info("%s: %s", name, variants[name])
 
-    eligible = [n for n, v in variants.items()
-                if v["parity_cc_mean"] >= PARITY_BAR and v["size_bytes"] <= MAX_MODEL_BYTES]
-    if not eligible:
-        raise RuntimeError(f"no recipe reached parity {PARITY_BAR}: {variants}")
-    chosen = min(eligible, key=lambda n: (variants[n]["latency_ms_1thread"]["median"],
-                                          variants[n]["size_bytes"]))
-    report = {"variants": variants, "chosen": chosen,
-              "rule": f"fastest median LiteRT latency (1 thread) among recipes with mean parity "
-                      f">= {PARITY_BAR} and size <= {MAX_MODEL_BYTES / 1e6:.0f} MB; ties go to the "
-                      "smaller file"}
+    chosen, rule = choose_recipe(variants)
+    report = {"variants": variants, "chosen": chosen, "rule": rule}
     if not ship:
         return report
 

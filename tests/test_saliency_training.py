@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from autocrop.preprocess import letterbox
 from training.backbone import DEFAULT_WEIGHTS, load_torchvision_weights
 from training.datasets import DEFAULT_DATA_ROOT, load_saliency_sets
 from training.saliency_model import inference_net, learned_prior_maps
@@ -82,3 +83,17 @@ def test_training_cli_saves_a_loadable_run(tmp_path):
     assert len(shipped.inputs) == 1
     other = np.asarray(shipped(image))
     assert other.shape == (1, 64, 64, 1)
+    # Leave-one-dataset-out prior selection scores a fine-tuned run on whole photos: its
+    # content logits plus the run-time prior map are what the image-only net outputs.
+    from training.prior_select import candidate_scores, full_net_logits, is_full_run
+
+    assert is_full_run(out)
+    records = load_saliency_sets(DEFAULT_DATA_ROOT, ("eyecrowd",))["eyecrowd"][1][:2]
+    z = full_net_logits(model, records)
+    canvas = np.stack([letterbox(r.load_rgb())[0] for r in records])
+    direct = np.asarray(shipped(canvas))[..., 0]
+    np.testing.assert_allclose(1 / (1 + np.exp(-(z + maps.mean(axis=0)))), direct, atol=1e-4)
+    scores = candidate_scores(out, DEFAULT_DATA_ROOT, "eyecrowd", "val", None, exponents=(0.0, 1.0),
+                              kinds=("learned", "flat"), face_weights=(0.0,), limit=2)
+    assert sorted(scores) == ["flat^0+faces*0", "flat^1+faces*0", "learned^0+faces*0", "learned^1+faces*0"]
+    assert all(len(v) == 2 and all(-1 <= c <= 1 for c in v) for v in scores.values())

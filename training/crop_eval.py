@@ -337,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="engine option override, e.g. --set min_scale=0.8")
     parser.add_argument("--json", type=Path, help="also write the summaries (and rows) here")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a candidate saliency model (with its card beside it) in place of the shipped one")
     parser.add_argument("--crossfit", type=Path, nargs="+", metavar="MODEL",
                         help="with --split train: the engine sees each photo through the fold model "
                              "that never saw it (fold k's .tflite, k = 0..N-1)")
@@ -351,6 +353,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     faces = load_eyecrowd_faces(Path(args.data) / "saliency" / "eyecrowd") if "eyecrowd" in args.sets else {}
     available = croppers(options)
     available["labelled-faces-engine"] = labelled_faces_cropper(options, faces)
+    if args.model:
+        from autocrop.saliency import LiteRTSaliency
+
+        candidate = LiteRTSaliency(args.model, num_threads=1)
+        available["engine"] = _engine_with(options, lambda record: candidate, None)
+        available["labelled-faces-engine"] = _engine_with(options, lambda record: candidate, faces)
     if args.crossfit:
         available["engine"] = crossfit_cropper(options, args.crossfit, args.data)
         available["labelled-faces-engine"] = crossfit_cropper(options, args.crossfit, args.data, faces)
@@ -367,7 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from autocrop.faces import load_face_detector
         from autocrop.saliency import load_saliency
 
-        models = {"saliency": load_saliency().name, "faces": load_face_detector().name}
+        models = {"saliency": str(args.model) if args.model else load_saliency().name,
+                  "faces": load_face_detector().name}
     print(f"{args.split} images: {len(records)} ({', '.join(args.sets)}); engine models: {models}")
     print(format_table(summaries))
     if args.json:

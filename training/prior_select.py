@@ -32,7 +32,7 @@ from autocrop.saliency import RuntimePrior, face_map
 from .datasets import DEFAULT_DATA_ROOT
 from .fixations import density_map
 from .metrics import cc
-from .saliency_frozen import TapSet, content_logits, load_readout, load_taps, records_for, run_config
+from .saliency_frozen import content_logits, load_readout, load_taps, records_for, run_config
 from .saliency_model import learned_prior_maps
 
 #: Centre-Gaussian exponents tried (0 = none; 1 = EVALUATION.md's centre-bias map itself).
@@ -63,13 +63,50 @@ def parse_candidate(name: str) -> dict:
     return {"prior": kind, "centre_exponent": float(k), "face_weight": float(alpha)}
 
 
-def candidate_scores(run_dir: Path, part: TapSet, data_root: Path, which: str,
+def is_full_run(run_dir: Path) -> bool:
+    """A fine-tuned run of `training.saliency` (its whole net saved), not a frozen readout."""
+    return (Path(run_dir) / "saliency.weights.h5").exists()
+
+
+def full_net_logits(model, records: Sequence, batch: int = 16) -> np.ndarray:
+    """(photos, S/4, S/4) content logits (before any prior) of a fine-tuned net on the photos."""
+    import keras
+
+    from autocrop.preprocess import letterbox
+
+    head = keras.Model(model.inputs, model.get_layer("head").output)
+    outs = []
+    for s in range(0, len(records), batch):
+        x = {"image": np.stack([letterbox(r.load_rgb())[0] for r in records[s : s + batch]])}
+        if len(head.inputs) > 1:
+            x["dataset"] = np.zeros((len(x["image"]), head.inputs[-1].shape[-1]), np.float32)
+        outs.append(np.asarray(head.predict(x, verbose=0))[..., 0])
+    return np.concatenate(outs)
+
+
+def run_logits(run_dir: Path, data_root: Path, dataset: str, which: str, cache: Path | None,
+               limit: int | None = None):
+    """(content logits, records, the run's net) of one run on one set-part, frozen or fine-tuned
+    (`limit`: the first photos only, fine-tuned runs)."""
+    if is_full_run(run_dir):
+        from .datasets import load_saliency_sets
+        from .saliency import load_trained
+
+        split = load_saliency_sets(data_root, (dataset,))[dataset]
+        records = (split[0] if which == "train" else split[1])[:limit]
+        model = load_trained(run_dir)
+        return full_net_logits(model, records), records, model
+    model = load_readout(run_dir)
+    part = load_taps(cache, dataset, which, run_config(run_dir).net)
+    return content_logits(model, part), records_for(data_root, part, which), model
+
+
+def candidate_scores(run_dir: Path, data_root: Path, dataset: str, which: str, cache: Path | None,
                      exponents: Sequence[float] = EXPONENTS, kinds: Sequence[str] = PRIOR_MAPS,
-                     face_weights: Sequence[float] = FACE_WEIGHTS) -> dict[str, list[float]]:
-    """{candidate: per-photo CC} of one run on one cached set-part, for every candidate."""
-    logits = content_logits(load_readout(run_dir), part)
-    records = records_for(data_root, part, which)
-    maps = {kind: prior_map(run_dir, kind) for kind in kinds}
+                     face_weights: Sequence[float] = FACE_WEIGHTS, limit: int | None = None) -> dict[str, list[float]]:
+    """{candidate: per-photo CC} of one run on one set-part, for every candidate."""
+    logits, records, model = run_logits(run_dir, data_root, dataset, which, cache, limit)
+    maps = {kind: prior_map(run_dir, kind, model) for kind in kinds}
     detector, options = load_face_detector(), CropOptions()
     out: dict[str, list[float]] = {}
     for record, z in zip(records, logits, strict=True):
@@ -89,13 +126,16 @@ def candidate_scores(run_dir: Path, part: TapSet, data_root: Path, which: str,
     return out
 
 
+def _trained_sets(run_dir: Path) -> tuple[str, ...]:
+    return tuple(json.loads((Path(run_dir) / "config.json").read_text())["sets"])
+
+
 def lodo_table(osie_run: Path, eyecrowd_run: Path, cache: Path, data_root: Path) -> dict[str, dict[str, float]]:
     """{candidate: {'osie->eyecrowd', 'eyecrowd->osie', 'mean'}} on the held-out set's training photos."""
     cols = {}
     for run, target in ((osie_run, "eyecrowd"), (eyecrowd_run, "osie")):
-        part = load_taps(cache, target, "train", run_config(run).net)
-        name = f"{run_config(run).sets[0]}->{target}"
-        cols[name] = {c: float(np.mean(v)) for c, v in candidate_scores(run, part, data_root, "train").items()}
+        name = f"{_trained_sets(run)[0]}->{target}"
+        cols[name] = {c: float(np.mean(v)) for c, v in candidate_scores(run, data_root, target, "train", cache).items()}
     table = {}
     for c in next(iter(cols.values())):
         row = {name: col[c] for name, col in cols.items()}
@@ -111,11 +151,9 @@ def choose(table: dict[str, dict[str, float]]) -> dict:
 
 def report(run_dir: Path, cache: Path, data_root: Path, chosen: dict) -> dict[str, float]:
     """Mean CC of a run with one run-time prior on each in-domain val set and the MIT1003 sample."""
-    net = run_config(run_dir).net
     out = {}
     for name in ("osie", "eyecrowd", "mit1003"):
-        part = load_taps(cache, name, "val", net)
-        scores = candidate_scores(run_dir, part, data_root, "val", (chosen["centre_exponent"],),
+        scores = candidate_scores(run_dir, data_root, name, "val", cache, (chosen["centre_exponent"],),
                                   (chosen["prior"],), (chosen["face_weight"],))
         out[name] = float(np.mean(next(iter(scores.values()))))
     return out

@@ -1,0 +1,35 @@
+"""The saliency export's recipe rule (model_export.saliency.choose_recipe) on hand-made figures."""
+
+import pytest
+
+from model_export.saliency import LATENCY_BUDGET_MS, choose_recipe
+
+
+def variant(parity: float, size: int, ms: float) -> dict:
+    return {"parity_cc_mean": parity, "size_bytes": size, "latency_ms_1thread": {"median": ms}}
+
+
+def test_float_recipe_within_budget_beats_faster_int8():
+    # int8 is faster, but its map depends on the CPU (x86_64 vs arm64): float16 ships.
+    chosen, rule = choose_recipe({"float32": variant(1.0, 8_300_000, 9.5),
+                                  "float16": variant(1.0, 4_200_000, 5.4),
+                                  "int8": variant(0.997, 2_600_000, 2.9)})
+    assert chosen == "float16"
+    assert "arm64" in rule
+
+
+def test_int8_when_no_float_recipe_fits_the_budget():
+    slow = LATENCY_BUDGET_MS + 1
+    chosen, _ = choose_recipe({"float32": variant(1.0, 7_000_000, slow + 3),
+                               "float16": variant(1.0, 4_000_000, slow),
+                               "int8": variant(0.995, 2_000_000, 3.0)})
+    assert chosen == "int8"
+
+
+def test_parity_and_size_still_bar():
+    chosen, _ = choose_recipe({"float32": variant(1.0, 9_000_000, 4.0),  # over 8 MB
+                               "float16": variant(0.98, 4_000_000, 4.5),  # parity too low
+                               "int8": variant(0.995, 2_000_000, 3.0)})
+    assert chosen == "int8"
+    with pytest.raises(RuntimeError):
+        choose_recipe({"int8": variant(0.9, 2_000_000, 3.0)})
