@@ -2,30 +2,51 @@
 signed URL that a CDN caches for good (`autocrop.urls` says how URLs are made and signed).
 
 The crop's box comes from the analysis the upload function already stored (crops.json)
-while that analysis is of the photo as it is now (same ETag): no saliency or face pass, only
-a decode and a resize. A photo with no stored analysis, or one replaced since (another ETag),
-or a ratio it was not cropped to, is analysed here for that ratio (`X-Autocrop-Analysis:
-fresh`). `Server-Timing` says where the time went.
+while that analysis is of the photo as it is now (same ETag, from a HEAD of the photo): no
+saliency or face pass, only a decode and a resize, of the photo's master (`autocrop.master`,
+a 2560 px JPEG stored beside crops.json) when it has the pixels for the size, else of the
+original (`X-Autocrop-Source: master|original`). A photo with no stored analysis, or one
+replaced since (another ETag), or a ratio it was not cropped to, is analysed here for that
+ratio from the original (`X-Autocrop-Analysis: fresh`). `Server-Timing` says where the time
+went.
+
+The photo's HEAD, crops.json and the master go out at once (their keys are known from the
+URL): on S3 each read waits a round trip, so the answer waits for one instead of three. The
+master's read is wasted where it cannot serve (no current analysis, a size it lacks pixels
+for); a 304 or 413 answers without waiting for it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from autocrop import Box, CropOptions, RenderRequest, render_crops
-from autocrop.errors import InvalidOptionsError
+from autocrop.errors import AutocropError, InvalidOptionsError
 from autocrop.job import OutputSpec, run_job
+from autocrop.master import Master
 from autocrop.urls import ROUTE, CropUrl, check, parse, verify
 from botocore.exceptions import ClientError
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from functions.api_models import ApiError, SettingsDep
-from functions.s3_outputs import SIDECAR, output_base, read_json, s3_client
+from functions.s3_events import bare_etag
+from functions.s3_outputs import MASTER, SIDECAR, output_base, read_json, s3_client
 from functions.settings import Settings
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+else:
+    S3Client = Any
+
+logger = logging.getLogger(__name__)
 router = APIRouter()
 #: A crop URL names one photo version's crop at one size: it never changes, so caches keep it.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -77,6 +98,100 @@ def stored_box(sidecar: dict[str, Any] | None, etag: str, ratio: str) -> Box | N
     return None
 
 
+@lru_cache(maxsize=1)
+def read_pool() -> ThreadPoolExecutor:
+    """Threads for a crop URL's S3 reads, which wait on the network (boto3 clients are thread-safe)."""
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="crop-url-read")
+
+
+@contextmanager
+def missing_photo_is_404(key: str) -> Iterator[None]:
+    """S3's answer for a missing photo (NoSuchKey; a HEAD's bare 404) as the API's 404."""
+    try:
+        yield
+    except ClientError as e:
+        if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            raise ApiError(404, "no_such_photo", f"no photo {key!r} in the input bucket") from e
+        raise
+
+
+def photo_head(s3: S3Client, settings: Settings, key: str) -> dict[str, Any]:
+    """The photo's HEAD (its ETag and size, no bytes)."""
+    with missing_photo_is_404(key):
+        return dict(s3.head_object(Bucket=settings.input_bucket, Key=key))
+
+
+def photo_bytes(s3: S3Client, settings: Settings, key: str) -> tuple[bytes, str]:
+    """The photo's bytes and the ETag of the version read."""
+    with missing_photo_is_404(key):
+        photo = s3.get_object(Bucket=settings.input_bucket, Key=key)
+    with closing(photo["Body"]) as body:
+        check_length(dict(photo), settings)
+        return body.read(), str(bare_etag(photo.get("ETag")))
+
+
+def master_bytes(s3: S3Client, bucket: str, key: str) -> tuple[dict[str, str], bytes] | None:
+    """A master's metadata and bytes, or None when there is none."""
+    try:
+        got = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as e:
+        if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return None
+        raise
+    with closing(got["Body"]) as body:
+        return dict(got.get("Metadata") or {}), body.read()
+
+
+def check_length(response: dict[str, Any], settings: Settings) -> None:
+    """413 for a photo over the size the service reads."""
+    if int(response.get("ContentLength") or 0) > settings.max_object_bytes:
+        raise ApiError(413, "image_too_large", f"the photo is over {settings.max_object_bytes} bytes")
+
+
+def crop_tag(etag: str, wanted: CropUrl) -> str:
+    """The answer's ETag: the photo version's and the URL's."""
+    return '"' + hashlib.sha256(f"{etag}\n{wanted.path()}".encode()).hexdigest()[:32] + '"'
+
+
+def stored_master(sidecar: dict[str, Any] | None, key: str) -> Master | None:
+    """The master crops.json records under `key` (where the upload function writes it)."""
+    sidecar = sidecar or {}
+    record = sidecar.get("master")
+    if not isinstance(record, dict) or record.get("key") != key:
+        return None
+    return Master.from_dict(record, (sidecar.get("width"), sidecar.get("height")))
+
+
+def master_source(read: Future[tuple[dict[str, str], bytes] | None] | None, sidecar: dict[str, Any] | None, key: str,
+                  box: Box, etag: str, size: tuple[int, int]) -> tuple[bytes, Box] | None:  # fmt: skip
+    """The master's bytes and `box` in its pixels, or None where the original must serve: no
+    master recorded, too few pixels for the size, gone, or written for another photo version."""
+    master = stored_master(sidecar, key)
+    if read is None or master is None or not master.serves(box, size):
+        return None
+    got = read.result()
+    if got is None:
+        logger.warning("crop URL: the recorded master is gone, rendering from the original", extra={"key": key})
+        return None
+    metadata, data = got
+    if metadata.get("source-etag") != etag:  # a newer upload's, its crops.json not yet written
+        return None
+    return data, master.box_in(box)
+
+
+class Laps:
+    """Milliseconds per stage for Server-Timing; a stage may be timed in several laps."""
+
+    def __init__(self) -> None:
+        self.last, self.ms = time.perf_counter(), {"fetch": 0.0, "analysis": 0.0, "render": 0.0}
+
+    def lap(self, stage: str) -> None:
+        """Count the time since the last lap towards `stage`."""
+        now = time.perf_counter()
+        self.ms[stage] += (now - self.last) * 1000
+        self.last = now
+
+
 @router.get(
     ROUTE + "/{sig}/{path:path}",
     tags=["crop"],
@@ -90,46 +205,57 @@ def stored_box(sidecar: dict[str, Any] | None, etag: str, ratio: str) -> Box | N
     },
 )
 def crop_from_url(sig: str, path: str, request: Request, settings: SettingsDep) -> Response:
-    """The crop of a stored photo at the URL's size (from its stored analysis when current)."""
-    started = time.perf_counter()
+    """The crop of a stored photo at the URL's size (from its stored analysis when current,
+    and then from its master when that has the pixels)."""
+    laps = Laps()
     wanted = checked_request(sig, path, signing_key(settings), settings)
-    s3 = s3_client()
-    try:
-        photo = s3.get_object(Bucket=settings.input_bucket, Key=wanted.key)
-    except ClientError as e:
-        if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
-            raise ApiError(404, "no_such_photo", f"no photo {wanted.key!r} in the input bucket") from e
-        raise
-    etag = str(photo.get("ETag", "")).strip('"')
-    tag = '"' + hashlib.sha256(f"{etag}\n{wanted.path()}".encode()).hexdigest()[:32] + '"'
-    headers = {"Cache-Control": CACHE_CONTROL, "ETag": tag}
-    if tag in request.headers.get("if-none-match", ""):
-        photo["Body"].close()
+    s3, pool = s3_client(), read_pool()
+    base = output_base(wanted.key, settings.normalised_prefix)
+    master_key = f"{base}/{MASTER}"
+    stored = pool.submit(read_json, s3, settings.output_bucket, f"{base}/{SIDECAR}")
+    master = pool.submit(master_bytes, s3, settings.output_bucket, master_key) if settings.url_master else None
+    photo = photo_head(s3, settings, wanted.key)
+    etag = str(bare_etag(photo.get("ETag")))
+    headers = {"Cache-Control": CACHE_CONTROL, "ETag": crop_tag(etag, wanted)}
+    if headers["ETag"] in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    if int(photo.get("ContentLength") or 0) > settings.max_object_bytes:
-        photo["Body"].close()
-        raise ApiError(413, "image_too_large", f"the photo is over {settings.max_object_bytes} bytes")
-    data = photo["Body"].read()
-    fetched = time.perf_counter()
-
-    sidecar = read_json(s3, settings.output_bucket, f"{output_base(wanted.key, settings.normalised_prefix)}/{SIDECAR}")
-    box, analysis = stored_box(sidecar, etag, wanted.ratio), "stored"
-    if box is None:
-        done = run_job(data, CropOptions.from_ratios([wanted.ratio]), OutputSpec(render=False))
-        box, analysis = done.result.crops[0].box, "fresh"
-    analysed = time.perf_counter()
-    [out] = render_crops(data, [RenderRequest(box, wanted.size, wanted.fmt, settings.jpeg_quality)])
-    done_at = time.perf_counter()
+    check_length(photo, settings)
+    sidecar = stored.result()
+    laps.lap("fetch")
+    box, analysis, source, out = stored_box(sidecar, etag, wanted.ratio), "stored", "master", None
+    found = master_source(master, sidecar, master_key, box, etag, wanted.size) if box is not None else None
+    laps.lap("fetch")
+    if found is not None:
+        try:
+            [out] = render_crops(found[0], [RenderRequest(found[1], wanted.size, wanted.fmt, settings.jpeg_quality)])
+        except AutocropError as e:  # a damaged master costs a slower answer, not a failed one
+            logger.warning("crop URL: the master is unreadable, rendering from the original", extra={"error": str(e)})
+        laps.lap("render")
+    if out is None:
+        source = "original"
+        data, read_etag = photo_bytes(s3, settings, wanted.key)
+        if read_etag != etag:  # replaced since the HEAD: answer for the version read
+            etag, box = read_etag, stored_box(sidecar, read_etag, wanted.ratio)
+            headers["ETag"] = crop_tag(etag, wanted)
+        laps.lap("fetch")
+        if box is None:
+            done = run_job(data, CropOptions.from_ratios([wanted.ratio]), OutputSpec(render=False))
+            box, analysis = done.result.crops[0].box, "fresh"
+            laps.lap("analysis")
+        [out] = render_crops(data, [RenderRequest(box, wanted.size, wanted.fmt, settings.jpeg_quality)])
+        laps.lap("render")
     if (len(out.data) + 2) // 3 * 4 > RESPONSE_LIMIT:  # API Gateway carries it base64-encoded
         raise ApiError(400, "too_large_for_a_url", f"this crop is {len(out.data)} bytes as {wanted.fmt}, over what a "
                        "synchronous answer can carry: ask for jpg or webp, or a smaller size")  # fmt: skip
-    ms = lambda a, b: f"{(b - a) * 1000:.1f}"  # noqa: E731
+    assert box is not None
+    ms = laps.ms
     headers |= {
         "Cache-Control": CACHE_CONTROL if analysis == "stored" else FRESH_CACHE_CONTROL,
         "X-Autocrop-Analysis": analysis,
+        "X-Autocrop-Source": source,
         "X-Autocrop-Box": ",".join(str(v) for v in box.to_list()),
         "X-Autocrop-Upscaled": "true" if out.upscaled else "false",
-        "Server-Timing": f"fetch;dur={ms(started, fetched)}, analysis;dur={ms(fetched, analysed)};desc={analysis}, "
-        f"render;dur={ms(analysed, done_at)}",
+        "Server-Timing": f"fetch;dur={ms['fetch']:.1f};desc={source}, analysis;dur={ms['analysis']:.1f};desc={analysis}, "
+        f"render;dur={ms['render']:.1f}",
     }
     return Response(out.data, media_type=out.media_type, headers=headers)

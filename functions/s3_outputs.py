@@ -3,11 +3,13 @@
 For an upload `<key>`, under the configured prefix:
 
     <prefix>/<key>/<ratio with ':' -> 'x'>.jpg   one crop per ratio, with source metadata
+    <prefix>/<key>/master.jpg                    the master crop URLs render from (`autocrop.master`)
     <prefix>/<key>/crops.json                    the job's manifest (written last: done)
     <prefix>/<key>/error.json                    instead, when the upload is not a usable image
 
 Keys are deterministic, and an upload whose ETag/version the sidecar (or error record)
-already names is skipped, so a redelivered event does nothing twice.
+already names is skipped, so a redelivered event does nothing twice. The master is the one
+of the source ETag crops.json records (and its own `source-etag` metadata says so).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ logger = Logger(service="autocrop", child=True)
 
 SIDECAR = "crops.json"
 ERROR_RECORD = "error.json"
+MASTER = "master.jpg"
 #: Declared types that are certainly not photos; anything else is left to the decoder.
 GENERIC_TYPES = ("", "application/octet-stream", "binary/octet-stream")
 
@@ -80,6 +83,7 @@ class Outputs:
         self.s3, self.bucket = s3, settings.output_bucket
         self.base = output_base(obj.key, settings.normalised_prefix)
         self.sidecar_key, self.error_key = f"{self.base}/{SIDECAR}", f"{self.base}/{ERROR_RECORD}"
+        self.master_key = f"{self.base}/{MASTER}"
         self.previous = read_json(s3, self.bucket, self.sidecar_key)
         self.previous_error = read_json(s3, self.bucket, self.error_key)
 
@@ -95,8 +99,8 @@ class Outputs:
         return False
 
     def write_crops(self, source: SourceObject, done: JobResult) -> dict[str, str]:
-        """Each crop as a JPEG with source metadata, then the sidecar that marks completion
-        (and a fixed re-upload's old error record goes)."""
+        """Each crop as a JPEG with source metadata, the master (if the job rendered one),
+        then the sidecar that marks completion (and a fixed re-upload's old error record goes)."""
         manifest = done.manifest()
         models = json.dumps(manifest["models"], separators=(",", ":"), sort_keys=True)  # ASCII
         written = {}
@@ -108,12 +112,8 @@ class Outputs:
                 Key=key,
                 Body=out.data,
                 ContentType=out.media_type,
-                # S3 metadata travels as HTTP headers: ASCII only, so the key is percent-encoded.
                 Metadata={
-                    "source-bucket": source.bucket,
-                    "source-key": quote(source.key, safe="/"),
-                    "source-etag": source.etag,
-                    "source-version": source.version_id or "null",
+                    **source_metadata(source),
                     "ratio": crop.ratio,
                     "box": f"{box.x},{box.y},{box.w},{box.h}",
                     "size": f"{out.width}x{out.height}",
@@ -122,16 +122,45 @@ class Outputs:
                 },
             )
             written[crop.ratio] = key
-        sidecar = {"status": "cropped", "source": source.to_dict(), "outputs": written, **manifest}
+        sidecar = {"status": "cropped", "source": source.to_dict(), "outputs": written, **manifest,
+                   "master": self._write_master(source, done)}  # fmt: skip
         put_json(self.s3, self.bucket, self.sidecar_key, sidecar)
         if self.previous_error is not None:
             self.s3.delete_object(Bucket=self.bucket, Key=self.error_key)
         return written
 
+    def _write_master(self, source: SourceObject, done: JobResult) -> dict[str, Any] | None:
+        """The master as a JPEG with source metadata; its crops.json record (None: no master,
+        crop URLs render from the original, and an older upload's master goes)."""
+        master, out = done.master_record(), done.master
+        if master is None or out is None:
+            if (self.previous or {}).get("master"):
+                self.s3.delete_object(Bucket=self.bucket, Key=self.master_key)
+            return None
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=self.master_key,
+            Body=out.data,
+            ContentType=out.media_type,
+            Metadata={**source_metadata(source), "size": f"{out.width}x{out.height}"},
+        )
+        return {"key": self.master_key, **master.to_dict()}
+
     def write_error(self, source: SourceObject, error: AutocropError) -> None:
         """The error record of an upload that is not a usable image."""
         detail = {"code": error.code, "type": type(error).__name__, "message": str(error)}
         put_json(self.s3, self.bucket, self.error_key, {"status": "failed", "source": source.to_dict(), "error": detail})
+
+
+def source_metadata(source: SourceObject) -> dict[str, str]:
+    """The S3 metadata naming the upload an output was made from (the crops, the master)."""
+    # S3 metadata travels as HTTP headers: ASCII only, so the key is percent-encoded.
+    return {
+        "source-bucket": source.bucket,
+        "source-key": quote(source.key, safe="/"),
+        "source-etag": source.etag,
+        "source-version": source.version_id or "null",
+    }
 
 
 def check_size(size: int, settings: Settings) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from autocrop import CropOptions
 from autocrop.errors import AutocropError, InvalidOptionsError
 from autocrop.job import OutputSpec, run_job
+from autocrop.master import MASTER_SIDE
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes import SQSRecord
@@ -49,9 +50,11 @@ logger = Logger(service="autocrop")
 
 
 def output_spec(settings: Settings) -> OutputSpec:
-    """How the crops are written: JPEG at the configured quality and per-ratio sizes."""
+    """How the crops are written: JPEG at the configured quality and per-ratio sizes, with the
+    master crop URLs render from (unless AUTOCROP_URL_MASTER=false)."""
     return OutputSpec(sizes=settings.parsed_sizes, fmt="jpeg", quality=settings.jpeg_quality,
-                      no_upscale=settings.no_upscale)  # fmt: skip
+                      no_upscale=settings.no_upscale,
+                      master_side=MASTER_SIDE if settings.url_master else None)  # fmt: skip
 
 
 def crop_options(settings: Settings) -> CropOptions:

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     url_key_max_age: int = Field(default=300, ge=0)
     #: The largest side a crop URL may ask for (pixels); larger: 400.
     url_max_side: int = Field(default=4096, ge=16, le=16383)
+    #: Uploads also write a master (the photo upright, at most `autocrop.master.MASTER_SIDE`
+    #: px long, JPEG) that crop URLs render from while it has the pixels; false: neither
+    #: writes nor reads one (crop URLs render from the original).
+    url_master: bool = True
 
     @property
     def parsed_sizes(self) -> dict[str, tuple[int, int]]:

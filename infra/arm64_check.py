@@ -624,7 +624,7 @@ def check_arm64_run(arm: dict[str, Any], layer: dict[str, Any], version: str) ->
         results = (upload["response"] or {}).get("results") or [{}]
         if results[0].get("status") != "cropped" or not upload["crops_json"]:
             problems.append(f"upload {upload['key']}: {results[0]}")
-        crops = [k for k in upload["written"] if k.endswith(".jpg")]
+        crops = [k for k in upload["written"] if k.endswith(".jpg") and not k.endswith("/master.jpg")]
         if len(crops) != len(upload["crops"]) or not upload["crops"]:
             problems.append(f"upload {upload['key']}: wrote {upload['written']}")
         saliency = upload["models"].get("saliency", "")

@@ -82,7 +82,8 @@ def test_the_layer_zip_runs_on_emulated_arm64(tmp_path: Path):
     assert sorted(outputs) == ["photos/astronaut.png", "photos/chelsea.heic", "photos/grace_hopper.jpg"]
     for key, written in outputs.items():
         assert f"crops/{key}/crops.json" in written
-        assert len([k for k in written if k.endswith(".jpg")]) == 4, written  # one per ratio
+        assert f"crops/{key}/master.jpg" in written  # what crop URLs render from
+        assert len([k for k in written if k.endswith(".jpg")]) == 4 + 1, written  # one per ratio, the master
 
     comparison = summary["comparison"]
     assert comparison["boxes"] >= 3 * (4 + 2) + 2  # every crop of both doors, and the faces

@@ -50,7 +50,8 @@ def test_a_task_crops_like_an_upload_then_is_skipped(stack: Stack, s3: Any, sche
     first = run(batch_event(stack, quote_plus(key, safe="/"), schema))
     base = f"{stack.output_prefix}/{key}"
     assert first["resultCode"] == "Succeeded" and first["resultString"] == f"cropped: {base}/crops.json"
-    assert output_keys(s3, stack) == sorted([f"{base}/crops.json"] + [f"{base}/{r.replace(':', 'x')}.jpg" for r in RATIOS])
+    assert output_keys(s3, stack) == sorted([f"{base}/crops.json", f"{base}/master.jpg"]
+                                            + [f"{base}/{r.replace(':', 'x')}.jpg" for r in RATIOS])
     sidecar = json.loads(s3.get_object(Bucket=stack.output_bucket, Key=f"{base}/crops.json")["Body"].read())
     assert sidecar["source"]["etag"] and sidecar["source"]["key"] == key
 

@@ -158,7 +158,7 @@ def test_a_write_that_fails_once_is_retried_and_completes(
 
     assert len(fault.hits) == 1  # the 503 happened, and botocore retried it
     expected = [f"{base(stack, key)}/{r.replace(':', 'x')}.jpg" for r in RATIOS]
-    assert output_keys(s3, stack) == sorted([f"{base(stack, key)}/crops.json", *expected])
+    assert output_keys(s3, stack) == sorted([f"{base(stack, key)}/crops.json", f"{base(stack, key)}/master.jpg", *expected])
     assert queue_depth(stack, stack.dead_letter_url) == 0
 
 
@@ -195,7 +195,7 @@ def test_duplicates_inside_one_batch_give_one_set_of_outputs(stack: Stack, s3: A
     assert response == {"batchItemFailures": []}
     keys = output_keys(s3, stack)
     assert keys == sorted(
-        [f"{base(stack, key)}/crops.json"]
+        [f"{base(stack, key)}/crops.json", f"{base(stack, key)}/master.jpg"]
         + [f"{base(stack, key)}/{r.replace(':', 'x')}.jpg" for r in RATIOS]
     )
     versions = s3.list_object_versions(Bucket=stack.output_bucket).get("Versions", [])

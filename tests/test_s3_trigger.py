@@ -110,7 +110,7 @@ def test_upload_writes_a_crop_per_ratio_and_a_sidecar(stack: Stack, s3: Any, pol
     assert poller.drain() >= 1
     base = f"{stack.output_prefix}/{key}"
     expected = sorted(
-        [f"{base}/crops.json"] + [f"{base}/{r.replace(':', 'x')}.jpg" for r in RATIOS]
+        [f"{base}/crops.json", f"{base}/master.jpg"] + [f"{base}/{r.replace(':', 'x')}.jpg" for r in RATIOS]
     )
     assert output_keys(s3, stack) == expected
 
@@ -127,6 +127,11 @@ def test_upload_writes_a_crop_per_ratio_and_a_sidecar(stack: Stack, s3: Any, pol
     assert sidecar["outputs"] == {r: f"{base}/{r.replace(':', 'x')}.jpg" for r in RATIOS}
     assert all(isinstance(c["score"], float) for c in sidecar["crops"])
     assert sidecar["models"]
+    # the master crop URLs render from: a photo this small (451 x 300) keeps its size
+    assert sidecar["master"] == {"key": f"{base}/master.jpg", "width": 451, "height": 300, "scale": [1.0, 1.0]}
+    master = s3.get_object(Bucket=stack.output_bucket, Key=f"{base}/master.jpg")
+    assert master["ContentType"] == "image/jpeg" and master["Metadata"]["source-etag"] == etag
+    assert Image.open(io.BytesIO(master["Body"].read())).size == (451, 300)
 
     for crop in sidecar["crops"]:
         got = s3.get_object(Bucket=stack.output_bucket, Key=sidecar["outputs"][crop["ratio"]])
@@ -200,7 +205,7 @@ def test_awkward_keys_keep_their_exact_name(stack: Stack, s3: Any, poller: Polle
 
     base = f"{stack.output_prefix}/{key}"
     assert output_keys(s3, stack) == sorted(
-        [f"{base}/crops.json"] + [f"{base}/{r.replace(':', 'x')}.jpg" for r in RATIOS]
+        [f"{base}/crops.json", f"{base}/master.jpg"] + [f"{base}/{r.replace(':', 'x')}.jpg" for r in RATIOS]
     )
     sidecar = json.loads(
         s3.get_object(Bucket=stack.output_bucket, Key=f"{base}/crops.json")["Body"].read()
@@ -260,6 +265,9 @@ def test_a_replaced_upload_is_cropped_again(stack: Stack, s3: Any, poller: Polle
     )
     assert sidecar["source"]["etag"] == new_etag
     assert (sidecar["width"], sidecar["height"]) == Image.open(io.BytesIO(photo("coffee.png"))).size
+    master = s3.get_object(Bucket=stack.output_bucket, Key=sidecar["master"]["key"])
+    assert master["Metadata"]["source-etag"] == new_etag  # the master follows the photo
+    assert Image.open(io.BytesIO(master["Body"].read())).size == (sidecar["width"], sidecar["height"])
 
 
 def test_a_stale_event_for_an_overwritten_object_is_skipped(stack: Stack, s3: Any, poller: Poller):
@@ -405,9 +413,10 @@ def test_own_outputs_are_never_reprocessed(aws_env: str, monkeypatch: pytest.Mon
             "crops/photo.png/1x1.jpg",
             "crops/photo.png/16x9.jpg",
             "crops/photo.png/crops.json",
+            "crops/photo.png/master.jpg",
         ]
     )
-    assert handled == 4  # the upload, then its three outputs, each seen once and skipped
+    assert handled == 5  # the upload, then its four outputs, each seen once and skipped
     assert queue_depth(stack, stack.queue_url) == 0
 
 

@@ -127,8 +127,8 @@ def test_there_is_no_anonymous_mode(tmp_path: Path):
 LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"]
 #: Every statement each role must have, and nothing more (Sids ignored, actions sorted).
 EXPECTED_STATEMENTS: dict[str, list[dict[str, Any]]] = {
-    # The API writes its own log stream and, for crop URLs, reads photos, their stored
-    # analysis (never writes either) and the signing key.
+    # The API writes its own log stream and, for crop URLs, reads photos (HEAD and GET: both
+    # s3:GetObject), their stored analysis and master (never writes any) and the signing key.
     "ApiRole": [
         {"Effect": "Allow", "Action": LOGS, "Resource": {"Fn::Sub": "${ApiLogGroup.Arn}:*"}},
         {"Effect": "Allow", "Action": ["s3:GetObject"],
@@ -223,9 +223,11 @@ def test_every_s3_call_in_the_code_is_granted_and_nothing_more(templates: dict[s
 
 
 def test_the_api_only_reads_s3(templates: dict[str, Any]):
-    """Crop URLs read photos and crops.json: the API's code calls nothing else on S3."""
+    """Crop URLs read photos (a HEAD for the ETag, then a GET only where the master cannot
+    serve), crops.json and masters: the API's code calls nothing else on S3, and both calls
+    need only s3:GetObject (HeadObject has no action of its own)."""
     source = (ROOT / "functions" / "api_crops.py").read_text()
-    assert set(re.findall(r"\bs3\.(\w+)\(", source)) == {"get_object"}
+    assert set(re.findall(r"\bs3\.(\w+)\(", source)) == {"get_object", "head_object"}
     api = statements(of_type(templates["iam"], "AWS::IAM::Role")["ApiRole"])
     assert {a for st in api for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
             if a.startswith("s3:")} == {"s3:GetObject", "s3:ListBucket"}  # fmt: skip

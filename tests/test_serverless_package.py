@@ -81,6 +81,7 @@ def test_functions_run_python313_on_arm64_with_the_layer(packaged: tuple[Path, d
         assert env["AUTOCROP_OUTPUT_PREFIX"] == "crops"
         assert env["AUTOCROP_RATIOS"] == "1:1,16:9,4:5,9:16"
         assert env["AUTOCROP_SIZES"] == "" and str(env["AUTOCROP_NO_UPSCALE"]).lower() == "false"
+        assert str(env["AUTOCROP_URL_MASTER"]).lower() == "true"  # both write / read it
     assert functions["ApiLambdaFunction"]["Properties"]["Handler"] == "functions/api.handler"
     assert (
         functions["UploadLambdaFunction"]["Properties"]["Handler"] == "functions/s3_trigger.handler"
@@ -160,7 +161,7 @@ def test_iam_is_least_privilege(packaged: tuple[Path, dict]):
     api = statements(roles["ApiRole"])
     assert {a for s in api for a in actions(s)} == {
         "logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject", "s3:ListBucket", "ssm:GetParameter",
-    }  # reads only: crop URLs read photos, crops.json and the signing key
+    }  # reads only: crop URLs read photos, crops.json, masters and the signing key
 
     upload = {s.get("Sid"): s for s in statements(roles["UploadRole"])}
     for statement in upload.values():

@@ -206,13 +206,17 @@ def upright_to_stored(
     return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
 
 
+def has_alpha(im: Image.Image) -> bool:
+    """Whether `im` carries transparency (an alpha band, or a palette's transparent entry)."""
+    return im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
+
+
 def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND_RGB) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB: 16-bit scaled down, alpha composited on `background`."""
     mode = im.mode
     if mode.startswith("I") or mode == "F":
         return Image.fromarray(to_uint8(np.asarray(im)), "L").convert("RGB")
-    has_alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
-    if has_alpha:
+    if has_alpha(im):
         # Two copies at most (the canvas and the alpha band): this also runs on full-size crops.
         rgba = im if mode in ("RGBA", "LA") else im.convert("RGBA")
         canvas = Image.new("RGB", rgba.size, background)
@@ -297,6 +301,7 @@ __all__ = [
     "ACCEPTED_FORMATS",
     "decode",
     "exif_orientation",
+    "has_alpha",
     "load_frame",
     "open_image",
     "to_rgb",

@@ -9,8 +9,8 @@
 The CLI, the S3 function and the API call `run_job`; each adds only its own translation
 (file names, object keys and metadata, HTTP responses). The job decodes the photo once for
 the analysis and once for every crop it renders (`render_crops`), and renders only what the
-door asked for: the crops of `OutputSpec.ratios`, at the size each one gets, and the debug
-view when asked.
+door asked for: the crops of `OutputSpec.ratios`, at the size each one gets, the master
+(`autocrop.master`, from the same decode) and the debug view when asked.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidOptionsError
+from .master import MASTER_QUALITY, Master
 from .options import CropOptions
-from .render import RenderedCrop, RenderRequest, output_format, render_crops
-from .types import Box, Crop, CropResult
+from .render import RenderedCrop, RenderRequest, fit_within, output_format, render_crops
+from .types import Crop, CropResult
 
 #: File extension of each output format (`output_format` names).
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -39,19 +40,15 @@ def crop_file_name(ratio: str, fmt: str, prefix: str = "") -> str:
     return f"{prefix}{ratio_slug(ratio)}.{EXTENSIONS[output_format(fmt)]}"
 
 
-def fit_within(box: Box, side: int) -> tuple[int, int]:
-    """The box's size scaled down (never up) so its long side is at most `side`."""
-    scale = min(1.0, side / max(box.w, box.h))
-    return max(1, round(box.w * scale)), max(1, round(box.h * scale))
-
-
 @dataclass(frozen=True)
 class OutputSpec:
     """What the job renders, and how.
 
     Each crop's size: its ratio's entry in `sizes`, else `size`, else (with `max_side`) its
     own size shrunk to fit `max_side` (previews), else full resolution. `render=False` runs
-    the analysis alone (boxes and scores, no pixels written).
+    the analysis alone (boxes and scores, no pixels written). `master_side` also renders the
+    photo's master (`autocrop.master`: upright, long side at most that, JPEG at
+    `master_quality`) from the crops' decode.
     """
 
     size: tuple[int, int] | None = None
@@ -66,11 +63,17 @@ class OutputSpec:
     debug: bool = False
     #: Threads encoding one photo's crops (None: the cores; 1 when the door runs processes).
     render_threads: int | None = None
+    #: Long side of the master rendered with the crops (None: no master).
+    master_side: int | None = None
+    master_quality: int = MASTER_QUALITY
 
     def __post_init__(self) -> None:
         output_format(self.fmt)  # an unknown format fails before any work
-        if not 1 <= self.quality <= 100:
-            raise InvalidOptionsError(f"quality must be in 1..100, got {self.quality}")
+        for name in ("quality", "master_quality"):
+            if not 1 <= getattr(self, name) <= 100:
+                raise InvalidOptionsError(f"{name} must be in 1..100, got {getattr(self, name)}")
+        if self.master_side is not None and self.master_side < 1:
+            raise InvalidOptionsError(f"master_side must be a positive number of pixels, got {self.master_side}")
 
     def check(self, options: CropOptions) -> None:
         """Every ratio this spec names is one the options analyse."""
@@ -92,13 +95,21 @@ class OutputSpec:
 
 @dataclass(frozen=True, eq=False)
 class JobResult:
-    """The analysis, the rendered crops (in `crops` order) and the debug view if asked."""
+    """The analysis, the rendered crops (in `crops` order), the master and the debug view if
+    asked (no master for a photo with transparency: a JPEG cannot hold it)."""
 
     result: CropResult
     crops: tuple[Crop, ...]
     outputs: tuple[RenderedCrop, ...]
     debug_png: bytes | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    master: RenderedCrop | None = None
+
+    def master_record(self) -> Master | None:
+        """What the rendered master is (its size against the photo's), or None without one."""
+        if self.master is None:
+            return None
+        return Master((self.result.width, self.result.height), (self.master.width, self.master.height))
 
     def rendered(self) -> Iterator[tuple[Crop, RenderedCrop]]:
         """(crop, its rendered image) for each rendered crop."""
@@ -125,12 +136,18 @@ def run_job(data: bytes, options: CropOptions, spec: OutputSpec = OutputSpec()) 
     started = time.perf_counter()
     crops = tuple(c for c in result.crops if spec.ratios is None or c.ratio in spec.ratios)
     outputs: tuple[RenderedCrop, ...] = ()
+    master: RenderedCrop | None = None
     if spec.render and crops:
         requests = [spec.request_for(c) for c in crops]
-        outputs = tuple(render_crops(data, requests, max_pixels=options.max_pixels, threads=spec.render_threads))
+        if spec.master_side is not None:
+            requests.append(Master.of_photo(result.width, result.height, spec.master_side).request(spec.master_quality))
+        rendered = render_crops(data, requests, max_pixels=options.max_pixels, threads=spec.render_threads)
+        outputs = tuple(rendered[: len(crops)])
+        if spec.master_side is not None and not rendered[-1].flattened:
+            master = rendered[-1]
     debug_png = debug_view(data, result, max_pixels=options.max_pixels) if spec.debug else None
     render_ms = round((time.perf_counter() - started) * 1000.0, 2)
-    return JobResult(result, crops if spec.render else (), outputs, debug_png, {"render_ms": render_ms})
+    return JobResult(result, crops if spec.render else (), outputs, debug_png, {"render_ms": render_ms}, master)
 
 
 __all__ = ["JobResult", "OutputSpec", "crop_file_name", "fit_within", "ratio_slug", "run_job"]

@@ -6,8 +6,8 @@
 Per upload: the measured whole job (boxes + four full-resolution JPEG crops) in seconds x the
 function's memory in GB = GB-seconds, at AWS Lambda's arm64 list price (us-east-1, first
 pricing tier: USD 0.0000133334 per GB-second, USD 0.20 per million requests). The S3 requests
-the job makes are the same for both (one GET, four crop PUTs; autoCropper adds crops.json)
-and are listed apart: at S3 Standard's list price they cost more than the compute.
+the job makes are the same for both (one GET, four crop PUTs; autoCropper adds crops.json and
+the crop URLs' master) and are listed apart: at S3 Standard's list price they cost more than the compute.
 
 The milliseconds are this machine's, one core (or two, --cores two_cores): Lambda grants one
 vCPU's worth of time at 1,769 MB, so at the project's 2,048 MB a one-core figure is a fair
@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             ms = rows[method]["median_ms"]
             gb_s, usd = per_million(ms, args.memory_mb)
             print(f"| {group} | {method} | {ms:.0f} | {gb_s:.3f} | {usd:.2f} |")
-    s3_engine = 1000 * (S3_GET_PER_1000 + 5 * S3_PUT_PER_1000)
+    s3_engine = 1000 * (S3_GET_PER_1000 + 6 * S3_PUT_PER_1000)
     s3_peer = 1000 * (S3_GET_PER_1000 + 4 * S3_PUT_PER_1000)
-    print(f"S3 requests per million uploads: autoCropper {s3_engine:.2f} USD (1 GET, 4 crops + crops.json), "
+    print(f"S3 requests per million uploads: autoCropper {s3_engine:.2f} USD (1 GET, 4 crops + crops.json + master), "
           f"peer {s3_peer:.2f} USD (1 GET, 4 crops)")
     return 0
 
