@@ -532,7 +532,7 @@ def _show_crop_url(api_url: str, key: str, secret: bytes) -> int:
         body, headers = response.read(), response.headers
     ok = response.status == 200 and headers["Content-Type"] == "image/webp"
     print(f"crop URL:           {url}\n                    -> {response.status} {headers['Content-Type']}, "
-          f"{len(body)} bytes, {headers['X-Autocrop-Analysis']} analysis, {headers['Cache-Control']}", flush=True)
+          f"{len(body)} bytes, {headers['X-Autocrop-Analysis']} analysis from the {headers.get('X-Autocrop-Source', 'original')}, {headers['Cache-Control']}", flush=True)
     return 0 if ok else 1
 
 
