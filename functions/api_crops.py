@@ -38,7 +38,7 @@ from fastapi.responses import Response
 
 from functions.api_models import ApiError, SettingsDep
 from functions.s3_events import bare_etag
-from functions.s3_outputs import MASTER, SIDECAR, output_base, read_json, s3_client
+from functions.s3_outputs import MASTER, SIDECAR, check_size, is_missing, output_base, read_json, s3_client
 from functions.settings import Settings
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def missing_photo_is_404(key: str) -> Iterator[None]:
     try:
         yield
     except ClientError as e:
-        if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
+        if is_missing(e):
             raise ApiError(404, "no_such_photo", f"no photo {key!r} in the input bucket") from e
         raise
 
@@ -126,7 +126,7 @@ def photo_bytes(s3: S3Client, settings: Settings, key: str) -> tuple[bytes, str]
     with missing_photo_is_404(key):
         photo = s3.get_object(Bucket=settings.input_bucket, Key=key)
     with closing(photo["Body"]) as body:
-        check_length(dict(photo), settings)
+        check_size(int(photo.get("ContentLength") or 0), settings)  # 413 / 415 at the edge
         return body.read(), str(bare_etag(photo.get("ETag")))
 
 
@@ -135,17 +135,11 @@ def master_bytes(s3: S3Client, bucket: str, key: str) -> tuple[dict[str, str], b
     try:
         got = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as e:
-        if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
+        if is_missing(e):
             return None
         raise
     with closing(got["Body"]) as body:
         return dict(got.get("Metadata") or {}), body.read()
-
-
-def check_length(response: dict[str, Any], settings: Settings) -> None:
-    """413 for a photo over the size the service reads."""
-    if int(response.get("ContentLength") or 0) > settings.max_object_bytes:
-        raise ApiError(413, "image_too_large", f"the photo is over {settings.max_object_bytes} bytes")
 
 
 def crop_tag(etag: str, wanted: CropUrl) -> str:
@@ -219,7 +213,7 @@ def crop_from_url(sig: str, path: str, request: Request, settings: SettingsDep) 
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": crop_tag(etag, wanted)}
     if headers["ETag"] in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    check_length(photo, settings)
+    check_size(int(photo.get("ContentLength") or 0), settings)
     sidecar = stored.result()
     laps.lap("fetch")
     box, analysis, source, out = stored_box(sidecar, etag, wanted.ratio), "stored", "master", None

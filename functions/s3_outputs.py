@@ -205,12 +205,17 @@ def check_upload(source: SourceObject, content_type: str, settings: Settings) ->
         raise UnsupportedImageError(f"Content-Type {content_type!r} is not an image")
 
 
+def is_missing(error: ClientError) -> bool:
+    """Whether S3 answered that the object is not there (NoSuchKey; a HEAD's bare 404)."""
+    return error.response["Error"]["Code"] in ("NoSuchKey", "404")
+
+
 def read_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
     """A JSON record, or None when it is missing or damaged (then it is rewritten)."""
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as e:
-        if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
+        if is_missing(e):
             return None
         raise
     try:
