@@ -57,3 +57,34 @@ def test_recall_table_on_real_photos(tmp_path: Path) -> None:
     assert sum(r["labels"] for r in rows) > 20
     assert 0.5 < result["recall_frontal_24px"]["face-in-head"] <= 1.0
     assert result["recall_frontal_24px"]["face-in-head"] >= result["recall_frontal_24px"]["iou"]
+
+
+@needs_data
+def test_blazeface_finds_a_face_yunet_finds_and_merges_with_it(tmp_path: Path) -> None:
+    """The second-detector comparison (issue 11): BlazeFace full range through LiteRT, decoded
+    from its 48x48 anchors, finds the face YuNet finds, and the merged run finds no fewer."""
+    import cv2
+
+    from autocrop import CropOptions
+    from autocrop.faces import detect_faces, load_face_detector
+    from training.blazeface import DEFAULT_MODEL, BlazeFaceDetector, anchors
+
+    assert anchors().shape == (48 * 48, 2)
+    from matplotlib import cbook
+
+    bgr = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    blaze = BlazeFaceDetector(DATA / "weights" / DEFAULT_MODEL).detect(bgr, 0.6)
+    yunet = detect_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), load_face_detector(), CropOptions())
+    assert len(blaze) >= 1 and len(yunet) >= 1
+    b, y = blaze[0], yunet[0]
+    centre = (b[0] + b[2] / 2, b[1] + b[3] / 2)
+    assert y[0] < centre[0] < y[0] + y[2] and y[1] < centre[1] < y[1] + y[3]
+    results = {}
+    for detector in ("blazeface", "yunet+blazeface"):
+        out = tmp_path / f"{detector}.json"
+        assert main(["--data", str(DATA), "--limit", "3", "--detector", detector, "--json", str(out)]) == 0
+        results[detector] = json.loads(out.read_text())
+    assert results["blazeface"]["detector"] == "blazeface-full-range"
+    assert results["yunet+blazeface"]["detector"].endswith("+blazeface-full-range")
+    found = {d: sum(r["found"] for r in res["table"] if r["rule"] == "face-in-head") for d, res in results.items()}
+    assert found["yunet+blazeface"] >= found["blazeface"]
