@@ -14,7 +14,6 @@ crowd needs; the whole-photo pass catches faces larger than a tile).
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import cv2
@@ -25,6 +24,8 @@ from autocrop.faces import merge_detections
 SIDE = 192
 GRID = 48
 DEFAULT_MODEL = "faces/blazeface/face_detection_full_range.tflite"
+#: MediaPipe's own NMS IoU for this model.
+NMS_IOU = 0.3
 
 
 def anchors() -> np.ndarray:
@@ -47,7 +48,8 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, threshold: float) -> n
 
 
 class BlazeFaceDetector:
-    """The `autocrop.faces.FaceDetector` protocol over BlazeFace full range, whole photo + tiles."""
+    """The `autocrop.faces.FaceDetector` protocol over BlazeFace full range, whole photo + tiles
+    (one thread at a time: measurement code, not shared like the engine's YuNet)."""
 
     name = "blazeface-full-range"
 
@@ -60,7 +62,6 @@ class BlazeFaceDetector:
         outputs = sorted(self._interpreter.get_output_details(), key=lambda d: -d["shape"][-1])
         self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]
         self.tile_scale = tile_scale
-        self._lock = threading.Lock()
 
     def _square(self, rgb: np.ndarray, threshold: float) -> np.ndarray:
         """Detections in one image resized to 192x192 (letterboxed), in that image's pixels."""
@@ -70,11 +71,10 @@ class BlazeFaceDetector:
         small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
         canvas[: small.shape[0], : small.shape[1]] = small
         x = (canvas.astype(np.float32) / 127.5 - 1.0)[None]
-        with self._lock:
-            self._interpreter.set_tensor(self._input, x)
-            self._interpreter.invoke()
-            boxes = self._interpreter.get_tensor(self._boxes)[0]
-            scores = self._interpreter.get_tensor(self._scores)[0]
+        self._interpreter.set_tensor(self._input, x)
+        self._interpreter.invoke()
+        boxes = self._interpreter.get_tensor(self._boxes)[0]
+        scores = self._interpreter.get_tensor(self._scores)[0]
         found = decode(boxes, scores, threshold)
         found[:, :4] /= s
         return found
@@ -95,4 +95,4 @@ class BlazeFaceDetector:
                 f[:, 1] += y
                 f[:, :4] /= self.tile_scale
                 found.append(f)
-        return merge_detections(np.concatenate(found), 0.3)
+        return merge_detections(np.concatenate(found), NMS_IOU)

@@ -29,7 +29,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,13 +137,34 @@ def upload_bytes(path: Path, size: tuple[int, int], cache: Path | None, seed: in
     return data
 
 
-def detections_of(path: Path, index: int, detector, options: CropOptions,
-                  upload: tuple[int, int] | None, cache: Path | None,
-                  extra: tuple | None = None) -> tuple[np.ndarray, float]:
+DETECTORS = ("yunet", "blazeface", "yunet+blazeface")
+
+
+def face_finder(which: str, options: CropOptions, data: Path) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
+    """(name, faces of an RGB analysis image) for `which` of DETECTORS: the engine's YuNet
+    passes, BlazeFace full range (`training.blazeface`) in their place, or both merged by NMS."""
+    yunet = load_face_detector()
+    if which == "yunet":
+        return yunet.name, lambda rgb: detect_faces(rgb, yunet, options)
+    from .blazeface import DEFAULT_MODEL, BlazeFaceDetector
+
+    blaze = BlazeFaceDetector(data / "weights" / DEFAULT_MODEL)
+
+    def blaze_faces(rgb: np.ndarray) -> np.ndarray:
+        return blaze.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), options.face_score_threshold)
+
+    if which == "blazeface":
+        return blaze.name, blaze_faces
+    both = lambda rgb: merge_detections(  # noqa: E731
+        np.concatenate([detect_faces(rgb, yunet, options), blaze_faces(rgb)]), options.face_nms_iou)
+    return f"{yunet.name}+{blaze.name}", both
+
+
+def detections_of(path: Path, index: int, find: Callable[[np.ndarray], np.ndarray], options: CropOptions,
+                  upload: tuple[int, int] | None, cache: Path | None) -> tuple[np.ndarray, float]:
     """(N, 4) x0, y0, x1, y1 of the engine's faces in the 640x480 photo's pixels, and the
     seconds the face pass took. With `upload`, the photo goes the way of a camera upload of
-    that size: made into a JPEG, decoded by the engine (1/8 scale at 12 MP), faces mapped back.
-    `extra`: (second detector, keep the engine's pass too?) for the detector comparison."""
+    that size: made into a JPEG, decoded by the engine (1/8 scale at 12 MP), faces mapped back."""
     from autocrop.engine import decode_for
 
     if upload is None:
@@ -154,11 +175,7 @@ def detections_of(path: Path, index: int, detector, options: CropOptions,
         rgb = decoded.rgb
         to_photo = (640 / rgb.shape[1], 480 / rgb.shape[0])
     start = time.perf_counter()
-    found = detect_faces(rgb, detector, options) if extra is None or extra[1] else np.zeros((0, 5), np.float32)
-    if extra is not None:  # a second detector, run once on the analysis image, merged by NMS
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-        found = merge_detections(np.concatenate([found, extra[0].detect(bgr, options.face_score_threshold)]),
-                                 options.face_nms_iou)
+    found = find(rgb)
     seconds = time.perf_counter() - start
     sx, sy = to_photo
     rects = np.stack([found[:, 0] * sx, found[:, 1] * sy, (found[:, 0] + found[:, 2]) * sx,
@@ -168,25 +185,20 @@ def detections_of(path: Path, index: int, detector, options: CropOptions,
 
 def evaluate(root: Path, options: CropOptions, names: Sequence[str] | None = None,
              upload: tuple[int, int] | None = None, cache: Path | None = None,
-             second: str = "none") -> dict:
+             detector: str = "yunet") -> dict:
     """Per rule, kind and bucket: labels and found; the headline recall; detections and ms per photo."""
     from tqdm import tqdm
 
     faces = load_eyecrowd_faces(root)
-    detector = load_face_detector()
-    extra = None
-    if second != "none":
-        from .blazeface import DEFAULT_MODEL, BlazeFaceDetector
-
-        extra = (BlazeFaceDetector(root.parent.parent / "weights" / DEFAULT_MODEL), second == "yunet+blazeface")
+    detector_name, find = face_finder(detector, options, root.parent.parent)  # root: <data>/saliency/eyecrowd
     names = list(names) if names is not None else list(faces)
     tallies = {(r, k, b): Tally() for r in RULES for k in KINDS for b in BUCKETS}
     detections = 0
     seconds = 0.0
     order = sorted(faces)
     for name in tqdm(names, desc="faces", unit="img", file=sys.stderr):
-        dets, took = detections_of(root / "stimuli_640x480" / name, order.index(name), detector,
-                                   options, upload, cache, extra)
+        dets, took = detections_of(root / "stimuli_640x480" / name, order.index(name), find,
+                                   options, upload, cache)
         seconds += took
         detections += len(dets)
         labels = faces[name]
@@ -205,8 +217,7 @@ def evaluate(root: Path, options: CropOptions, names: Sequence[str] | None = Non
     return {
         "images": len(names),
         "as_upload": list(upload) if upload else None,
-        "detector": detector.name if extra is None else (
-            f"{detector.name}+{extra[0].name}" if extra[1] else extra[0].name),
+        "detector": detector_name,
         "recall_frontal_24px": headline,
         "table": [
             {"rule": r, "kind": k, "bucket": bucket_name(b), "labels": t.labels, "found": t.found, "recall": t.recall}
@@ -241,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="each photo as a camera upload of this size (e.g. 4032x3024: the engine "
                              "decodes it at 1/8, 504 px), faces mapped back to 640 px")
     parser.add_argument("--upload-cache", type=Path, default=None, help="keep the made uploads here")
-    parser.add_argument("--detector", choices=["yunet", "blazeface", "yunet+blazeface"], default="yunet",
+    parser.add_argument("--detector", choices=DETECTORS, default="yunet",
                         help="the engine's YuNet pass, BlazeFace full range (whole photo + 2x tiles, "
                              "training.blazeface) in its place, or both merged by NMS")
     args = parser.parse_args(argv)
@@ -252,8 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = names[::VALIDATION_EVERY]
     names = names[: args.limit or None]
     upload = parse_size(args.as_upload) if args.as_upload else None
-    second = "none" if args.detector == "yunet" else args.detector
-    result = evaluate(root, options, names, upload, args.upload_cache, second)
+    result = evaluate(root, options, names, upload, args.upload_cache, args.detector)
     head = result["recall_frontal_24px"]
     print(
         f"{result['detector']} (engine face pass) on EyeCrowd, {result['images']} photos"
