@@ -65,3 +65,27 @@ def test_labelled_faces_are_shrunk_to_face_boxes_at_the_image_size() -> None:
     np.testing.assert_allclose(full[0, :4], [129, 93, 100, 100], atol=0.5)  # inside the head
     half = detector.detect(np.zeros((240, 320, 3), np.uint8), 0.6)
     np.testing.assert_allclose(half[0, :4], full[0, :4] / 2, atol=1e-4)
+
+
+def test_yunet_on_labels_keeps_only_the_detections_on_a_label() -> None:
+    """The ceiling's detector runs the real YuNet and keeps a detection only where it sits
+    on one of the given labels; `countable_labels` keeps the frontal, unoccluded ones."""
+    import skimage.data
+
+    from autocrop.faces import load_face_detector
+    from training.crop_eval import YuNetOnLabels, countable_labels
+    from training.datasets import FaceLabel
+
+    bgr = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)  # 512 x 512, one face
+    found = load_face_detector().detect(bgr, 0.6)
+    assert len(found) == 1
+    x, y, w, h = (float(v) for v in found[0, :4])
+    on = FaceLabel(x - 0.3 * w, y - 0.4 * h, 1.6 * w, 1.6 * h, frontal=True, profile=False, back=False, occluded=False)
+    away = FaceLabel(400, 400, 60, 60, frontal=False, profile=True, back=False, occluded=False)
+    kept = YuNetOnLabels([on, away], 512, 512).detect(bgr, 0.6)
+    np.testing.assert_allclose(kept, found)
+    assert len(YuNetOnLabels([away], 512, 512).detect(bgr, 0.6)) == 0
+    # At half the size the labels scale with the image.
+    small = cv2.resize(bgr, (256, 256), interpolation=cv2.INTER_AREA)
+    assert len(YuNetOnLabels([on], 512, 512).detect(small, 0.6)) == len(load_face_detector().detect(small, 0.6))
+    assert countable_labels({"a.jpg": [on, away]}) == {"a.jpg": [on]}

@@ -53,7 +53,9 @@ from .datasets import DEFAULT_DATA_ROOT, REPORT_ONLY_SETS, FaceLabel, FixationRe
 RATIOS = ("1:1", "16:9", "4:5", "9:16")
 #: The croppers compared by default; "density-engine" (a ceiling, not a method) on request.
 DEFAULT_METHODS = ("engine", "centre", "smartcrop")
-METHODS = (*DEFAULT_METHODS, "density-engine", "labelled-faces-engine")
+METHODS = (*DEFAULT_METHODS, "density-engine", "labelled-faces-engine", "labelled-yunet-engine")
+#: `--labelled-kinds`: which labelled faces the ceilings are given.
+LABELLED_KINDS = ("all", "countable")
 
 #: A cropper: (record, ratios) -> one box per ratio, in stored-image pixels.
 Cropper = Callable[[FixationRecord, Sequence[str]], list[Box]]
@@ -109,25 +111,19 @@ def engine_cropper(options: CropOptions) -> Cropper:
 
 
 def crossfit_cropper(options: CropOptions, models: Sequence[Path], data_root: Path,
-                     labelled_faces: dict[str, list[FaceLabel]] | None = None) -> Cropper:
+                     detector_for: DetectorFor | None = None) -> Cropper:
     """The engine on a training photo with the saliency model of the cross-fitting fold that
     never saw it (`training.saliency[_frozen] --folds N --fold k`; `models[k]` held fold k
     out): the fairest preview of photos from elsewhere, per photo, with everything else the
-    shipped engine's (faces, rules, ranker). With `labelled_faces`, the faces are the labels
-    (`LabelledFaces`): the face rule's ceiling."""
+    shipped engine's (faces, rules, ranker). With `detector_for`, the faces come from the
+    detector it gives for the photo (`labelled_detector`: the face rule's ceilings)."""
     from autocrop.saliency import LiteRTSaliency
 
     from .saliency import fold_assignment
 
     predictors = [LiteRTSaliency(m) for m in models]
     folds = fold_assignment(data_root, folds=len(predictors))
-    return _engine_with(options, lambda r: predictors[folds[(r.dataset, r.name)]], labelled_faces)
-
-
-def labelled_faces_cropper(options: CropOptions, labelled_faces: dict[str, list[FaceLabel]]) -> Cropper:
-    """A ceiling, not a method: the engine with EyeCrowd's labelled faces, every kind, as its
-    detections (`LabelledFaces`). What face cuts remain are the rule's, not the detector's."""
-    return _engine_with(options, lambda r: None, labelled_faces)
+    return _engine_with(options, lambda r: predictors[folds[(r.dataset, r.name)]], detector_for)
 
 
 @dataclass
@@ -151,16 +147,52 @@ class LabelledFaces:
         return np.array(rows, np.float32).reshape(-1, 5)
 
 
+@dataclass
+class YuNetOnLabels:
+    """A ceiling's detector: the engine's YuNet, keeping only the detections centred on one
+    of the given labelled faces (at the size of the image it is given). Given the countable
+    faces, it says what the rule would do if YuNet found only the faces the evaluation
+    counts, with YuNet's own boxes."""
+
+    faces: list[FaceLabel]
+    width: int
+    height: int
+    name: str = "yunet-on-labels"
+
+    def detect(self, bgr: np.ndarray, score_threshold: float) -> np.ndarray:
+        from autocrop.faces import load_face_detector
+
+        found = load_face_detector().detect(bgr, score_threshold)
+        sx, sy = bgr.shape[1] / self.width, bgr.shape[0] / self.height
+        cx, cy = found[:, 0] + found[:, 2] / 2, found[:, 1] + found[:, 3] / 2
+        keep = np.zeros(len(found), bool)
+        for f in self.faces:
+            keep |= (cx > f.x * sx) & (cx < (f.x + f.w) * sx) & (cy > f.y * sy) & (cy < (f.y + f.h) * sy)
+        return found[keep]
+
+
+#: Per photo, the face detector a ceiling runs the engine with (None: the engine's own).
+DetectorFor = Callable[[FixationRecord], Any]
+
+
+def labelled_detector(labelled_faces: dict[str, list[FaceLabel]], kind: type = LabelledFaces) -> DetectorFor:
+    """`kind` (`LabelledFaces` or `YuNetOnLabels`) over each photo's labelled faces."""
+    return lambda r: kind(labelled_faces.get(r.name, []), r.width, r.height)
+
+
+def countable_labels(labelled_faces: dict[str, list[FaceLabel]]) -> dict[str, list[FaceLabel]]:
+    """Only the frontal, unoccluded labels (EVALUATION.md's kind of face, any size)."""
+    return {k: [f for f in v if f.frontal and not f.occluded] for k, v in labelled_faces.items()}
+
+
 def _engine_with(options: CropOptions, saliency_for: Callable[[FixationRecord], Any],
-                 labelled_faces: dict[str, list[FaceLabel]] | None) -> Cropper:
+                 detector_for: DetectorFor | None) -> Cropper:
     from autocrop.engine import analyse_image, decode_for
 
     def crop(record: FixationRecord, ratios: Sequence[str]) -> list[Box]:
         o = options.with_(ratios=tuple(ratios))
         decoded = decode_for(record.image_path.read_bytes(), o)
-        detector = None
-        if labelled_faces is not None:
-            detector = LabelledFaces(labelled_faces.get(record.name, []), record.width, record.height)
+        detector = detector_for(record) if detector_for is not None else None
         result = analyse_image(decoded, o, saliency=saliency_for(record), detector=detector)
         return [c.box for c in result.crops]
 
@@ -330,7 +362,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="mit1003 (out-of-domain, report only) is scored apart from 'all'")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS,
                         help="density-engine: the engine with the human fixation density as its saliency; "
-                             "labelled-faces-engine: with EyeCrowd's labelled faces as its detections (ceilings)")
+                             "labelled-faces-engine: with EyeCrowd's labelled faces as its detections; "
+                             "labelled-yunet-engine: with YuNet's detections on labelled faces only (ceilings)")
+    parser.add_argument("--labelled-kinds", choices=LABELLED_KINDS, default="all",
+                        help="the labelled faces the ceilings get: every kind, or only the frontal, "
+                             "unoccluded ones the evaluation counts")
     parser.add_argument("--split", choices=("val", "train"), default="val",
                         help="validation split (reported figures) or training split (for tuning)")
     parser.add_argument("--limit", type=int, default=0, help="first N images per set")
@@ -351,17 +387,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     part = 1 if args.split == "val" else 0
     records = [r for name in args.sets for r in sets[name][part][: args.limit or None]]
     faces = load_eyecrowd_faces(Path(args.data) / "saliency" / "eyecrowd") if "eyecrowd" in args.sets else {}
+    given = countable_labels(faces) if args.labelled_kinds == "countable" else faces
+    ceilings = {"labelled-faces-engine": labelled_detector(given, LabelledFaces),
+                "labelled-yunet-engine": labelled_detector(given, YuNetOnLabels)}
     available = croppers(options)
-    available["labelled-faces-engine"] = labelled_faces_cropper(options, faces)
+    for name, detector_for in ceilings.items():
+        available[name] = _engine_with(options, lambda r: None, detector_for)
     if args.model:
         from autocrop.saliency import LiteRTSaliency
 
         candidate = LiteRTSaliency(args.model, num_threads=1)
         available["engine"] = _engine_with(options, lambda record: candidate, None)
-        available["labelled-faces-engine"] = _engine_with(options, lambda record: candidate, faces)
+        for name, detector_for in ceilings.items():
+            available[name] = _engine_with(options, lambda record: candidate, detector_for)
     if args.crossfit:
         available["engine"] = crossfit_cropper(options, args.crossfit, args.data)
-        available["labelled-faces-engine"] = crossfit_cropper(options, args.crossfit, args.data, faces)
+        for name, detector_for in ceilings.items():
+            available[name] = crossfit_cropper(options, args.crossfit, args.data, detector_for)
     summaries: dict[str, Any] = {}
     all_rows: dict[str, list[dict[str, Any]]] = {}
     models: dict[str, str] = {}
