@@ -110,20 +110,18 @@ def engine_cropper(options: CropOptions) -> Cropper:
     return crop
 
 
-def crossfit_cropper(options: CropOptions, models: Sequence[Path], data_root: Path,
-                     detector_for: DetectorFor | None = None) -> Cropper:
-    """The engine on a training photo with the saliency model of the cross-fitting fold that
-    never saw it (`training.saliency[_frozen] --folds N --fold k`; `models[k]` held fold k
-    out): the fairest preview of photos from elsewhere, per photo, with everything else the
-    shipped engine's (faces, rules, ranker). With `detector_for`, the faces come from the
-    detector it gives for the photo (`labelled_detector`: the face rule's ceilings)."""
+def crossfit_saliency(models: Sequence[Path], data_root: Path) -> Callable[[FixationRecord], Any]:
+    """Per training photo, the saliency model of the cross-fitting fold that never saw it
+    (`training.saliency[_frozen] --folds N --fold k`; `models[k]` held fold k out), for
+    `_engine_with`: the fairest preview of photos from elsewhere, with everything else the
+    shipped engine's (faces, rules, ranker), or a ceiling's detector."""
     from autocrop.saliency import LiteRTSaliency
 
     from .saliency import fold_assignment
 
     predictors = [LiteRTSaliency(m) for m in models]
     folds = fold_assignment(data_root, folds=len(predictors))
-    return _engine_with(options, lambda r: predictors[folds[(r.dataset, r.name)]], detector_for)
+    return lambda r: predictors[folds[(r.dataset, r.name)]]
 
 
 @dataclass
@@ -401,9 +399,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, detector_for in ceilings.items():
             available[name] = _engine_with(options, lambda record: candidate, detector_for)
     if args.crossfit:
-        available["engine"] = crossfit_cropper(options, args.crossfit, args.data)
+        saliency_for = crossfit_saliency(args.crossfit, args.data)
+        available["engine"] = _engine_with(options, saliency_for, None)
         for name, detector_for in ceilings.items():
-            available[name] = crossfit_cropper(options, args.crossfit, args.data, detector_for)
+            available[name] = _engine_with(options, saliency_for, detector_for)
     summaries: dict[str, Any] = {}
     all_rows: dict[str, list[dict[str, Any]]] = {}
     models: dict[str, str] = {}

@@ -125,7 +125,7 @@ class CropOptions:
     #: training photos (never validation): YuNet's box is about half a labelled face's width,
     #: so at 0.015 it left 22 of 1,813 detected countable faces (1.2%) unprotected (a 26 px
     #: labelled face came out as a 10 px box); at 0.013 every detection of a countable face
-    #: (the 1st percentile is 0.0149 of the long side, the minimum just above 0.013) is kept.
+    #: there is kept (none is under 0.013 of the long side; the 1st percentile is 0.0149).
     face_min_size: float = 0.013
     #: The head around a YuNet face box (brow to chin), in face heights above (hair) and
     #: below (chin), and face widths at each side (ears, hair). A face is kept with all of
