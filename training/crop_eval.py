@@ -147,10 +147,10 @@ class LabelledFaces:
 
 @dataclass
 class YuNetOnLabels:
-    """A ceiling's detector: the engine's YuNet, keeping only the detections centred on one
-    of the given labelled faces (at the size of the image it is given). Given the countable
-    faces, it says what the rule would do if YuNet found only the faces the evaluation
-    counts, with YuNet's own boxes."""
+    """A ceiling's detector: the engine's YuNet, keeping only the detections that find one of
+    the given labelled faces (`training.face_eval.match_mask`, the recall table's rule), at
+    the size of the image it is given. Given the countable faces, it says what the rule
+    would do if YuNet found only the faces the evaluation counts, with YuNet's own boxes."""
 
     faces: list[FaceLabel]
     width: int
@@ -159,14 +159,15 @@ class YuNetOnLabels:
 
     def detect(self, bgr: np.ndarray, score_threshold: float) -> np.ndarray:
         from autocrop.faces import load_face_detector
+        from autocrop.geometry import xywh_to_xyxy
+
+        from .face_eval import as_rects, match_mask  # face_eval imports this module
 
         found = load_face_detector().detect(bgr, score_threshold)
-        sx, sy = bgr.shape[1] / self.width, bgr.shape[0] / self.height
-        cx, cy = found[:, 0] + found[:, 2] / 2, found[:, 1] + found[:, 3] / 2
-        keep = np.zeros(len(found), bool)
-        for f in self.faces:
-            keep |= (cx > f.x * sx) & (cx < (f.x + f.w) * sx) & (cy > f.y * sy) & (cy < (f.y + f.h) * sy)
-        return found[keep]
+        if len(found) == 0 or not self.faces:
+            return found[:0]
+        scale = np.array([bgr.shape[1] / self.width, bgr.shape[0] / self.height] * 2)
+        return found[match_mask(as_rects(self.faces) * scale, xywh_to_xyxy(found[:, :4])).any(axis=0)]
 
 
 #: Per photo, the face detector a ceiling runs the engine with (None: the engine's own).
@@ -389,20 +390,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ceilings = {"labelled-faces-engine": labelled_detector(given, LabelledFaces),
                 "labelled-yunet-engine": labelled_detector(given, YuNetOnLabels)}
     available = croppers(options)
-    for name, detector_for in ceilings.items():
-        available[name] = _engine_with(options, lambda r: None, detector_for)
+    saliency_for: Callable[[FixationRecord], Any] = lambda record: None  # noqa: E731  (the shipped model)
     if args.model:
         from autocrop.saliency import LiteRTSaliency
 
         candidate = LiteRTSaliency(args.model, num_threads=1)
-        available["engine"] = _engine_with(options, lambda record: candidate, None)
-        for name, detector_for in ceilings.items():
-            available[name] = _engine_with(options, lambda record: candidate, detector_for)
+        saliency_for = lambda record: candidate  # noqa: E731
     if args.crossfit:
         saliency_for = crossfit_saliency(args.crossfit, args.data)
+    if args.model or args.crossfit:
         available["engine"] = _engine_with(options, saliency_for, None)
-        for name, detector_for in ceilings.items():
-            available[name] = _engine_with(options, saliency_for, detector_for)
+    for name, detector_for in ceilings.items():
+        available[name] = _engine_with(options, saliency_for, detector_for)
     summaries: dict[str, Any] = {}
     all_rows: dict[str, list[dict[str, Any]]] = {}
     models: dict[str, str] = {}
