@@ -97,3 +97,45 @@ def test_training_cli_saves_a_loadable_run(tmp_path):
                               kinds=("learned", "flat"), face_weights=(0.0,), limit=2)
     assert sorted(scores) == ["flat^0+faces*0", "flat^1+faces*0", "learned^0+faces*0", "learned^1+faces*0"]
     assert all(len(v) == 2 and all(-1 <= c <= 1 for c in v) for v in scores.values())
+
+
+def test_distillation_blends_the_teachers_map_into_the_target(samples, tmp_path):
+    from autocrop.saliency import DEFAULT_SALIENCY_MODEL
+    from training.fixations import density_map
+    from training.saliency import EnsembleTeacher, blend_target
+
+    density = np.zeros((10, 10), np.float32)
+    density[2, 2] = 4.0
+    teacher_map = np.zeros((10, 10), np.float32)
+    teacher_map[7, 7] = 0.5
+    mixed = blend_target(density, teacher_map, 0.25)
+    assert mixed.sum() == pytest.approx(1.0)
+    assert mixed[2, 2] == pytest.approx(0.75) and mixed[7, 7] == pytest.approx(0.25)
+
+    # The real shipped model as the teacher: the blended target is a distribution between
+    # people's density and the model's map, and training with it still lowers the loss.
+    teacher = EnsembleTeacher(((str(DEFAULT_SALIENCY_MODEL), 2.0),))
+    record = load_saliency_sets(DEFAULT_DATA_ROOT, ("osie",))["osie"][0][0]
+    rgb = record.load_rgb()
+    taught = teacher(rgb)
+    assert taught.shape == rgb.shape[:2] and taught.max() == pytest.approx(1.0)
+    people = density_map(record.fixations, record.height, record.width)
+    half = cache_sample(record, 0, teacher, 0.5).density
+    none = cache_sample(record, 0, teacher, 0.0).density
+    cc = lambda a, b: float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+    import cv2
+    small = lambda m: cv2.resize(m, half.shape[::-1], interpolation=cv2.INTER_AREA)
+    assert cc(half, small(taught)) > cc(none, small(taught))
+    assert cc(half, small(people)) > cc(small(taught), small(people))
+    with pytest.raises(ValueError):
+        EnsembleTeacher(())
+
+    out = tmp_path / "distilled"
+    main(["--out", str(out), "--max-images", "6", "--epochs", "2", "--epochs-frozen", "1",
+          "--batch-size", "3", "--teacher", f"{DEFAULT_SALIENCY_MODEL}:1", "--distill", "0.5"])
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["distill"] == 0.5 and cfg["teachers"] == [[str(DEFAULT_SALIENCY_MODEL), 1.0]]
+    history = json.loads((out / "history.json").read_text())
+    assert history["loss"][1] < history["loss"][0]
+    with pytest.raises(SystemExit):
+        main(["--out", str(out), "--distill", "0.5"])

@@ -70,6 +70,14 @@ class TrainConfig:
     # the validation split. folds = 1 trains on every training photo (the shipped model).
     folds: int = 1
     fold: int = 0
+    # Distillation ("ensembles distilled into one model"): the training photos' density
+    # target becomes (1 - distill) x people's density + distill x the teachers' map, each
+    # scaled to sum 1. Teachers are exported .tflite files with a weight each (their cards'
+    # run-time priors apply, as at run time); their weighted mean is the ensemble one net
+    # learns, so run time keeps one model's latency. NSS keeps people's fixations, and the
+    # validation split is always scored on people alone.
+    teachers: tuple[tuple[str, float], ...] = ()
+    distill: float = 0.0
     loss: LossWeights = field(default_factory=LossWeights)
     net: SaliencyNetConfig = field(default_factory=SaliencyNetConfig)
 
@@ -84,15 +92,46 @@ class CachedSample:
     dataset: int = 0  # index of the record's set in TrainConfig.sets (per-dataset priors)
 
 
-def cache_sample(record: FixationRecord, dataset: int = 0) -> CachedSample:
-    """Load, shrink and pair one record with its ground-truth density."""
+def cache_sample(record: FixationRecord, dataset: int = 0, teacher=None,
+                 distill: float = 0.0) -> CachedSample:
+    """Load, shrink and pair one record with its ground-truth density.
+
+    With a `teacher` (rgb -> map at the photo's size) and `distill` > 0 the density is the
+    blend `TrainConfig.distill` describes."""
     rgb = record.load_rgb()
     density = density_map(record.fixations, record.height, record.width)
+    if teacher is not None and distill > 0:
+        density = blend_target(density, teacher(rgb), distill)
     scale = CACHE_LONG_SIDE / max(record.width, record.height)
     size = (round(record.width * scale), round(record.height * scale))
     rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     density = cv2.resize(density, size, interpolation=cv2.INTER_AREA)
     return CachedSample(rgb, density.astype(np.float32), record.fixations * scale, dataset)
+
+
+def blend_target(density: np.ndarray, teacher_map: np.ndarray, distill: float) -> np.ndarray:
+    """(1 - distill) x density + distill x teacher map, each scaled to sum 1 first."""
+    people = density / max(float(density.sum()), 1e-12)
+    taught = np.maximum(teacher_map.astype(np.float32), 0)
+    taught = taught / max(float(taught.sum()), 1e-12)
+    return ((1 - distill) * people + distill * taught).astype(np.float32)
+
+
+class EnsembleTeacher:
+    """The weighted mean of exported saliency models' maps (each in [0, 1], card priors on)."""
+
+    def __init__(self, teachers: tuple[tuple[str, float], ...]):
+        from autocrop.saliency import LiteRTSaliency
+
+        self.members = [(LiteRTSaliency(path, num_threads=os.cpu_count() or 1), float(w))
+                        for path, w in teachers]
+        total = sum(w for _, w in self.members)
+        if not self.members or total <= 0:
+            raise ValueError("teachers need at least one model with a positive weight")
+        self.members = [(m, w / total) for m, w in self.members]
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        return sum(w * m.predict(rgb) for m, w in self.members)
 
 
 def _place(image: np.ndarray, canvas: int, pad: float | tuple) -> np.ndarray:
@@ -207,7 +246,8 @@ def train(cfg: TrainConfig, data_root: Path, out_dir: Path, backbone: Path = DEF
         val_records = val_records[: max(2, cfg.max_images // 4)]
     t0 = time.time()
     index = {name: i for i, name in enumerate(cfg.sets)}
-    train_samples = [cache_sample(r, index[r.dataset]) for r in train_records]
+    teacher = EnsembleTeacher(cfg.teachers) if cfg.teachers and cfg.distill > 0 else None
+    train_samples = [cache_sample(r, index[r.dataset], teacher, cfg.distill) for r in train_records]
     val_samples = [cache_sample(r, index[r.dataset]) for r in val_records]
     log.info("cached %d train / %d val photos in %.1fs", len(train_samples), len(val_samples),
              time.time() - t0)
@@ -269,6 +309,15 @@ def load_trained(run_dir: Path) -> keras.Model:
     return model
 
 
+def _teacher_arg(text: str) -> tuple[str, float]:
+    """"model.tflite:0.3" -> (path, 0.3); a bare path weighs 1."""
+    path, sep, weight = text.rpartition(":")
+    try:
+        return (path, float(weight)) if sep else (text, 1.0)
+    except ValueError:
+        return text, 1.0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT)
@@ -287,7 +336,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-dataset-priors", action="store_true",
                         help="one learned prior per training set (UNISAL); default: one shared prior, "
                              "the shipped model's recipe")
+    parser.add_argument("--teacher", action="append", default=[], metavar="MODEL.tflite[:WEIGHT]",
+                        help="distillation: an exported model whose map (weight, default 1) joins "
+                             "the teachers' ensemble; repeat for more")
+    parser.add_argument("--distill", type=float, default=0.0,
+                        help="share of the teachers' map in the training density target (0-1)")
     args = parser.parse_args(argv)
+    if not 0 <= args.distill <= 1:
+        parser.error("--distill must be in 0..1")
+    if args.distill > 0 and not args.teacher:
+        parser.error("--distill needs at least one --teacher")
     if not 0 <= args.fold < max(args.folds, 1):
         parser.error("--fold must be in 0..folds-1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -296,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = TrainConfig(sets=sets, epochs=args.epochs, epochs_frozen=args.epochs_frozen,
                       batch_size=args.batch_size, lr_finetune=args.lr,
                       max_images=args.max_images, seed=args.seed, folds=args.folds, fold=args.fold,
+                      teachers=tuple(_teacher_arg(t) for t in args.teacher), distill=args.distill,
                       net=SaliencyNetConfig(priors=priors))
     log.info("backend=%s config=%s", keras.backend.backend(), cfg)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
