@@ -118,6 +118,12 @@ def commands(run_dir: Path, train_cfg: dict, selection: dict | None) -> list[str
         out += ["python -m training.prior_select --osie-run runs/lodo_osie --eyecrowd-run "
                 "runs/lodo_eyecrowd --json runs/prior.json",
                 f"python -m training.saliency_frozen --out {run_dir}{flags} --epochs {train_cfg.get('epochs')}"]
+    elif train_cfg.get("teachers") and train_cfg.get("distill"):
+        # The teachers are exported models; each one's card lists the commands that built it.
+        teach = "".join(f" --teacher {path}:{weight:g}" for path, weight in train_cfg["teachers"])
+        teach += " --teacher-flip" if train_cfg.get("teacher_flip") else ""
+        out = [f"# teachers: {', '.join(path for path, _ in train_cfg['teachers'])} (their cards say how each was built)",
+               f"python -m training.saliency --out {run_dir}{teach} --distill {train_cfg['distill']:g}"]
     else:
         out = [f"python -m training.saliency --out {run_dir}"]
     prior = f" --prior {selection['source']}" if selection and selection.get("source") else ""

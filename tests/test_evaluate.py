@@ -110,3 +110,15 @@ def test_missing_model_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--model", str(tmp_path / "nope.tflite"), "--data", str(DATA)])
     assert exc.value.code == 2
+
+
+def test_ensemble_and_flip_score_the_teachers_map(tiny_model: Path, tmp_path: Path) -> None:
+    # The centre-bias model is mirror-symmetric and ignores the pixels: an ensemble of it,
+    # flipped, must still score as the centre bias, through the distillation teacher's path.
+    out = tmp_path / "ens.json"
+    assert main(["--model", str(tiny_model), "--data", str(DATA), "--json", str(out),
+                 "--ensemble", f"{tiny_model}:0.7", "--ensemble", f"{tiny_model}:0.3", "--flip"]) == 0
+    result = json.loads(out.read_text())
+    assert result["model_name"] == "flipped 0.7 x tiny.tflite + 0.3 x tiny.tflite"
+    for key in ("osie", "eyecrowd", "combined"):
+        assert result["model"][key]["cc"] == pytest.approx(result["baseline"][key]["cc"], abs=0.01)

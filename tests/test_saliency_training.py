@@ -129,6 +129,11 @@ def test_distillation_blends_the_teachers_map_into_the_target(samples, tmp_path)
     assert cc(half, small(people)) > cc(small(taught), small(people))
     with pytest.raises(ValueError):
         EnsembleTeacher(())
+    # Test-time flipping: the teacher's map of the mirrored photo is its map, mirrored.
+    flipped = EnsembleTeacher(((str(DEFAULT_SALIENCY_MODEL), 1.0),), flip=True)
+    both = flipped(rgb)
+    np.testing.assert_allclose(both, flipped(np.ascontiguousarray(rgb[:, ::-1]))[:, ::-1], atol=1e-5)
+    assert not np.allclose(both, taught, atol=1e-3)
 
     out = tmp_path / "distilled"
     main(["--out", str(out), "--max-images", "6", "--epochs", "2", "--epochs-frozen", "1",
@@ -139,3 +144,15 @@ def test_distillation_blends_the_teachers_map_into_the_target(samples, tmp_path)
     assert history["loss"][1] < history["loss"][0]
     with pytest.raises(SystemExit):
         main(["--out", str(out), "--distill", "0.5"])
+
+
+def test_text_channel_blob_is_blurred_peak_one_or_nothing():
+    from training.text_channel import text_blob
+
+    prob = np.zeros((60, 80), np.float32)
+    assert not text_blob(prob).any()
+    prob[10:14, 20:50] = 0.9  # one line of text
+    blob = text_blob(prob)
+    assert blob.max() == pytest.approx(1.0)
+    y, x = np.unravel_index(blob.argmax(), blob.shape)
+    assert 10 <= y <= 14 and 20 <= x <= 50 and blob[50, 5] < 0.05

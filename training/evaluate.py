@@ -58,16 +58,28 @@ def evaluate_centre(data_root: Path, progress: bool = False) -> dict[str, Any]:
 
 
 def evaluate(
-    data_root: Path, model_path: Path | None, num_threads: int = 1, progress: bool = True
+    data_root: Path, model_path: Path | None, num_threads: int = 1, progress: bool = True,
+    ensemble: Sequence[tuple[str, float]] = (), flip: bool = False,
 ) -> dict[str, Any]:
-    """Baseline (and model, unless `model_path` is None) scores and the CC gain per set."""
+    """Baseline (and model, unless `model_path` is None) scores and the CC gain per set.
+
+    With `ensemble` ((model, weight), ...) or `flip` the scored map is
+    `training.saliency.EnsembleTeacher`'s (the distillation teachers' maps, measured alone)."""
     results: dict[str, Any] = {"data": str(data_root), "baseline": evaluate_centre(data_root, progress)}
     if model_path is not None:
         model = LiteRTSaliency(model_path, num_threads=num_threads)
         results["model_path"] = str(model_path)
         results["model_name"] = model.name
-        results["model"] = evaluate_predictor(data_root, lambda r: model.predict(r.load_rgb()),
-                                              progress, model.name)
+        predict = lambda r: model.predict(r.load_rgb())  # noqa: E731
+        if ensemble or flip:
+            from .saliency import EnsembleTeacher
+
+            members = tuple(ensemble) or ((str(model_path), 1.0),)
+            teacher = EnsembleTeacher(members, flip=flip)
+            results["model_name"] = ("flipped " if flip else "") + " + ".join(
+                f"{w:g} x {Path(m).name}" for m, w in members)
+            predict = lambda r: teacher(r.load_rgb())  # noqa: E731
+        results["model"] = evaluate_predictor(data_root, predict, progress, results["model_name"])
         results["cc_gain"] = {
             key: results["model"][key]["cc"] - results["baseline"][key]["cc"]
             for key in results["baseline"]
@@ -120,6 +132,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--baseline-only", action="store_true", help="score the centre bias only")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads")
+    parser.add_argument("--ensemble", action="append", default=[], metavar="MODEL.tflite[:WEIGHT]",
+                        help="score the weighted mean of these models' maps instead (repeat)")
+    parser.add_argument("--flip", action="store_true",
+                        help="average each map with the mirrored photo's (test-time flipping)")
     args = parser.parse_args(argv)
     if not args.baseline_only and not args.model.is_file():
         parser.error(f"model file not found: {args.model} (use --baseline-only to skip the model)")
@@ -129,7 +145,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation, print the table, optionally write JSON."""
     args = parse_args(argv)
-    results = evaluate(args.data, None if args.baseline_only else args.model, args.threads)
+    from .saliency import teacher_arg
+
+    results = evaluate(args.data, None if args.baseline_only else args.model, args.threads,
+                       ensemble=[teacher_arg(t) for t in args.ensemble], flip=args.flip)
     print(format_table(results))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
