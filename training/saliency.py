@@ -127,9 +127,9 @@ class EnsembleTeacher:
     budget cannot pay but a teacher can)."""
 
     def __init__(self, teachers: tuple[tuple[str, float], ...], flip: bool = False):
-        self.flip = flip
         from autocrop.saliency import LiteRTSaliency
 
+        self.flip = flip
         self.members = [(LiteRTSaliency(path, num_threads=os.cpu_count() or 1), float(w))
                         for path, w in teachers]
         total = sum(w for _, w in self.members)
