@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import keras
 import numpy as np
 import pytest
@@ -123,7 +124,6 @@ def test_distillation_blends_the_teachers_map_into_the_target(samples, tmp_path)
     half = cache_sample(record, 0, teacher, 0.5).density
     none = cache_sample(record, 0, teacher, 0.0).density
     cc = lambda a, b: float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
-    import cv2
     small = lambda m: cv2.resize(m, half.shape[::-1], interpolation=cv2.INTER_AREA)
     assert cc(half, small(taught)) > cc(none, small(taught))
     assert cc(half, small(people)) > cc(small(taught), small(people))

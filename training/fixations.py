@@ -54,9 +54,15 @@ def density_map(
     fixations: np.ndarray, height: int, width: int, sigma_frac: float = DENSITY_SIGMA_FRAC
 ) -> np.ndarray:
     """Float32 HxW ground-truth density: the fixation map blurred (not normalised)."""
-    sigma = density_sigma(height, width, sigma_frac)
-    fmap = fixation_map(fixations, height, width).astype(np.float32)
+    return blur_like_density(fixation_map(fixations, height, width), sigma_frac)
+
+
+def blur_like_density(image: np.ndarray, sigma_frac: float = DENSITY_SIGMA_FRAC) -> np.ndarray:
+    """Float32 `image` (HxW) blurred as the ground truth is: sigma `sigma_frac` x the long
+    side, kernel radius KERNEL_RADIUS_SIGMAS sigmas, zero padding."""
+    sigma = density_sigma(*image.shape[:2], sigma_frac)
     ksize = 2 * math.ceil(KERNEL_RADIUS_SIGMAS * sigma) + 1
     return cv2.GaussianBlur(
-        fmap, (ksize, ksize), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT
+        image.astype(np.float32), (ksize, ksize), sigmaX=sigma, sigmaY=sigma,
+        borderType=cv2.BORDER_CONSTANT,
     )

@@ -27,7 +27,7 @@ from autocrop.saliency import DEFAULT_SALIENCY_MODEL, LiteRTSaliency
 
 from .datasets import DEFAULT_DATA_ROOT, REPORT_ONLY_SETS
 from .evaluate import validation_records
-from .fixations import DENSITY_SIGMA_FRAC, density_map
+from .fixations import blur_like_density, density_map
 from .metrics import cc
 
 #: Below this peak probability a photo has no text (the detector's own threshold is 0.3).
@@ -40,8 +40,7 @@ def text_blob(prob: np.ndarray) -> np.ndarray:
     all zeros where nothing reaches NO_TEXT_PEAK."""
     if float(prob.max()) < NO_TEXT_PEAK:
         return np.zeros_like(prob, dtype=np.float32)
-    sigma = DENSITY_SIGMA_FRAC * max(prob.shape)
-    blob = cv2.GaussianBlur(prob.astype(np.float32), (0, 0), sigma)
+    blob = blur_like_density(prob)
     return blob / max(float(blob.max()), 1e-6)
 
 
