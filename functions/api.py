@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from autocrop import CropOptions
-from autocrop.errors import AutocropError, ImageTooLargeError, InvalidOptionsError, UnsupportedImageError
+from autocrop.errors import AutocropError, ImageTooLargeError, InvalidOptionsError, OutputTooLargeError, UnsupportedImageError
 from autocrop.job import OutputSpec, run_job
 from autocrop.options import parse_size
 from fastapi import FastAPI, Request
@@ -27,8 +27,10 @@ from fastapi.staticfiles import StaticFiles
 from mangum import Mangum
 
 from functions.api_crops import router as crop_urls
+from functions.api_gateway import HttpApiGateway
 from functions.api_limits import BodyLimitMiddleware
 from functions.api_models import PHOTO_BODY, ApiError, CropResponse, Photo, SettingsDep
+from functions.settings import LAMBDA_SYNC_PAYLOAD_LIMIT
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: Long side of the crop previews that `include=images` embeds in the JSON (pixels).
@@ -38,7 +40,17 @@ HTTP_STATUS: dict[str, int] = {
     UnsupportedImageError.code: 415,
     ImageTooLargeError.code: 413,
     InvalidOptionsError.code: 422,
+    OutputTooLargeError.code: 400,
 }
+#: What one synchronous answer may carry: Lambda's 6 MB response, base64-encoded (by API
+#: Gateway for an image, inside the JSON for data URLs: 4 bytes per 3), less room for headers
+#: and the JSON around the images.
+ANSWER_BYTES = (LAMBDA_SYNC_PAYLOAD_LIMIT - 64 * 1024) * 3 // 4
+#: Output pixels one call may render (all its crops together): one 4096 x 4096 image's worth,
+#: so a call's rendering stays a few seconds whatever it asks for.
+MAX_OUTPUT_PIXELS = 4096 * 4096
+#: The debug view's largest PNG (the analysis image, at most 640 px long, RGB, unfiltered).
+DEBUG_VIEW_BYTES = 640 * 640 * 3 + 64 * 1024
 
 
 app = FastAPI(
@@ -95,6 +107,7 @@ def crop(photo: Photo, request: Request, settings: SettingsDep) -> Any:
     options = CropOptions.from_ratios(params.ratio if want_image and params.ratio else params.ratios or settings.ratios)
     if want_image:
         _only_ratio(options)  # image output is one crop
+    debug = not want_image and "debug" in params.extras
     spec = OutputSpec(
         size=parse_size(params.size) if params.size else None,
         max_side=None if want_image else PREVIEW_SIDE,  # JSON previews are small unless sized
@@ -102,7 +115,11 @@ def crop(photo: Photo, request: Request, settings: SettingsDep) -> Any:
         quality=params.quality,
         no_upscale=params.no_upscale,
         render=want_image or "images" in params.extras,
-        debug=not want_image and "debug" in params.extras,
+        debug=debug,
+        # One place for every answer's limits: checked from the header before any analysis.
+        limit_side=settings.url_max_side,
+        limit_pixels=MAX_OUTPUT_PIXELS,
+        limit_bytes=ANSWER_BYTES - (DEBUG_VIEW_BYTES if debug else 0),
     )
     done = run_job(photo.data, options, spec)
 
@@ -117,6 +134,7 @@ def crop(photo: Photo, request: Request, settings: SettingsDep) -> Any:
                 "X-Autocrop-Score": f"{chosen.score:.4f}",
                 "X-Autocrop-Size": f"{out.width}x{out.height}",
                 "X-Autocrop-Upscaled": "true" if out.upscaled else "false",
+                "X-Autocrop-Icc-Profile": out.icc_profile,
             },
         )
     answer = done.manifest()
@@ -165,4 +183,5 @@ def _data_url(data: bytes, media_type: str) -> str:
     return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
 
 
-handler = Mangum(app, lifespan="off")
+# HttpApiGateway: the path as API Gateway decoded it, never decoded a second time.
+handler = Mangum(app, lifespan="off", custom_handlers=[HttpApiGateway])

@@ -1,5 +1,11 @@
-"""GET /v1/crops/<signature>/<key>/<ratio>/<W>x<H>.<ext>: a photo's crop at any size, from a
-signed URL that a CDN caches for good (`autocrop.urls` says how URLs are made and signed).
+"""GET /v1/crops/<key id>.<signature>/<version>/<key>/<ratio>/<W>x<H>.<ext>: a photo's crop at
+any size, from a signed URL that a CDN caches for good (`autocrop.urls` says how URLs are made,
+spelled and signed).
+
+Before anything is read from S3 a request must come through the CDN (the origin secret header,
+where one is configured), be spelled the one way its crop is (where the spelling is still
+visible: a local server; under API Gateway the CDN's edge function has refused the others),
+and carry a signature of a current or previous key.
 
 The crop's box comes from the analysis the upload function already stored (crops.json)
 while that analysis is of the photo as it is now (same ETag, from a HEAD of the photo): no
@@ -19,6 +25,7 @@ for); a 304 or 413 answers without waiting for it.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,7 +38,7 @@ from autocrop import Box, CropOptions, RenderRequest, render_crops
 from autocrop.errors import AutocropError, InvalidOptionsError
 from autocrop.job import OutputSpec, run_job
 from autocrop.master import Master
-from autocrop.urls import ROUTE, CropUrl, check, parse, verify
+from autocrop.urls import ROUTE, CropUrl, KeyRing, NonCanonicalUrlError, SigningKeyError, check, parse
 from botocore.exceptions import ClientError
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -57,35 +64,82 @@ FRESH_CACHE_CONTROL = "public, max-age=300"
 RESPONSE_LIMIT = 6 * 1024 * 1024 - 16 * 1024
 
 
-def signing_key(settings: Settings) -> bytes:
-    """The URL signing key: given directly, or from SSM Parameter Store (cached)."""
-    direct = settings.url_signing_key.get_secret_value().strip()  # as `autocrop url` reads it
-    if direct:
-        return direct.encode()
-    if settings.url_signing_key_parameter:
-        from aws_lambda_powertools.utilities import parameters
-
-        value = parameters.get_parameter(settings.url_signing_key_parameter, decrypt=True,
-                                         max_age=settings.url_key_max_age)  # fmt: skip
-        return str(value).strip().encode()
-    raise ApiError(503, "crop_urls_not_configured",
-                   "crop URLs need AUTOCROP_URL_SIGNING_KEY_PARAMETER (an SSM parameter) or AUTOCROP_URL_SIGNING_KEY")  # fmt: skip
+#: The header CloudFront adds to every request it sends the API (serverless.yml, the origin's
+#: OriginCustomHeaders), holding the origin secret.
+ORIGIN_HEADER = "x-autocrop-origin"
 
 
-def checked_request(sig: str, path: str, secret: bytes, settings: Settings) -> CropUrl:
-    """The crop the URL asks for, once its signature holds (403 otherwise) and its size is
-    within the service's maximum (400 otherwise)."""
+def not_configured(why: str) -> ApiError:
+    """The 503 of a service whose crop URLs are not (correctly) set up."""
+    return ApiError(503, "crop_urls_not_configured", why)
+
+
+def ssm_value(name: str, settings: Settings, decrypt: bool) -> str:
+    """An SSM parameter's value, cached for `url_key_max_age` seconds (Powertools)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    return str(parameters.get_parameter(name, decrypt=decrypt, max_age=settings.url_key_max_age))
+
+
+def signing_keys(settings: Settings) -> KeyRing:
+    """The URL signing keys: given directly, or from SSM Parameter Store (cached); 503 if none is usable."""
+    stored = settings.url_signing_key.get_secret_value()
+    if not stored.strip() and settings.url_signing_key_parameter:
+        stored = ssm_value(settings.url_signing_key_parameter, settings, decrypt=True)
+    elif not stored.strip():
+        raise not_configured("crop URLs need AUTOCROP_URL_SIGNING_KEY_PARAMETER (an SSM parameter) or AUTOCROP_URL_SIGNING_KEY")
     try:
-        wanted = parse(path, decoded=True)
+        return KeyRing.parse(stored)
+    except SigningKeyError as e:  # a blank or short key would let anyone sign
+        raise not_configured(f"the crop URL signing key is unusable: {e}") from e
+
+
+def origin_secret(settings: Settings) -> bytes | None:
+    """The secret the CDN must send in ORIGIN_HEADER, or None where none is configured (no CDN in front)."""
+    direct = settings.url_origin_secret.get_secret_value()
+    if direct.strip():
+        return direct.strip().encode()
+    if not settings.url_origin_secret_parameter:
+        return None
+    value = ssm_value(settings.url_origin_secret_parameter, settings, decrypt=False).strip()
+    if not value:  # configured but blank: refuse everything rather than nothing
+        raise not_configured(f"the origin secret parameter {settings.url_origin_secret_parameter} is blank")
+    return value.encode()
+
+
+def require_cdn(request: Request, settings: Settings) -> None:
+    """403 unless the request carries the origin secret (where one is configured)."""
+    expected = origin_secret(settings)
+    if expected is None:
+        return
+    sent = request.headers.get(ORIGIN_HEADER, "").encode()
+    if not hmac.compare_digest(sent, expected):
+        raise ApiError(403, "not_through_the_cdn", "crop URLs are served through the CDN (CropUrlDomain), not from here")
+
+
+def checked_request(request: Request, path: str, keys: KeyRing, settings: Settings) -> CropUrl:
+    """The crop the URL asks for, once it is spelled the one way (400 otherwise, where the spelling
+    is visible), its signature holds (403 otherwise) and its size is within the maximum (400)."""
+    raw = request.scope.get("raw_path")  # None under API Gateway, which decoded the path already
+    try:
+        if raw is not None:
+            sent = raw.decode("latin-1")  # bytes as they came: anything but ASCII is non-canonical
+            if not sent.startswith(ROUTE + "/"):
+                raise NonCanonicalUrlError(f"a crop URL starts {ROUTE}/ as written")
+            signed = parse(sent[len(ROUTE) + 1:])
+        else:
+            signed = parse(path, decoded=True)
+    except NonCanonicalUrlError as e:
+        raise ApiError(400, "not_canonical", str(e)) from e
     except InvalidOptionsError as e:
         raise ApiError(403, "bad_signature", f"not a signed crop URL: {e}") from e
-    if not verify(sig, wanted.path(), secret):
+    if not signed.verifies(keys):
         raise ApiError(403, "bad_signature", "the signature does not match this URL")
     try:
-        check(wanted, settings.url_max_side)
+        check(signed.request, settings.url_max_side)
     except InvalidOptionsError as e:
         raise ApiError(400, "bad_size", str(e)) from e
-    return wanted
+    return signed.request
 
 
 def stored_box(sidecar: dict[str, Any] | None, etag: str, ratio: str) -> Box | None:
@@ -187,22 +241,24 @@ class Laps:
 
 
 @router.get(
-    ROUTE + "/{sig}/{path:path}",
+    ROUTE + "/{path:path}",
     tags=["crop"],
     response_class=Response,
     responses={
         200: {"content": {"image/jpeg": {}, "image/webp": {}, "image/png": {}}},
         304: {"description": "Not modified (If-None-Match)"},
-        400: {"description": "A size over the maximum, or not of the ratio"},
-        403: {"description": "Unsigned, or the signature does not match"},
+        400: {"description": "Not the URL's one spelling, a size over the maximum, or not of the ratio"},
+        403: {"description": "Not through the CDN, unsigned, or the signature does not match"},
         404: {"description": "No such photo"},
+        503: {"description": "No usable signing key configured"},
     },
 )
-def crop_from_url(sig: str, path: str, request: Request, settings: SettingsDep) -> Response:
+def crop_from_url(path: str, request: Request, settings: SettingsDep) -> Response:
     """The crop of a stored photo at the URL's size (from its stored analysis when current,
     and then from its master when that has the pixels)."""
     laps = Laps()
-    wanted = checked_request(sig, path, signing_key(settings), settings)
+    require_cdn(request, settings)
+    wanted = checked_request(request, path, signing_keys(settings), settings)
     s3, pool = s3_client(), read_pool()
     base = output_base(wanted.key, settings.normalised_prefix)
     master_key = f"{base}/{MASTER}"

@@ -7,7 +7,9 @@ its crops, manifest (crops.json) or error record go where `functions.s3_outputs`
 
 A bad upload gets an error record and returns normally (no retry storm); an AWS failure is
 raised so Lambda retries and, in the end, the failure destination receives the event.
-Redelivery is harmless: an upload the records already describe is skipped.
+Redelivery is harmless: an upload the records already describe is skipped. A photo replaced
+while its job runs never gets the older photo's outputs: every write is conditional, and a job
+that finds the photo replaced after it wrote crops the photo there now (`functions.s3_outputs`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from functions.s3_outputs import (
     ERROR_RECORD,
     SIDECAR,
     Outputs,
+    RaceError,
+    Superseded,
     check_size,
     check_upload,
     get_upload,
@@ -47,6 +51,8 @@ else:
     LambdaContext = S3Client = Any
 
 logger = Logger(service="autocrop")
+#: Jobs one event may run when its photo keeps being replaced after the job wrote.
+REDO_ROUNDS = 3
 
 
 def output_spec(settings: Settings) -> OutputSpec:
@@ -75,35 +81,51 @@ def process_object(obj: SourceObject, settings: Settings, options: CropOptions, 
         return {**outcome, "status": "skipped", "reason": "own output"}
     if obj.key.endswith("/"):
         return {**outcome, "status": "skipped", "reason": "folder marker"}
-    outputs = Outputs(s3, settings, obj)
-    if outputs.done_before(obj):
-        return {**outcome, "status": "skipped", "reason": "already processed"}
+    redo = False
+    for _ in range(REDO_ROUNDS):
+        try:
+            return {**outcome, **_process(obj, settings, options, s3, redo)}
+        except Superseded as e:
+            if not e.wrote:  # the newer photo's own event crops it
+                logger.info("upload replaced during its job", extra=outcome)
+                return {**outcome, "status": "skipped", "reason": "object gone or replaced"}
+            # Its writes may sit under outputs a newer job skipped: crop the photo there now.
+            logger.info("upload replaced after its job wrote: cropping the photo there now", extra=outcome)
+            obj, redo = SourceObject(bucket=obj.bucket, key=obj.key), True
+    raise RaceError(f"{obj.key!r} kept changing during {REDO_ROUNDS} jobs")
 
+
+def _process(obj: SourceObject, settings: Settings, options: CropOptions, s3: S3Client, redo: bool) -> dict[str, Any]:
+    """One job on the upload (`redo`: even where the records say it is done)."""
+    outputs = Outputs(s3, settings, obj, options.ratios)
+    if not redo and outputs.done_before(obj):
+        return {"status": "skipped", "reason": "already processed"}
     source = obj
     try:
         if obj.size is not None:
             check_size(obj.size, settings)
         got = get_upload(s3, obj)
         if got is None:
-            return {**outcome, "status": "skipped", "reason": "object gone or replaced"}
+            return {"status": "skipped", "reason": "object gone or replaced"}
         source, body, content_type = got
         with closing(body):
             # An event without an ETag (a Batch Operations task) learns it from the GET: an
             # upload already cropped, or already refused, is skipped before its bytes are read.
-            if outputs.done_before(source):
-                return {**outcome, "status": "skipped", "reason": "already processed"}
+            if not redo and outputs.done_before(source):
+                return {"status": "skipped", "reason": "already processed"}
+            outputs.check_writable()
             check_upload(source, content_type, settings)
             data = body.read()
         started = time.perf_counter()
         written = outputs.write_crops(source, run_job(data, options, output_spec(settings)))
     except AutocropError as e:
-        logger.warning("upload rejected", extra={**outcome, "code": e.code, "detail": str(e)})
+        logger.warning("upload rejected", extra={"key": obj.key, "code": e.code, "detail": str(e)})
         outputs.write_error(source, e)
-        return {**outcome, "status": "failed", "code": e.code, "detail": str(e), "error_record": outputs.error_key}
+        return {"status": "failed", "code": e.code, "detail": str(e), "error_record": outputs.error_key}
 
     took = round(time.perf_counter() - started, 3)
-    logger.info("cropped upload", extra={**outcome, "outputs": written, "seconds": took})
-    return {**outcome, "status": "cropped", "outputs": written, "sidecar": outputs.sidecar_key}
+    logger.info("cropped upload", extra={"key": obj.key, "outputs": written, "seconds": took})
+    return {"status": "cropped", "outputs": written, "sidecar": outputs.sidecar_key}
 
 
 def process_event(

@@ -41,12 +41,23 @@ class Settings(BaseSettings):
     max_object_bytes: int = Field(default=50_000_000, gt=0)
     #: Request bodies larger than this get 413 from the API (bytes).
     api_max_body_bytes: int = Field(default=LAMBDA_SYNC_PAYLOAD_LIMIT, gt=0)
-    #: Crop URLs (GET /v1/crops/...) are signed with this key, read from SSM Parameter Store
-    #: (a SecureString, decrypted; cached for `url_key_max_age` seconds): the deployed way.
+    #: Crop URLs (GET /v1/crops/...) are signed with the keys in this SSM parameter (a
+    #: SecureString, decrypted; cached for `url_key_max_age` seconds): the deployed way. It holds
+    #: a key ring (`autocrop.urls.KeyRing`: JSON with the current and previous key and their ids;
+    #: `python -m infra.rotate_url_key` writes it) or one bare key of at least 32 bytes.
     url_signing_key_parameter: str = ""
-    #: ... or given directly (the local stack, tests). Neither: crop URLs answer 503.
+    #: ... or given directly, in the same format (the local stack, tests). Neither, or a key
+    #: under 32 bytes: crop URLs answer 503.
     url_signing_key: SecretStr = SecretStr("")
     url_key_max_age: int = Field(default=300, ge=0)
+    #: The secret CloudFront sends the API in the X-Autocrop-Origin header, from this SSM
+    #: parameter (a String: CloudFormation writes it into the distribution's origin, which
+    #: cannot read a SecureString): crop URLs without it answer 403, so the execute-api domain
+    #: is no way around the CDN's one-spelling rule and its cache.
+    url_origin_secret_parameter: str = ""
+    #: ... or given directly. Neither: no header is required (the local stack and tests have
+    #: no CDN in front).
+    url_origin_secret: SecretStr = SecretStr("")
     #: The largest side a crop URL may ask for (pixels); larger: 400.
     url_max_side: int = Field(default=4096, ge=16, le=16383)
     #: Uploads also write a master (the photo upright, at most `autocrop.master.MASTER_SIDE`

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# The whole test suite from a fresh machine: set up, install CI tools, run pytest.
+# The whole test suite from a fresh machine: set up, install CI tools, audit, run pytest, and
+# repeat the audit's verdict last, where a reader of the CI log looks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/bootstrap.sh
 if [ -f infra/ci_setup.sh ]; then bash infra/ci_setup.sh; fi
-# Known vulnerabilities in what the Lambda layer ships fail the run; an unreachable
-# advisory service only warns (infra/audit_deps.py says why).
-.venv/bin/python -m infra.audit_deps
-exec .venv/bin/python -m pytest "$@"
+# Known vulnerabilities in what the Lambda layer ships fail the run; an unreachable advisory
+# service only warns, so its NOT AUDITED verdict must not scroll away above pytest's output
+# (infra/audit_deps.py says why; infra/deploy.py refuses such a set).
+verdict=$(mktemp)
+trap 'rm -f "$verdict"' EXIT
+.venv/bin/python -m infra.audit_deps --summary-file "$verdict"
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+cat "$verdict"
+exit "$status"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,9 @@ def test_the_peer_worker_crops_every_ratio(tmp_path: Path) -> None:
     try:
         assert peer.hello["sharp"] == "0.34.5"
         boxes_only = peer.run(photo, crops=False)
+        started = time.perf_counter()
         answer = peer.run(photo, crops=True)
+        wall_ms = (time.perf_counter() - started) * 1000
     finally:
         peer.close()
     assert len(boxes_only["boxes"]) == len(RATIOS) and boxes_only["bytes"] == []
@@ -44,4 +47,6 @@ def test_the_peer_worker_crops_every_ratio(tmp_path: Path) -> None:
         assert 0 <= x and 0 <= y and x + w <= 640 and y + h <= 480
         assert w / h == pytest.approx(rw / rh, rel=0.02)
     assert len(answer["bytes"]) == len(RATIOS) and min(answer["bytes"]) > 0
-    assert answer["ms"] > 0
+    # The peer times itself inside the call the test times: within it, and in milliseconds
+    # (four resized ~2 MP JPEGs take well over 1 ms; a figure in seconds would not).
+    assert 1 <= answer["ms"] <= wall_ms, (answer["ms"], wall_ms)

@@ -123,6 +123,19 @@ def test_a_crowd_is_cropped_without_slicing_a_detected_face() -> None:
     result = analyse(data)
     assert len(result.faces) >= 30, "the crowd's faces are found"
     for crop in result.crops:
+        # The promise checked with this test's own geometry, not the engine's face helpers
+        # (the rule and its report share them, so one bug there would hide in both).
+        b = crop.box
+        whole_inside = 0
+        for face in result.faces:
+            f = face.box
+            # Faces are reported as the integer boxes covering the detections: 1 px of slack.
+            inside = b.x <= f.x + 1 and b.y <= f.y + 1 and b.right >= f.right - 1 and b.bottom >= f.bottom - 1
+            outside = b.right <= f.x + 1 or b.x >= f.right - 1 or b.bottom <= f.y + 1 or b.y >= f.bottom - 1
+            assert inside or outside, f"{crop.ratio} {b} slices the face {f}"
+            whole_inside += inside
+        assert whole_inside >= 1, f"{crop.ratio} {b} keeps no face of the crowd"
+        # ...and the report the engine returns tells the same story.
         report = crop.face_report
         assert report.cut == 0 and report.protected_cut == 0, f"{crop.ratio} slices a face: {report}"
         assert report.kept + report.dropped == len(result.faces)

@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pytest
+from autocrop.errors import ImageTooLargeError
 import skimage.data
 from PIL import Image, ImageOps
 
@@ -158,7 +159,7 @@ def test_upscaled_is_said_and_no_upscale_keeps_the_resolution() -> None:
     assert (trimmed.width, trimmed.height, trimmed.upscaled) == (360, 360, False)
     assert (smaller.width, smaller.height, smaller.upscaled) == (320, 180, False)
     assert Image.open(io.BytesIO(kept.data)).size == (640, 360)
-    assert enlarged.describe() == {"size": [1920, 1080], "media_type": "image/jpeg", "upscaled": True}
+    assert enlarged.describe() == {"size": [1920, 1080], "media_type": "image/jpeg", "upscaled": True, "icc_profile": "none"}
     assert render_crops(data, [RenderRequest(box)])[0].upscaled is False  # full resolution
 
 
@@ -166,20 +167,34 @@ def test_nothing_requested_decodes_nothing() -> None:
     assert render_crops(b"not even an image", []) == []
 
 
-def test_parallel_crops_stay_within_the_pixel_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two cores, but two cut crops beside the decode would pass the budget: one at a time."""
+def test_parallel_crops_stay_within_the_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two cores, but two crops in flight would pass the memory budget: one at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from autocrop import render
+    from autocrop.options import DEFAULT_MAX_PIXELS
 
     monkeypatch.setattr(render, "default_threads", lambda: 2)
-    data = encode_image(photo(), "JPEG")  # 1600 x 1200 RGB: 5.76 MB decoded
-    requests = [render._checked(RenderRequest(Box(0, 0, 1200, 1200))) for _ in range(3)]  # 4.32 MB each
-    im = Image.open(io.BytesIO(data))
-    im.load()
-    decoded = render._Decoded(im, im.size, 1, 1600, 1200, None)
-    monkeypatch.setattr(render, "RENDER_BUFFER_BUDGET", 5_760_000 + 2 * 4_320_000)
-    assert render._auto_threads(decoded, requests) == 2
-    monkeypatch.setattr(render, "RENDER_BUFFER_BUDGET", 5_760_000 + 2 * 4_320_000 - 1)
-    assert render._auto_threads(decoded, requests) == 1
+    workers: list[int] = []
+
+    class Recording(ThreadPoolExecutor):
+        def __init__(self, max_workers: int, **kwargs: object) -> None:
+            workers.append(max_workers)
+            super().__init__(max_workers=max_workers, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(render, "ThreadPoolExecutor", Recording)
+    data = encode_image(photo(), "JPEG")  # 1600 x 1200 RGB
+    requests = [RenderRequest(Box(0, 0, 1200, 1200)) for _ in range(3)]
+    todo = [render._checked(r) for r in requests]
+    im, header, fmt = render._opened(data, todo, DEFAULT_MAX_PIXELS)
+    peak = render._peak(data, im, header, fmt, todo)
+    assert peak(2) > peak(1)
+    assert len(render_crops(data, requests, memory_budget=peak(2))) == 3
+    assert workers == [2]
+    assert len(render_crops(data, requests, memory_budget=peak(2) - 1)) == 3
+    assert workers == [2]  # no pool: one at a time
+    with pytest.raises(ImageTooLargeError, match="over the"):
+        render_crops(data, requests, memory_budget=peak(1) - 1)
 
 
 def test_thread_count_follows_the_cores_or_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:

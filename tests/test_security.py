@@ -128,7 +128,8 @@ LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"]
 #: Every statement each role must have, and nothing more (Sids ignored, actions sorted).
 EXPECTED_STATEMENTS: dict[str, list[dict[str, Any]]] = {
     # The API writes its own log stream and, for crop URLs, reads photos (HEAD and GET: both
-    # s3:GetObject), their stored analysis and master (never writes any) and the signing key.
+    # s3:GetObject), their stored analysis and master (never writes any), the signing keys and
+    # the origin secret.
     "ApiRole": [
         {"Effect": "Allow", "Action": LOGS, "Resource": {"Fn::Sub": "${ApiLogGroup.Arn}:*"}},
         {"Effect": "Allow", "Action": ["s3:GetObject"],
@@ -139,6 +140,8 @@ EXPECTED_STATEMENTS: dict[str, list[dict[str, Any]]] = {
         {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": {"Fn::GetAtt": ["OutputBucket", "Arn"]}},
         {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": {"Fn::Sub":
          "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/autocrop/dev/url-signing-key"}},
+        {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": {"Fn::Sub":
+         "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/autocrop/dev/url-origin-secret"}},
     ],
     # Batch Operations: invoke the upload function, list the input (its generated
     # manifest), write its report; never read or change a photo itself.
@@ -240,6 +243,8 @@ def test_crop_urls_go_through_a_path_keyed_cdn_that_serves_nothing_else(template
     [origin] = config["Origins"]
     assert origin["DomainName"] == {"Fn::Sub": "${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
     assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    # the header the API requires of crop URL requests: the execute-api domain is no way around the CDN
+    assert [h["HeaderName"].lower() for h in origin["OriginCustomHeaders"]] == ["x-autocrop-origin"]
     behaviour = config["DefaultCacheBehavior"]
     assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
     assert behaviour["AllowedMethods"] == ["GET", "HEAD"]
@@ -254,6 +259,7 @@ def test_crop_urls_go_through_a_path_keyed_cdn_that_serves_nothing_else(template
     env = of_type(template, "AWS::Lambda::Function")["ApiLambdaFunction"]["Properties"]["Environment"]["Variables"]
     assert env["AUTOCROP_URL_SIGNING_KEY_PARAMETER"] == "/autocrop/dev/url-signing-key"
     assert "AUTOCROP_URL_SIGNING_KEY" not in env  # the key itself never sits in the function's config
+    assert "AUTOCROP_URL_ORIGIN_SECRET" not in env and env["AUTOCROP_URL_ORIGIN_SECRET_PARAMETER"]
     outputs = template["Outputs"]
     assert {"CropUrlDomain", "UploadFunctionArn", "BatchOperationsRoleArn"} <= set(outputs)
 

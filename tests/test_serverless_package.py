@@ -161,7 +161,7 @@ def test_iam_is_least_privilege(packaged: tuple[Path, dict]):
     api = statements(roles["ApiRole"])
     assert {a for s in api for a in actions(s)} == {
         "logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject", "s3:ListBucket", "ssm:GetParameter",
-    }  # reads only: crop URLs read photos, crops.json, masters and the signing key
+    }  # reads only: crop URLs read photos, crops.json, masters, the signing keys and the origin secret
 
     upload = {s.get("Sid"): s for s in statements(roles["UploadRole"])}
     for statement in upload.values():
@@ -187,4 +187,69 @@ def test_per_stage_settings(lambda_layer: dict, tmp_path: Path):
     assert upload["MemorySize"] == 3008
     assert upload["Environment"]["Variables"]["POWERTOOLS_LOG_LEVEL"] == "WARNING"
     assert upload["Environment"]["Variables"]["AUTOCROP_INPUT_BUCKET"] == "autocrop-prod-input"
+    shutil.rmtree(tmp_path / "out")
+
+
+# --- the edge in front of the API ------------------------------------------------------------------
+
+
+def test_the_edge_function_is_the_tested_file_and_refuses_other_spellings(packaged: tuple[Path, dict]):
+    """The CloudFront Function deployed is infra/edge/crop_urls.js as it is (tests/test_crop_url_edge.py
+    runs that file), and the packaged code itself refuses another spelling of a crop URL."""
+    from tests.test_crop_url_edge import CANONICAL, NON_CANONICAL, run_edge
+
+    _, template = packaged
+    [function] = resources(template, "AWS::CloudFront::Function").values()
+    code = function["Properties"]["FunctionCode"]
+    assert run_edge(code, [CANONICAL[0], NON_CANONICAL["an escape that is not needed"],
+                           NON_CANONICAL["an escaped slash in lowercase"], "/docs"]) == [None, 400, 400, 404]  # fmt: skip
+    assert code == (ROOT / "infra" / "edge" / "crop_urls.js").read_text()
+    assert function["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+
+
+def test_the_cdn_sends_the_origin_secret_the_api_requires(packaged: tuple[Path, dict]):
+    from functions.api_crops import ORIGIN_HEADER
+
+    _, template = packaged
+    [dist] = resources(template, "AWS::CloudFront::Distribution").values()
+    [origin] = dist["Properties"]["DistributionConfig"]["Origins"]
+    [header] = origin["OriginCustomHeaders"]
+    assert header["HeaderName"].lower() == ORIGIN_HEADER
+    # resolved by CloudFormation at deploy time from a String parameter (never in the template)
+    assert header["HeaderValue"] == "{{resolve:ssm:/autocrop/dev/url-origin-secret}}"
+    env = template["Resources"]["ApiLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["AUTOCROP_URL_ORIGIN_SECRET_PARAMETER"] == "/autocrop/dev/url-origin-secret"
+    assert "AUTOCROP_URL_ORIGIN_SECRET" not in env
+
+
+def test_the_http_api_is_throttled(packaged: tuple[Path, dict]):
+    _, template = packaged
+    [stage] = resources(template, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["DefaultRouteSettings"]
+    assert settings["ThrottlingRateLimit"] == 50 and settings["ThrottlingBurstLimit"] == 100
+    assert stage["Properties"]["StageName"] == "$default"
+
+
+def test_reserved_concurrency_is_unset_by_default_and_set_by_parameters(packaged: tuple[Path, dict], lambda_layer: dict,
+                                                                        tmp_path: Path):  # fmt: skip
+    """A new account's quota (10) cannot reserve any, so the default reserves none; a deployer
+    with the quota reserves some for each function, so a backfill cannot starve the API."""
+    _, template = packaged
+    for fn in resources(template, "AWS::Lambda::Function").values():
+        assert "ReservedConcurrentExecutions" not in fn["Properties"]
+    done = subprocess.run(
+        ["nice", "-n", "10", str(SERVERLESS), "package", "--stage", "dev", "--package", str(tmp_path / "out"),
+         "--param=apiReservedConcurrency=20", "--param=uploadReservedConcurrency=5",
+         "--param=apiThrottleRate=7", "--param=apiThrottleBurst=9"],
+        cwd=ROOT, env=offline_env(tmp_path), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    reserved = json.loads((tmp_path / "out" / "cloudformation-template-update-stack.json").read_text())
+    functions = resources(reserved, "AWS::Lambda::Function")
+    assert functions["ApiLambdaFunction"]["Properties"]["ReservedConcurrentExecutions"] == 20
+    assert functions["UploadLambdaFunction"]["Properties"]["ReservedConcurrentExecutions"] == 5
+    [stage] = resources(reserved, "AWS::ApiGatewayV2::Stage").values()
+    # (a --param arrives as text, which CloudFormation reads as the number)
+    assert float(stage["Properties"]["DefaultRouteSettings"]["ThrottlingRateLimit"]) == 7
+    assert int(stage["Properties"]["DefaultRouteSettings"]["ThrottlingBurstLimit"]) == 9
     shutil.rmtree(tmp_path / "out")

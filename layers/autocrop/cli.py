@@ -3,7 +3,7 @@
     autocrop crop PATH... --ratio W:H [--ratio ...] [--size WxH [--no-upscale]] [-o DIR] [--json]
                           [--debug DIR] [--jobs N] [--format jpeg|png|webp] [--quality Q]
     autocrop saliency PATH... --out DIR
-    autocrop url KEY --ratio W:H --size WxH [--format webp] [--base-url URL]   (a signed crop URL)
+    autocrop url KEY --ratio W:H --size WxH [--format webp] [--base-url URL] [--crop-version V]   (a signed crop URL)
     autocrop backfill s3://BUCKET/PREFIX [--endpoint-url URL] [--create-job ...]   (infra/backfill.py)
 
 A bad file is reported on stderr (and as a JSON error line with --json) and skipped; the
@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     url.add_argument("--format", default="jpeg", help="jpeg (default), webp or png")
     url.add_argument("--base-url", default="", metavar="URL", help="the CDN (or API) origin, e.g. https://d111.cloudfront.net")
     url.add_argument("--signing-key-file", type=Path, metavar="FILE",
-                     help="the signing key (default: AUTOCROP_URL_SIGNING_KEY)")  # fmt: skip
+                     help="the signing key, or the key ring as SSM holds it: signs with its current key "
+                          "(default: AUTOCROP_URL_SIGNING_KEY)")  # fmt: skip
+    url.add_argument("--crop-version", metavar="VERSION", help="the version of the photo's crops the URL names")
     url.set_defaults(func=cmd_url)
 
     sub.add_parser("backfill", add_help=False,
@@ -194,20 +196,22 @@ def cmd_url(args: argparse.Namespace) -> int:
     """Print the signed crop URL of a stored photo (`autocrop.urls`)."""
     import os
 
-    from .urls import crop_url
+    from .urls import KeyRing, SigningKeyError, crop_url
 
     if args.signing_key_file is not None:
-        secret = args.signing_key_file.read_bytes().strip()
+        stored = args.signing_key_file.read_bytes()
     else:
-        secret = os.environ.get("AUTOCROP_URL_SIGNING_KEY", "").encode()
-    if not secret:
+        stored = os.environ.get("AUTOCROP_URL_SIGNING_KEY", "").encode()
+    if not stored.strip():
         print("autocrop: the signing key: AUTOCROP_URL_SIGNING_KEY or --signing-key-file "
               "(deployed: aws ssm get-parameter --with-decryption --name <the urlSigningKeyParameter>)",
               file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     try:
-        print(crop_url(args.key, args.ratio, parse_size(args.size), secret, fmt=args.format, base_url=args.base_url))
-    except InvalidOptionsError as e:
+        keys = KeyRing.parse(stored)
+        print(crop_url(args.key, args.ratio, parse_size(args.size), keys, fmt=args.format, base_url=args.base_url,
+                       version=args.crop_version))  # fmt: skip
+    except (SigningKeyError, InvalidOptionsError) as e:
         print(f"autocrop: {e}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK

@@ -13,6 +13,7 @@ import numpy as np
 
 from .decode import decode
 from .options import DEFAULT_MAX_PIXELS
+from .memory import DEFAULT_MEMORY_BUDGET
 from .types import Box, CropResult
 
 #: One colour (BGR) per ratio, in request order, cycling.
@@ -92,7 +93,8 @@ def render_debug(rgb: np.ndarray, result: CropResult) -> np.ndarray:
     return np.concatenate([top, np.zeros((GAP, width, 3), np.uint8), row], axis=0)
 
 
-def debug_view(data: bytes, result: CropResult, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+def debug_view(data: bytes, result: CropResult, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               memory_budget: int = DEFAULT_MEMORY_BUDGET) -> bytes:  # fmt: skip
     """PNG of the saliency heatmap, faces, candidate and chosen boxes, and the crops.
 
     Drawn on the analysis image the result carries (no decode); a result without it (built by
@@ -101,7 +103,8 @@ def debug_view(data: bytes, result: CropResult, *, max_pixels: int = DEFAULT_MAX
     rgb = result.image
     if rgb is None or rgb.shape[:2] != result.saliency.shape:
         long_side = max(result.saliency.shape)
-        rgb = decode(data, max_pixels, analysis_long_side=long_side, analysis_min_long_side=None).rgb
+        rgb = decode(data, max_pixels, analysis_long_side=long_side, analysis_min_long_side=None,
+                     memory_budget=memory_budget).rgb  # fmt: skip
     ok, png = cv2.imencode(".png", render_debug(rgb, result))
     if not ok:  # pragma: no cover - OpenCV always encodes a uint8 BGR image
         raise RuntimeError("PNG encoding failed")

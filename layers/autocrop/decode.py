@@ -17,10 +17,11 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .errors import ImageTooLargeError, UnsupportedImageError
-from .options import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS
+from .memory import DEFAULT_MEMORY_BUDGET, analysis_peak, check_budget
+from .options import DEFAULT_MAX_PIXELS
 from .types import DecodedImage
 
 #: Pillow format names the engine opens (JPEG includes camera MPO files, opened as "MPO").
@@ -130,13 +131,6 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
             f"image is {width}x{height} = {width * height / 1e6:.1f} MP, "
             f"over the {max_pixels / 1e6:.1f} MP limit"
         )
-    decoded = width * height * decoded_bytes_per_pixel(im.mode)
-    if decoded > DEFAULT_MAX_DECODED_BYTES:
-        raise ImageTooLargeError(
-            f"image is {width}x{height} {im.mode}: {decoded / 1e6:.0f} MB decoded, over the "
-            f"{DEFAULT_MAX_DECODED_BYTES / 1e6:.0f} MB limit (about "
-            f"{DEFAULT_MAX_DECODED_BYTES / 3e6:.0f} MP of 8-bit RGB); downscale it first"
-        )
     return im
 
 
@@ -211,47 +205,147 @@ def has_alpha(im: Image.Image) -> bool:
     return im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
 
 
-def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND_RGB) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB: 16-bit scaled down, alpha composited on `background`."""
-    mode = im.mode
-    if mode.startswith("I") or mode == "F":
-        return Image.fromarray(to_uint8(np.asarray(im)), "L").convert("RGB")
-    if has_alpha(im):
-        # Two copies at most (the canvas and the alpha band): this also runs on full-size crops.
-        rgba = im if mode in ("RGBA", "LA") else im.convert("RGBA")
+def is_high_depth(mode: str) -> bool:
+    """Whether `mode` holds 16-bit, 32-bit or float samples (shown as 8-bit L)."""
+    return mode.startswith("I") or mode == "F"
+
+
+def rgb_mode(mode: str, alpha: bool) -> str:
+    """The 8-bit mode pixels of `mode` (with transparency: `alpha`) are shown in: RGBA or LA
+    when transparent, L for 1-bit, grey and high-depth modes, else RGB (palette, CMYK...)."""
+    if is_high_depth(mode) or mode in ("1", "L"):
+        return "L"
+    if mode in ("LA", "La"):
+        return "LA"
+    if alpha:
+        return "RGBA"
+    return "RGB"
+
+
+def uint8_scale(im: Image.Image) -> tuple[str, float]:
+    """How a high-depth image maps to 8-bit, decided once for the whole frame (so bands of it
+    agree): ("shift", 0) for 16-bit (the high byte), else ("scale", factor) then clip."""
+    if im.mode.startswith("I;16"):
+        return "shift", 0.0
+    lo_hi = im.getextrema()
+    peak = float(lo_hi[1]) if isinstance(lo_hi, tuple) and not isinstance(lo_hi[0], tuple) else 0.0
+    if im.mode == "F" and peak <= 1.0:
+        return "scale", 255.0
+    if im.mode != "F" and peak > 255:
+        return "scale", 255.0 / 65535.0
+    return "scale", 1.0
+
+
+def to_uint8(values: np.ndarray, how: tuple[str, float] | None = None) -> np.ndarray:
+    """A 16-bit, 32-bit or float single-channel array scaled to uint8 (`how`: `uint8_scale`'s
+    answer for the frame it is a band of; None: decided from `values` alone)."""
+    if how is None:
+        if values.dtype.kind == "u" and values.dtype.itemsize == 2:
+            how = ("shift", 0.0)
+        else:
+            peak = float(values.max(initial=0))
+            if values.dtype.kind == "f" and peak <= 1.0:
+                how = ("scale", 255.0)
+            elif values.dtype.kind in "iu" and peak > 255:
+                how = ("scale", 255.0 / 65535.0)
+            else:
+                how = ("scale", 1.0)
+    if how[0] == "shift":
+        # The high byte: exact for 8-bit values stored as v * 257, within 1 level otherwise,
+        # and no float copy of a 16-bit image.
+        return (values.astype(np.uint16, copy=False) >> 8).astype(np.uint8)
+    arr = values.astype(np.float32)  # one float copy, then everything in place
+    if how[1] != 1.0:
+        arr *= how[1]
+    np.clip(arr, 0, 255, out=arr)
+    np.rint(arr, out=arr)
+    return arr.astype(np.uint8)
+
+
+#: Source bytes converted at once by `convert_region`: its peak is the result plus one band.
+BAND_BYTES = 4_000_000
+
+
+def convert_region(
+    im: Image.Image,
+    mode: str,
+    box: tuple[int, int, int, int] | None = None,
+    factor: int = 1,
+    background: tuple[int, int, int] = BACKGROUND_RGB,
+    transform: ImageCms.ImageCmsTransform | None = None,
+) -> Image.Image:
+    """`box` of `im` (stored px; None: all of it) in 8-bit `mode` (RGB, RGBA, L or LA),
+    box-reduced by `factor`, converted one band of rows at a time.
+
+    A conversion that expands (1-bit or palette to RGBA, 16-bit or float to 8-bit, alpha
+    flattened on `background`) never holds the expanded photo whole: only the result and
+    one band. Bands are whole multiples of `factor` rows, so the result equals reducing the
+    whole region at once. `transform`: an ICC transform to sRGB applied to each band.
+    """
+    box = box or (0, 0, *im.size)
+    x0, y0, x1, y1 = box
+    if im.mode == mode and transform is None:  # nothing to convert: one cut, reduced if asked
+        if factor >= 2 and _reducible(im.mode):
+            return im.reduce(factor, box=box)
+        out = im if box == (0, 0, *im.size) else im.crop(box)
+        return out.reduce(factor) if factor >= 2 and _reducible(out.mode) else out
+    factor = max(1, factor)
+    out_size = (math.ceil((x1 - x0) / factor), math.ceil((y1 - y0) / factor))
+    out = Image.new(mode, out_size)
+    how = uint8_scale(im) if is_high_depth(im.mode) else None
+    row_bytes = max(1, (x1 - x0) * max(decoded_bytes_per_pixel(im.mode), len(mode)))
+    rows = max(factor, BAND_BYTES // row_bytes // factor * factor)
+    reduce_first = factor >= 2 and _reducible(im.mode)
+    for top in range(y0, y1, rows):
+        band_box = (x0, top, x1, min(y1, top + rows))
+        if reduce_first:  # averaging first keeps what the whole-region reduce gave before
+            band = _to_mode(im.reduce(factor, box=band_box), mode, background, how, transform)
+        else:
+            band = _to_mode(im.crop(band_box), mode, background, how, transform)
+            if factor >= 2:
+                band = band.reduce(factor)
+        out.paste(band, (0, (top - y0) // factor))
+    return out
+
+
+def _reducible(mode: str) -> bool:
+    """Whether Pillow's `reduce` takes this mode (not 1-bit, palette or 16-bit)."""
+    return mode not in ("1", "P") and not mode.startswith("I;16")
+
+
+def _to_mode(
+    band: Image.Image,
+    mode: str,
+    background: tuple[int, int, int],
+    how: tuple[str, float] | None,
+    transform: ImageCms.ImageCmsTransform | None,
+) -> Image.Image:
+    """One band in `mode`: high depth scaled to 8-bit, alpha flattened where `mode` has none,
+    an ICC transform applied."""
+    if is_high_depth(band.mode):
+        band = Image.fromarray(to_uint8(np.asarray(band), how), "L")
+    if transform is not None:
+        band = ImageCms.applyTransform(band, transform) or band
+    if band.mode == mode:
+        return band
+    if mode in ("RGB", "L") and has_alpha(band):
+        rgba = band if band.mode in ("RGBA", "LA") else band.convert("RGBA")
         canvas = Image.new("RGB", rgba.size, background)
         canvas.paste(rgba.convert("RGB") if rgba.mode == "LA" else rgba, mask=rgba.getchannel("A"))
-        return canvas
-    return im if mode == "RGB" else im.convert("RGB")
+        return canvas if mode == "RGB" else canvas.convert("L")
+    if band.mode in ("PA", "RGBa", "La") and mode in ("RGB", "L"):
+        band = band.convert("RGBA")
+    return band.convert(mode)
 
 
-def to_uint8(values: np.ndarray) -> np.ndarray:
-    """A 16-bit, 32-bit or float single-channel array scaled to uint8."""
-    if values.dtype == np.uint16:
-        # The high byte: exact for 8-bit values stored as v * 257, within 1 level otherwise,
-        # and no float copy of a full-size 16-bit image.
-        return (values >> 8).astype(np.uint8)
-    arr = values.astype(np.float32)
-    if values.dtype == np.uint16 or (values.dtype.kind in "iu" and float(arr.max(initial=0)) > 255):
-        arr *= 255.0 / 65535.0
-    elif values.dtype.kind == "f" and float(arr.max(initial=0)) <= 1.0:
-        arr *= 255.0
-    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND_RGB) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB: high depth scaled down, alpha composited on `background`."""
+    return convert_region(im, "RGB", background=background)
 
 
-def _reduce_for_analysis(im: Image.Image, long_side: int) -> Image.Image:
-    """Cheap integer box-reduction towards `long_side` before any mode conversion (which
-    would copy the full-size image, at up to 4x its size for 16-bit input)."""
-    factor = max(im.size) // long_side
-    if factor < 2:
-        return im
-    if im.mode.startswith("I;16"):  # Pillow cannot reduce these; OpenCV averages uint16
-        size = (math.ceil(im.size[0] / factor), math.ceil(im.size[1] / factor))
-        return Image.fromarray(cv2.resize(np.asarray(im), size, interpolation=cv2.INTER_AREA))
-    try:
-        return im.reduce(factor)
-    except ValueError:  # modes without a reducer (P, 1, ...): converted at full size
-        return im
+def _analysis_factor(im: Image.Image, long_side: int) -> int:
+    """The integer box-reduction towards `long_side` applied before any mode conversion."""
+    return max(1, max(im.size) // long_side)
 
 
 def decode(
@@ -259,6 +353,7 @@ def decode(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     analysis_long_side: int = 640,
     analysis_min_long_side: int | None = 480,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> DecodedImage:
     """Decode `data` for analysis: upright RGB with its long side at most `analysis_long_side`.
 
@@ -277,10 +372,14 @@ def decode(
     if fmt == "JPEG" and max(header_size) > min_side:
         s = min_side / max(header_size)
         im.draft(None, (math.ceil(header_size[0] * s), math.ceil(header_size[1] * s)))
+    decoded = im.size[0] * im.size[1] * decoded_bytes_per_pixel(im.mode)  # after the DCT scale
+    check_budget(analysis_peak(len(data), decoded, fmt, BAND_BYTES), memory_budget,
+                 f"decoding this {header_size[0]}x{header_size[1]} {mode} {fmt}")  # fmt: skip
     orientation = load_frame(im)
     # TIFF and HEIC are upright after loading and report that size in their header.
     width, height = upright_size(*header_size, orientation)
-    rgb = np.asarray(to_rgb(upright(_reduce_for_analysis(im, analysis_long_side), orientation)))
+    factor = _analysis_factor(im, analysis_long_side)
+    rgb = np.asarray(upright(convert_region(im, "RGB", factor=factor), orientation))
     h, w = rgb.shape[:2]
     scale = analysis_long_side / max(h, w)
     if scale < 1:

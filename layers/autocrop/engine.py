@@ -37,7 +37,8 @@ def _ms(start: float) -> float:
 
 def decode_for(data: bytes, options: CropOptions) -> DecodedImage:
     """The engine's decode of `data` under `options`: pixel limit, reduced analysis size."""
-    return decode(data, options.max_pixels, options.analysis_long_side, options.analysis_min_long_side)
+    return decode(data, options.max_pixels, options.analysis_long_side, options.analysis_min_long_side,
+                  options.memory_budget)  # fmt: skip
 
 
 def analyse(data: bytes, options: CropOptions = _DEFAULT_OPTIONS) -> CropResult:

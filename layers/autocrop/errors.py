@@ -26,10 +26,17 @@ class ImageTooLargeError(AutocropError):
     code = "image_too_large"
 
 
+class OutputTooLargeError(AutocropError):
+    """The outputs asked for exceed the door's limits: a side, the pixels of one call, or the
+    bytes an answer can carry (checked before rendering, from the formats' worst case)."""
+
+    code = "output_too_large"
+
+
 class InvalidOptionsError(AutocropError, ValueError):
     """An option is malformed: a ratio, a size, an output format, a hint out of range."""
 
     code = "invalid_options"
 
 
-__all__ = ["AutocropError", "ImageTooLargeError", "InvalidOptionsError", "UnsupportedImageError"]
+__all__ = ["AutocropError", "ImageTooLargeError", "InvalidOptionsError", "OutputTooLargeError", "UnsupportedImageError"]

@@ -12,15 +12,11 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from .errors import InvalidOptionsError
+from .memory import BASELINE_BYTES, DEFAULT_MEMORY_BUDGET
 from .types import Region
 
 #: Default pixel guard: 100 MP covers 48-108 MP phone sensors; a 200 MP upload is refused.
 DEFAULT_MAX_PIXELS = 100_000_000
-#: Decoded-size guard: a full-size decode plus the copies a crop needs peak at about 2.3x the
-#: decoded bytes, so 160 MB keeps a warm worker (models ~120 MB) under 500 MB on any input:
-#: 53 MP of 8-bit RGB (48 MP phone photos pass), 40 MP RGBA, 26 MP 16-bit RGB. Measured:
-#: a 100 MP JPEG peaked at 779 MB and a 50 MP RGBA PNG at 525 MB before this guard.
-DEFAULT_MAX_DECODED_BYTES = 160_000_000
 #: The ratios a request gets when it names none.
 DEFAULT_RATIOS = ("1:1", "16:9", "4:5", "9:16")
 #: Ratios further than this from 1 (either way) are refused: a 1:20 banner crop is a mistake.
@@ -90,6 +86,10 @@ class CropOptions:
     # --- input guard and analysis size ----------------------------------------------------
     #: Refuse images with more pixels than this before decoding them.
     max_pixels: int = DEFAULT_MAX_PIXELS
+    #: Peak RSS (bytes, the process's baseline included) a job may reach: each stage counts
+    #: what it will hold from the header, before decoding, and refuses a photo that would
+    #: go over it (`autocrop.memory`; measured per mode in docs/memory.md).
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
     #: Long side of the analysis image (analysis px); models never see more than this.
     analysis_long_side: int = 640
     #: ...nor, for JPEGs, less than this: they decode at the smallest DCT scale that keeps
@@ -210,6 +210,10 @@ class CropOptions:
             object.__setattr__(self, "focal_point", (fx, fy))
         if self.max_pixels < 1:
             raise InvalidOptionsError("max_pixels must be positive")
+        if not isinstance(self.memory_budget, int) or self.memory_budget <= BASELINE_BYTES:
+            raise InvalidOptionsError(
+                f"memory_budget must be bytes above the process's baseline of {BASELINE_BYTES}, got {self.memory_budget!r}"
+            )
         if not 64 <= self.analysis_long_side <= 4096:
             raise InvalidOptionsError("analysis_long_side must be in 64..4096")
         if not 64 <= self.analysis_min_long_side <= self.analysis_long_side:
@@ -255,7 +259,7 @@ class CropOptions:
 
 
 __all__ = [
-    "DEFAULT_MAX_DECODED_BYTES",
+    "DEFAULT_MEMORY_BUDGET",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_RATIOS",
     "CropOptions",

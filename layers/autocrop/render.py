@@ -14,15 +14,28 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageCms
 
-from .decode import decoded_bytes_per_pixel, has_alpha, load_frame, open_image, to_rgb, to_uint8, upright, upright_size, upright_to_stored
+from .decode import (
+    BAND_BYTES,
+    convert_region,
+    decoded_bytes_per_pixel,
+    exif_orientation,
+    has_alpha,
+    load_frame,
+    open_image,
+    rgb_mode,
+    upright,
+    upright_size,
+    upright_to_stored,
+)
 from .errors import InvalidOptionsError
+from .memory import DEFAULT_MEMORY_BUDGET, OutputCost, check_budget, render_peak, threads_within
 from .options import DEFAULT_MAX_PIXELS
 from .threads import default_threads
 from .types import Box
@@ -33,12 +46,6 @@ OUTPUT_FORMATS = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 #: Largest output side (WebP's limit is 16383; the others share it for one rule).
 MAX_OUTPUT_SIDE = 16383
-#: Pixel bytes (the decode plus the crops cut at once) above which `render_crops` encodes in
-#: fewer threads than it has cores: measured peak RSS at 24 MP, four full-resolution crops,
-#: 300 MB in one thread and 363 MB in two (issue 12's bound: 350 MB), so a 24 MP photo's
-#: full-resolution crops (72 MB decode + 2 x 48 MB) go one at a time and a 12 MP photo's
-#: (36 + 2 x 27 MB) two at a time.
-RENDER_BUFFER_BUDGET = 150_000_000
 #: Resampling filters a request may name. LANCZOS for what people see; BILINEAR (antialiased,
 #: as Pillow's filters all are) for an intermediate that is always resampled again, such as
 #: the master (`autocrop.master`), where it is 2.4x faster for the same final pixels.
@@ -91,52 +98,101 @@ def fit_within(box: Box, side: int) -> tuple[int, int]:
     return max(1, round(box.w * scale)), max(1, round(box.h * scale))
 
 
+#: ICC profiles larger than this (bytes) are not copied into outputs: the pixels are turned
+#: into sRGB through the profile (and the small sRGB profile embedded) where Pillow's
+#: LittleCMS can, else the profile is dropped; `RenderedCrop.icc_profile` says which. Real
+#: colour spaces fit well inside it (sRGB 3 KB, the ICC's sRGB v4 61 KB, Display P3 and
+#: Adobe RGB under 1 KB); an 8 MB profile would make every 64x64 crop 8 MB.
+MAX_ICC_BYTES = 64 * 1024
+#: What happened to the photo's colour profile in an output (`RenderedCrop.icc_profile`).
+ICC_OUTCOMES = ("kept", "converted_to_srgb", "dropped", "none")
+#: Worst-case encoded bytes per pixel by format and quality ceiling, measured on uniform noise
+#: (the least compressible input) with Pillow 12 at Pillow's defaults (JPEG 4:2:0), plus 10%:
+#: `encoded_bound` takes the entry of the smallest listed quality at or above the request's.
+#: PNG stores every byte of its mode (noise does not deflate). tests/test_render.py checks
+#: noise against it.
+WORST_BYTES_PER_PIXEL = {
+    "JPEG": ((50, 0.46), (60, 0.53), (70, 0.62), (75, 0.67), (80, 0.74), (85, 0.84), (90, 0.99),
+             (95, 1.30), (98, 1.71), (100, 2.18)),
+    "WEBP": ((50, 0.59), (60, 0.63), (70, 0.67), (75, 0.69), (80, 0.76), (85, 0.83), (90, 0.93),
+             (95, 1.06), (98, 1.17), (100, 1.23)),
+}  # fmt: skip
+#: WebP keeps alpha losslessly: up to a byte more per pixel.
+WEBP_ALPHA_BYTES_PER_PIXEL = 1.1
+#: Container, header and tables of one encoded image (bytes), profile aside.
+ENCODED_OVERHEAD = 4096
+
+
+def output_mode(source_mode: str, alpha: bool, fmt: str) -> str:
+    """The 8-bit mode an output of a `source_mode` photo (`alpha`: with transparency) is
+    written in: `decode.rgb_mode`, with transparency flattened on white for JPEG and grey
+    widened to RGB(A) for WebP."""
+    mode = rgb_mode(source_mode, alpha)
+    if fmt == "JPEG":
+        return {"RGBA": "RGB", "LA": "L"}.get(mode, mode)
+    if fmt == "WEBP":
+        return {"L": "RGB", "LA": "RGBA"}.get(mode, mode)
+    return mode
+
+
+def encoded_bound(fmt: str, quality: int, pixels: float, mode: str, icc_bytes: int = 0) -> int:
+    """The most bytes an image of `pixels` in `mode` can encode to as `fmt` at `quality`."""
+    if fmt == "PNG":
+        per_pixel = float(len(mode)) * 1.01
+    else:
+        table = WORST_BYTES_PER_PIXEL[fmt]
+        per_pixel = next((bpp for q, bpp in table if q >= quality), table[-1][1])
+        if fmt == "WEBP" and mode in ("RGBA", "LA"):
+            per_pixel += WEBP_ALPHA_BYTES_PER_PIXEL
+    return int(pixels * per_pixel) + ENCODED_OVERHEAD + icc_bytes
+
+
 def _icc_space(icc: bytes | None) -> bytes | None:
     return icc[16:20] if icc and len(icc) >= 20 else None
 
 
-def for_output(im: Image.Image, fmt: str, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
-    """Convert to a mode `fmt` can store; return the image and the ICC profile that still fits it.
+@dataclass(frozen=True)
+class ColourPlan:
+    """How one output mode of a photo treats its ICC profile: a transform to sRGB applied to
+    the pixels (or None), the profile embedded (or None), and the outcome's name."""
 
-    CMYK goes to sRGB through its embedded profile (sRGB is then embedded); 16-bit goes to
-    8-bit; transparency survives in PNG and WebP and is flattened on white for JPEG.
+    transform: ImageCms.ImageCmsTransform | None
+    icc: bytes | None
+    outcome: str
+
+
+def colour_plan(source_mode: str, icc: bytes | None, out_mode: str) -> ColourPlan:
+    """What happens to the profile `icc` of a `source_mode` photo in an `out_mode` output.
+
+    CMYK goes to sRGB through its embedded profile (sRGB is then embedded); a profile larger
+    than MAX_ICC_BYTES is applied to the pixels (RGB and CMYK photos) or dropped; any other
+    profile is kept where its colour space is the output's.
     """
-    mode = im.mode
-    if mode == "CMYK":
-        if _icc_space(icc) == b"CMYK":
-            try:
-                src = ImageCms.ImageCmsProfile(io.BytesIO(icc or b""))
-                srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-                converted = ImageCms.profileToProfile(im, src, srgb, outputMode="RGB")
-                if converted is not None:
-                    return converted, srgb.tobytes()
-            except (ImageCms.PyCMSError, OSError):
-                pass
-        return im.convert("RGB"), None
-    if mode.startswith("I") or mode == "F":
-        im = Image.fromarray(to_uint8(np.asarray(im)), "L")
-        mode = "L"
-    elif mode in ("1",):
-        im, mode = im.convert("L"), "L"
-    elif mode == "P":
-        mode = "RGBA" if "transparency" in im.info else "RGB"
-        im = im.convert(mode)
-    elif mode in ("PA", "RGBa"):
-        im, mode = im.convert("RGBA"), "RGBA"
-    elif mode == "La":
-        im, mode = im.convert("LA"), "LA"
-    elif mode not in ("L", "LA", "RGB", "RGBA"):
-        im, mode = im.convert("RGB"), "RGB"
-    if fmt == "JPEG" and mode in ("RGBA", "LA"):
-        im = to_rgb(im)
-        if mode == "LA":
-            im = im.convert("L")
-        mode = im.mode
-    elif fmt == "WEBP" and mode in ("L", "LA"):
-        im = im.convert("RGBA" if mode == "LA" else "RGB")
-        mode = im.mode
-    keep_icc = icc if _icc_space(icc) == _ICC_SPACE.get(mode) else None
-    return im, keep_icc
+    if not icc:
+        return ColourPlan(None, None, "none")
+    space = _icc_space(icc)
+    convertible = (source_mode == "CMYK" and space == b"CMYK") or (
+        source_mode == "RGB" and space == b"RGB " and len(icc) > MAX_ICC_BYTES
+    )
+    if convertible and out_mode == "RGB":
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+            transform = ImageCms.buildTransform(src, srgb, source_mode, "RGB")
+            return ColourPlan(transform, srgb.tobytes(), "converted_to_srgb")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            return ColourPlan(None, None, "dropped")
+    if len(icc) <= MAX_ICC_BYTES and space == _ICC_SPACE.get(out_mode) and source_mode != "CMYK":
+        return ColourPlan(None, icc, "kept")
+    return ColourPlan(None, None, "dropped")
+
+
+def for_output(im: Image.Image, fmt: str, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """`im` in the mode `fmt` stores (`output_mode`), and the ICC profile the output carries
+    (`colour_plan`)."""
+    mode = output_mode(im.mode, has_alpha(im), fmt)
+    plan = colour_plan(im.mode, icc, mode)
+    return convert_region(im, mode, transform=plan.transform), plan.icc
 
 
 def encode(im: Image.Image, fmt: str, quality: int, icc: bytes | None) -> bytes:
@@ -192,10 +248,13 @@ class RenderedCrop:
     media_type: str
     upscaled: bool
     flattened: bool = False
+    #: What became of the photo's colour profile (one of ICC_OUTCOMES).
+    icc_profile: str = "none"
 
     def describe(self) -> dict[str, object]:
-        """The JSON form (without the bytes): size, media type, upscaled."""
-        return {"size": [self.width, self.height], "media_type": self.media_type, "upscaled": self.upscaled}
+        """The JSON form (without the bytes): size, media type, upscaled, the profile's fate."""
+        return {"size": [self.width, self.height], "media_type": self.media_type, "upscaled": self.upscaled,
+                "icc_profile": self.icc_profile}  # fmt: skip
 
 
 def render_crops(
@@ -204,50 +263,149 @@ def render_crops(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     threads: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> list[RenderedCrop]:
     """Every requested crop of one photo from one decode, in request order.
 
     The decode is at the smallest JPEG DCT scale that still gives every request at least its
     output pixels (full resolution when any request has no size); each crop is cut from it,
-    resampled and encoded. With `threads` > 1 (default: `threads.default_threads()`, fewer
-    where the memory budget says so; see RENDER_BUFFER_BUDGET) the
-    crops are cut, resampled and encoded in parallel; Pillow releases the GIL for those steps.
+    converted band by band, resampled and encoded. Before decoding, what the renders will
+    hold is counted against `memory_budget` (`autocrop.memory`): over it even one at a time,
+    the photo is refused (ImageTooLargeError). With `threads` > 1 (default:
+    `threads.default_threads()`, fewer where the budget says so) the crops are cut, resampled
+    and encoded in parallel; Pillow releases the GIL for those steps.
     """
     todo = [_checked(r) for r in requests]
     if not todo:
         return []
-    im = open_image(data, max_pixels)
-    header = im.size
+    im, header, fmt = _opened(data, todo, max_pixels)
     icc = im.info.get("icc_profile") or None
-    if im.format in ("JPEG", "MPO"):
-        factor = min(_reduction(r) for r in todo)
-        if factor >= 2:
-            im.draft(None, (math.ceil(header[0] / factor), math.ceil(header[1] / factor)))
+    peak = _peak(data, im, header, fmt, todo)
+    check_budget(peak(1), memory_budget, _what(im, header, fmt, todo))
     orientation = load_frame(im)
+    # TIFF and HEIC are upright after loading and report that size in their header.
     width, height = upright_size(*header, orientation)
     for r in todo:
         box = r.request.box
         if box.x < 0 or box.y < 0 or box.right > width or box.bottom > height:
             raise InvalidOptionsError(f"box {box.to_list()} is not inside the {width}x{height} photo")
     photo = _Decoded(im, header, orientation, width, height, icc)
-    workers = min(len(todo), threads if threads is not None else _auto_threads(photo, todo))
+    most = min(len(todo), threads if threads is not None else default_threads())
+    workers = threads_within(memory_budget, most, peak) if threads is None else most
     if workers <= 1:
         return [_render_one(photo, r) for r in todo]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autocrop-render") as pool:
         return list(pool.map(lambda r: _render_one(photo, r), todo))
 
 
-def _auto_threads(photo: _Decoded, todo: Sequence[_Checked]) -> int:
-    """The cores, fewer where parallel crops would hold more than RENDER_BUFFER_BUDGET bytes
-    of pixels beside the decode (each thread holds one cut crop while it encodes)."""
-    threads = default_threads()
-    bpp = decoded_bytes_per_pixel(photo.im.mode)
-    kx, ky = photo.im.size[0] / photo.header[0], photo.im.size[1] / photo.header[1]
-    cuts = sorted(((r.region[2] - r.region[0]) * kx * (r.region[3] - r.region[1]) * ky * bpp for r in todo), reverse=True)
-    decoded = photo.im.size[0] * photo.im.size[1] * bpp
-    while threads > 1 and decoded + sum(cuts[:threads]) > RENDER_BUFFER_BUDGET:
-        threads -= 1
-    return threads
+def render_plan(data: bytes, requests: Sequence[RenderRequest], *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:  # fmt: skip
+    """The peak RSS (bytes) `render_crops` would reach for `requests` one at a time, from the
+    header alone; ImageTooLargeError when it is over `memory_budget` (a job asks before its
+    analysis, so a photo it cannot render costs no analysis)."""
+    todo = [_checked(r) for r in requests]
+    if not todo:
+        return 0
+    im, header, fmt = _opened(data, todo, max_pixels)
+    needed = _peak(data, im, header, fmt, todo)(1)
+    check_budget(needed, memory_budget, _what(im, header, fmt, todo))
+    return needed
+
+
+def _opened(data: bytes, todo: Sequence[_Checked], max_pixels: int) -> tuple[Image.Image, tuple[int, int], str]:
+    """The photo opened (header only) at the smallest JPEG DCT scale every request allows
+    (`Image.size` is then the size it will decode at), its full stored size, its format."""
+    im = open_image(data, max_pixels)
+    header = im.size
+    fmt = "JPEG" if im.format == "MPO" else str(im.format)
+    if fmt == "JPEG":
+        factor = min(_reduction(r) for r in todo)
+        if factor >= 2:
+            im.draft(None, (math.ceil(header[0] / factor), math.ceil(header[1] / factor)))
+    return im, header, fmt
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What a photo's header says, all that a render plan needs: its stored size, the size it
+    decodes at (a JPEG's DCT scale), mode, format, transparency, ICC profile size and whether
+    an EXIF orientation turns it (an upright copy)."""
+
+    size: tuple[int, int]
+    decode_size: tuple[int, int]
+    mode: str
+    fmt: str
+    alpha: bool = False
+    icc_bytes: int = 0
+    turned: bool = False
+
+    @classmethod
+    def of(cls, im: Image.Image, header: tuple[int, int], fmt: str) -> Frame:
+        """The frame of `im`, opened (header only) and maybe DCT-scaled, `header` its full size."""
+        icc = im.info.get("icc_profile") or b""
+        return cls(header, im.size, im.mode, fmt, has_alpha(im), len(icc), exif_orientation(im) != 1)
+
+    @property
+    def decoded_bytes(self) -> int:
+        """The decoded frame's bytes in its own mode."""
+        return self.decode_size[0] * self.decode_size[1] * decoded_bytes_per_pixel(self.mode)
+
+
+def frame_peak(frame: Frame, data_bytes: int, requests: Sequence[RenderRequest]) -> Callable[[int], int]:
+    """Peak RSS of rendering `requests` of `frame` by how many run at once (`autocrop.memory`)."""
+    costs = [_cost(frame, _checked(r)) for r in requests]
+    return lambda threads: render_peak(data_bytes, frame.decoded_bytes, frame.fmt, costs, threads)
+
+
+def _peak(data: bytes, im: Image.Image, header: tuple[int, int], fmt: str, todo: Sequence[_Checked]) -> Callable[[int], int]:
+    """Peak RSS of rendering `todo` from `im` (opened by `_opened`) by how many run at once."""
+    return frame_peak(Frame.of(im, header, fmt), len(data), [r.request for r in todo])
+
+
+def _what(im: Image.Image, header: tuple[int, int], fmt: str, todo: Sequence[_Checked]) -> str:
+    w, h = header
+    return f"rendering {len(todo)} output(s) of this {w}x{h} {im.mode} {fmt}"
+
+
+def output_bounds(frame: Frame, requests: Sequence[RenderRequest]) -> list[tuple[tuple[int, int], int]]:
+    """Each request's output size and its worst-case encoded bytes, from the header alone."""
+    bounds = []
+    for request in requests:
+        r = _checked(request)
+        kx, ky = frame.decode_size[0] / frame.size[0], frame.decode_size[1] / frame.size[1]
+        x0, y0, x1, y1 = r.region
+        size = r.out_size or (max(1, round((x1 - x0) * kx)), max(1, round((y1 - y0) * ky)))
+        bounds.append((size, _cost(frame, r).encoded))
+    return bounds
+
+
+def answer_bound(fmt: str, quality: int, size: tuple[int, int]) -> int:
+    """The most bytes one output of `size` can encode to as `fmt` for any photo (transparency
+    and the largest profile kept included): what a door with a byte limit checks first."""
+    name = output_format(fmt)
+    mode = "RGB" if name == "JPEG" else "RGBA"
+    return encoded_bound(name, quality, size[0] * size[1], mode, MAX_ICC_BYTES)
+
+
+def _cost(frame: Frame, r: _Checked) -> OutputCost:
+    """What rendering `r` holds (`autocrop.memory.OutputCost`), from sizes alone (areas do not
+    depend on orientation)."""
+    kx, ky = frame.decode_size[0] / frame.size[0], frame.decode_size[1] / frame.size[1]
+    x0, y0, x1, y1 = r.region
+    w, h = (x1 - x0) * kx, (y1 - y0) * ky  # region at decode resolution
+    mode = output_mode(frame.mode, frame.alpha, r.pil_fmt)
+    bpp = len(mode)
+    copies = 2 if frame.turned else 1  # the upright copy
+    if r.out_size is None:
+        out_pixels = w * h
+        working = out_pixels * bpp * copies
+    else:
+        out_pixels = float(r.out_size[0] * r.out_size[1])
+        factor = max(1, int(min(w / r.out_size[0], h / r.out_size[1]) // 2))
+        working = (w / factor) * (h / factor) * bpp + out_pixels * bpp * copies
+    kept = frame.icc_bytes if frame.icc_bytes <= MAX_ICC_BYTES else 0
+    encoded = encoded_bound(r.pil_fmt, r.request.quality, out_pixels, mode, kept + 4096)
+    return OutputCost(int(working) + 2 * BAND_BYTES, encoded)
 
 
 def render_crop(
@@ -259,13 +417,14 @@ def render_crop(
     quality: int = 85,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     no_upscale: bool = False,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> bytes:
     """Cut `box` (upright full-resolution px) out of the photo, resize to `size`, encode `fmt`.
 
     One crop's bytes; `render_crops` gives several crops from one decode, with their sizes.
     """
     request = RenderRequest(box, size, fmt, quality, no_upscale)
-    return render_crops(data, [request], max_pixels=max_pixels, threads=1)[0].data
+    return render_crops(data, [request], max_pixels=max_pixels, threads=1, memory_budget=memory_budget)[0].data
 
 
 @dataclass(frozen=True)
@@ -316,9 +475,10 @@ def _render_one(photo: _Decoded, r: _Checked) -> RenderedCrop:
     x0, y0, x1, y1 = upright_to_stored(r.region, orientation, photo.width, photo.height)
     kx, ky = im.size[0] / header[0], im.size[1] / header[1]
     x0, x1, y0, y1 = x0 * kx, x1 * kx, y0 * ky, y1 * ky
+    mode = output_mode(im.mode, has_alpha(im), r.pil_fmt)
+    plan = colour_plan(im.mode, photo.icc, mode)
     if r.out_size is None:
-        crop = im.crop((round(x0), round(y0), round(x1), round(y1)))
-        crop, out_icc = for_output(crop, r.pil_fmt, photo.icc)
+        crop = convert_region(im, mode, (round(x0), round(y0), round(x1), round(y1)), transform=plan.transform)
     else:
         size = r.out_size
         stored_size = size if orientation in (1, 2, 3, 4) else (size[1], size[0])
@@ -326,28 +486,15 @@ def _render_one(photo: _Decoded, r: _Checked) -> RenderedCrop:
         # Box-average by an integer factor that leaves at least 2x the output for LANCZOS;
         # reducing straight from the decode also spares a full-size copy of the crop.
         factor = int(min((x1 - x0) / stored_size[0], (y1 - y0) / stored_size[1]) // 2)
-        crop = _reduced_cut(im, cut, factor)
+        crop = convert_region(im, mode, cut, factor, transform=plan.transform)
         k = cut[2] - cut[0], cut[3] - cut[1]
         sx, sy = crop.size[0] / k[0], crop.size[1] / k[1]
         sub = ((x0 - cut[0]) * sx, (y0 - cut[1]) * sy, (x1 - cut[0]) * sx, (y1 - cut[1]) * sy)
-        crop, out_icc = for_output(crop, r.pil_fmt, photo.icc)
         crop = crop.resize(stored_size, RESAMPLING[r.request.resample], box=sub, reducing_gap=3.0)
     crop = upright(crop, orientation)
-    body = encode(crop, r.pil_fmt, r.request.quality, out_icc)
+    body = encode(crop, r.pil_fmt, r.request.quality, plan.icc)
     flattened = r.pil_fmt == "JPEG" and has_alpha(im)
-    return RenderedCrop(body, crop.size[0], crop.size[1], MEDIA_TYPES[r.pil_fmt], r.upscaled, flattened)
-
-
-def _reduced_cut(im: Image.Image, cut: tuple[int, int, int, int], factor: int) -> Image.Image:
-    """`cut` of `im`, box-averaged by `factor` when it is 2 or more and the mode allows."""
-    if factor >= 2:
-        try:
-            return im.reduce(factor, box=cut)
-        except ValueError:  # modes without a reducer (P, 1, I;16...)
-            pass
-    if cut == (0, 0, *im.size):  # the whole frame (the master): resampled from the decode, no copy
-        return im
-    return im.crop(cut)
+    return RenderedCrop(body, crop.size[0], crop.size[1], MEDIA_TYPES[r.pil_fmt], r.upscaled, flattened, plan.outcome)
 
 
 __all__ = [
@@ -356,7 +503,18 @@ __all__ = [
     "RESAMPLING",
     "RenderRequest",
     "RenderedCrop",
+    "ICC_OUTCOMES",
+    "MAX_ICC_BYTES",
+    "ColourPlan",
+    "Frame",
+    "answer_bound",
+    "frame_peak",
+    "output_bounds",
+    "colour_plan",
     "encode",
+    "encoded_bound",
+    "output_mode",
+    "render_plan",
     "fit_within",
     "for_output",
     "output_format",

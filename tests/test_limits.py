@@ -1,0 +1,254 @@
+"""The promises about memory and output sizes, tried with inputs the pipeline was not built around:
+every Pillow mode, the probe's odd files (1-bit, palette with transparency, LA, float TIFF),
+a 48 MP phone photo at full resolution, sizes at the edge of a door's limits, an 8 MB colour
+profile. Peak memory is measured in a fresh process (`resource.getrusage`), never taken from
+the code's own plan.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from autocrop import Box, CropOptions, RenderRequest, render_crops, run_job
+from autocrop.errors import ImageTooLargeError, OutputTooLargeError
+from autocrop.job import OutputSpec, plan_job
+from autocrop.memory import DEFAULT_MEMORY_BUDGET
+from autocrop.render import MAX_ICC_BYTES, answer_bound, encoded_bound
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# --- memory: measured peaks of the upload's job -------------------------------------------------
+
+#: Runs the upload function's job (its own settings: full-resolution crops + the master) on
+#: one file in a fresh interpreter and prints its peak RSS (bytes) and what it did.
+_MEASURE = textwrap.dedent(
+    """
+    import json, resource, sys
+    from functions.s3_trigger import crop_options, output_spec
+    from functions.settings import Settings
+    from autocrop.errors import AutocropError
+    from autocrop.job import run_job
+    settings = Settings(output_bucket="measure")
+    data = open(sys.argv[1], "rb").read()
+    try:
+        done = run_job(data, crop_options(settings), output_spec(settings))
+        outcome = {"status": "cropped", "crops": len(done.outputs), "master": done.master is not None}
+    except AutocropError as e:
+        outcome = {"status": "refused", "code": e.code}
+    outcome["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps(outcome))
+    """
+)
+
+
+def _measure(path: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={"PYTHONPATH": f"{ROOT}:{ROOT / 'layers'}", "PATH": "/usr/bin:/bin", "AUTOCROP_THREADS": "2"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _odd_file(kind: str, path: Path) -> None:
+    """The probe's odd files: each small on disk, each expanding far beyond its bytes."""
+    if kind == "1-bit 10000x10000 PNG":
+        im = Image.new("1", (10000, 10000), 0)
+        im.paste(1, (2000, 2000, 7000, 6000))
+        im.save(path, "PNG")
+    elif kind == "palette+transparency 10000x10000 PNG":
+        im = Image.new("P", (10000, 10000), 0)
+        im.putpalette([0, 0, 0, 200, 30, 30, 30, 200, 30] + [0] * 759)
+        im.paste(1, (1000, 1000, 6000, 9000))
+        im.paste(2, (6500, 2000, 9000, 5000))
+        im.save(path, "PNG", transparency=0)
+    elif kind == "palette+transparency 10000x10000 GIF":
+        im = Image.new("P", (10000, 10000), 0)
+        im.putpalette([0, 0, 0, 200, 30, 30] + [0] * 762)
+        im.paste(1, (3000, 3000, 7000, 7000))
+        im.save(path, "GIF", transparency=0)
+    elif kind == "LA 8900x8900 PNG":
+        im = Image.new("LA", (8900, 8900), (128, 255))
+        im.paste((30, 200), (1000, 1000, 5000, 8000))
+        im.save(path, "PNG")
+    elif kind == "float TIFF 8000x6000":
+        arr = np.tile(np.linspace(0, 1, 8000, dtype=np.float32), (6000, 1))
+        Image.fromarray(arr, "F").save(path, "TIFF", compression="tiff_deflate")
+    elif kind == "48 MP JPEG":
+        rng = np.random.default_rng(0)
+        small = Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
+        small.resize((8000, 6000), Image.Resampling.BILINEAR).save(path, "JPEG", quality=92)
+    else:  # pragma: no cover
+        raise ValueError(kind)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "1-bit 10000x10000 PNG",
+        "palette+transparency 10000x10000 PNG",
+        "palette+transparency 10000x10000 GIF",
+        "LA 8900x8900 PNG",
+        "float TIFF 8000x6000",
+        "48 MP JPEG",
+    ],
+)
+def test_the_upload_job_peaks_under_the_budget_or_refuses(kind: str, tmp_path: Path) -> None:
+    """Each file is cropped with its peak RSS (baseline included) under the budget, or refused
+    with a domain error: never an out-of-memory kill. The phone photo must be cropped."""
+    path = tmp_path / "photo"
+    _odd_file(kind, path)
+    got = _measure(path)
+    assert got["peak"] < DEFAULT_MEMORY_BUDGET, got
+    if kind == "48 MP JPEG":
+        assert got == {**got, "status": "cropped", "crops": 4, "master": True}
+    else:
+        assert got["status"] == "cropped" or got.get("code") == "image_too_large", got
+
+
+def test_the_budget_is_counted_from_the_header_before_any_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A photo that cannot fit is refused before the engine analyses it (no decode, no model)."""
+    import autocrop.engine
+
+    def analysed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("analysed a photo the budget refuses")
+
+    monkeypatch.setattr(autocrop.engine, "analyse", analysed)
+    im = Image.new("P", (9000, 9000), 0)
+    im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    data = io.BytesIO()
+    im.save(data, "PNG", transparency=0)
+    spec = OutputSpec(master_side=2560)
+    with pytest.raises(ImageTooLargeError, match="budget"):
+        run_job(data.getvalue(), CropOptions(memory_budget=500_000_000), spec)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "I;16", "I", "F", "CMYK"])
+def test_every_mode_converts_band_by_band_to_what_a_whole_conversion_gives(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cropping in bands (a few rows at a time) gives the pixels a whole-image conversion gives."""
+    decode = importlib.import_module("autocrop.decode")  # the package's `decode` is the function
+
+    rng = np.random.default_rng(1)
+    rgba = Image.fromarray(rng.integers(0, 255, (97, 131, 4), dtype=np.uint8), "RGBA")
+    if mode in ("I;16", "I", "F"):
+        grey = np.asarray(rgba.convert("L"), dtype=np.float64)
+        arr = {"I;16": (grey * 257).astype(np.uint16), "I": (grey * 257).astype(np.int32), "F": (grey / 255).astype(np.float32)}[mode]
+        im = Image.fromarray(arr, mode)
+    elif mode == "P":
+        im = rgba.convert("RGB").quantize(16)
+    elif mode == "PA":
+        im = rgba.convert("PA")
+    else:
+        im = rgba.convert(mode)
+    target = decode.rgb_mode(im.mode, decode.has_alpha(im))
+    whole = decode.convert_region(im, target)
+    monkeypatch.setattr(decode, "BAND_BYTES", 131 * 4 * 3)  # three rows a band
+    banded = decode.convert_region(im, target)
+    assert banded.mode == whole.mode == target
+    assert np.array_equal(np.asarray(banded), np.asarray(whole))
+    reduced = decode.convert_region(im, target, (5, 7, 125, 90), factor=3)
+    assert reduced.size == (40, 28)
+
+
+# --- output limits: one place, checked before rendering -----------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "mode"), [("JPEG", "RGB"), ("JPEG", "L"), ("WEBP", "RGB"), ("WEBP", "RGBA"), ("PNG", "RGB"), ("PNG", "RGBA")])
+@pytest.mark.parametrize("quality", [50, 85, 100])
+def test_noise_never_encodes_larger_than_the_bound(fmt: str, mode: str, quality: int) -> None:
+    """The worst case the limits are checked against holds for the least compressible input."""
+    rng = np.random.default_rng(quality)
+    im = Image.fromarray(rng.integers(0, 256, (300, 400, len(mode)), dtype=np.uint8).squeeze(), mode)
+    out = io.BytesIO()
+    im.save(out, fmt, **({} if fmt == "PNG" else {"quality": quality}))
+    assert len(out.getvalue()) <= encoded_bound(fmt, quality, 300 * 400, mode)
+
+
+def _photo_bytes(size: tuple[int, int] = (1600, 1200), fmt: str = "JPEG", **kwargs: object) -> bytes:
+    rng = np.random.default_rng(3)
+    small = Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8))
+    out = io.BytesIO()
+    small.resize(size, Image.Resampling.BICUBIC).save(out, fmt, **kwargs)
+    return out.getvalue()
+
+
+def test_a_door_limit_refuses_before_any_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    import autocrop.engine
+
+    monkeypatch.setattr(autocrop.engine, "analyse", lambda *a, **k: pytest.fail("analysed"))
+    data = _photo_bytes()
+    with pytest.raises(OutputTooLargeError, match="largest side"):
+        OutputSpec(size=(16383, 16383), limit_side=4096)
+    spec = OutputSpec(size=(4000, 3000), fmt="png", limit_bytes=4_000_000)
+    with pytest.raises(OutputTooLargeError, match="an answer can carry"):
+        run_job(data, CropOptions.from_ratios("4:3"), spec)
+    with pytest.raises(OutputTooLargeError, match="one call may render"):
+        run_job(data, CropOptions.from_ratios("1:1,16:9"), OutputSpec(size=(1000, 1000), sizes={"16:9": (1600, 900)},
+                                                                      limit_pixels=2_000_000))  # fmt: skip
+
+
+def test_unsized_crops_shrink_to_what_the_answer_carries() -> None:
+    """No size asked, a byte limit: each crop keeps its box's ratio at the most pixels that fit."""
+    data = _photo_bytes((3000, 2000))
+    spec = OutputSpec(fmt="jpeg", quality=100, limit_bytes=1_000_000)
+    done = run_job(data, CropOptions.from_ratios("1:1,16:9"), spec)
+    assert sum(len(out.data) for _, out in done.rendered()) <= 1_000_000
+    for crop, out in done.rendered():
+        assert out.width * out.height < crop.box.w * crop.box.h
+        assert abs(out.width / out.height - crop.box.w / crop.box.h) < 0.02
+        assert answer_bound("jpeg", 100, (out.width, out.height)) <= 500_000
+
+
+# --- colour profiles ------------------------------------------------------------------------------
+
+
+def _profile(size: int) -> bytes:
+    """A valid sRGB profile padded to `size` bytes (its header's size field says so)."""
+    srgb = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    srgb += b"\0" * (size - len(srgb))
+    srgb[0:4] = struct.pack(">I", len(srgb))
+    return bytes(srgb)
+
+
+def test_a_huge_colour_profile_is_not_copied_into_every_crop() -> None:
+    data = _photo_bytes((1200, 900), icc_profile=_profile(8_000_000))
+    done = run_job(data, CropOptions.from_ratios("1:1,16:9"), OutputSpec(size=(64, 64), sizes={"16:9": (160, 90)},
+                                                                       master_side=2560))  # fmt: skip
+    for _, out in done.rendered():
+        assert len(out.data) < 50_000
+        assert out.icc_profile == "converted_to_srgb"
+        assert len(Image.open(io.BytesIO(out.data)).info.get("icc_profile", b"")) <= MAX_ICC_BYTES
+    assert done.master is not None and len(done.master.data) < 1_000_000
+    entry = done.manifest()["crops"][0]
+    assert entry["icc_profile"] == "converted_to_srgb"
+
+
+def test_a_small_profile_is_kept() -> None:
+    icc = _profile(4000)
+    data = _photo_bytes((400, 300), icc_profile=icc)
+    [out] = render_crops(data, [RenderRequest(Box(0, 0, 300, 300))])
+    assert out.icc_profile == "kept"
+    assert Image.open(io.BytesIO(out.data)).info["icc_profile"] == icc
+
+
+def test_plan_job_accepts_a_phone_photo_and_refuses_a_bomb_from_headers_alone() -> None:
+    spec = OutputSpec(master_side=2560)
+    plan_job(_photo_bytes((4000, 3000)), CropOptions(), spec)
+    im = Image.new("P", (10000, 10000), 0)
+    im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    out = io.BytesIO()
+    im.save(out, "PNG", transparency=0)
+    with pytest.raises(ImageTooLargeError):
+        plan_job(out.getvalue(), CropOptions(memory_budget=400_000_000), spec)
