@@ -47,7 +47,9 @@ class CropParams(BaseModel):
         examples=["16:9"],
     )  # fmt: skip
     size: str | None = Field(
-        None, description="Resize crops to 'WxH' pixels (default: full resolution).",
+        None, description="Resize crops to 'WxH' pixels (default: full resolution, shrunk where "
+        "needed to what one answer can carry). Sizes whose worst-case encoding could not fit one "
+        "answer (6 MB, base64) are refused with 400 output_too_large before any work.",
         examples=["1080x1350"],
     )  # fmt: skip
     format: Literal["jpeg", "png", "webp"] | None = Field(

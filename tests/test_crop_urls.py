@@ -29,6 +29,8 @@ from tests.test_s3_trigger import load_event, photo, s3, stack, upload
 
 __all__ = ["s3", "stack"]  # fixtures imported for pytest
 
+#: The header CloudFront adds (serverless.yml; functions.api_crops.ORIGIN_HEADER).
+ORIGIN_HEADER = "x-autocrop-origin"
 #: A bare key (no id: it is k0), exactly the shortest length allowed.
 SECRET = b"test signing key, not a real one"
 OTHER = b"another signing key, also a test one"
@@ -361,8 +363,6 @@ def test_the_cli_refuses_a_blank_or_short_key(stored: str, monkeypatch: pytest.M
 def test_with_an_origin_secret_crop_urls_answer_only_the_cdn(served: dict[str, Any], stack: Stack,
                                                              monkeypatch: pytest.MonkeyPatch):  # fmt: skip
     """The execute-api domain answers the route too: without CloudFront's header, 403."""
-    from functions.api_crops import ORIGIN_HEADER
-
     url = crop_url(served["key"], "16:9", (320, 180), SECRET)
     secret = "origin secret the distribution sends"
     name = f"/autocrop/test-{uuid.uuid4().hex[:8]}/url-origin-secret"

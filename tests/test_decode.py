@@ -229,20 +229,28 @@ def _png_header_only(width: int, height: int, bit_depth: int, colour_type: int) 
 @pytest.mark.parametrize(
     ("width", "height", "bit_depth", "colour_type", "refused"),
     [
-        (8000, 6000, 8, 6, True),    # 48 MP RGBA: 192 MB decoded
-        (7000, 5000, 16, 2, False),  # Pillow decodes 16-bit RGB to 8-bit: 105 MB, accepted
-        (11000, 8000, 16, 0, True),  # 88 MP 16-bit grey (I;16): 176 MB decoded
-        (8000, 6000, 8, 2, False),   # 48 MP RGB phone photo: 144 MB, accepted
-        (6000, 4000, 8, 6, False),   # 24 MP RGBA: 96 MB, accepted
+        # At the default 1,000 MB budget, the upload's job (four full-resolution crops + the
+        # master); the plan's figure in MB after each (tests/benchmarks/bench_memory.py measures).
+        (8000, 6000, 8, 6, False),    # 48 MP RGBA: 744
+        (7000, 5000, 16, 2, False),   # Pillow decodes 16-bit RGB to 8-bit: 558
+        (11000, 8000, 16, 0, False),  # 88 MP 16-bit grey (I;16): 838, crops are 8-bit grey
+        (10000, 10000, 1, 0, False),  # 100 MP 1-bit: one byte a pixel decoded, grey crops: 828
+        (10000, 10000, 8, 3, True),   # 100 MP palette: one byte a pixel decoded, RGB crops: 1,028
+        (10000, 10000, 8, 2, True),   # 100 MP RGB: 300 MB decoded
+        (6000, 4000, 8, 6, False),    # 24 MP RGBA: 467
     ],
 )
-def test_decoded_size_guard_refuses_before_decoding(width, height, bit_depth, colour_type, refused):
-    from autocrop.decode import open_image
+def test_memory_plan_refuses_from_the_header_by_what_is_expanded(width, height, bit_depth, colour_type, refused):
+    """The plan counts pixels as the pipeline holds them (a 1-bit or palette pixel becomes 1 or
+    3 bytes), before anything is decoded: a header-only PNG is enough to be refused."""
     from autocrop.errors import ImageTooLargeError
+    from autocrop.job import OutputSpec, plan_job
+    from autocrop.options import CropOptions
 
     data = _png_header_only(width, height, bit_depth, colour_type)
+    options, spec = CropOptions(), OutputSpec(master_side=2560)
     if refused:
-        with pytest.raises(ImageTooLargeError, match="MB decoded"):
-            open_image(data)
+        with pytest.raises(ImageTooLargeError, match="over the 1000 MB budget"):
+            plan_job(data, options, spec)
     else:
-        assert open_image(data).size == (width, height)
+        plan_job(data, options, spec)

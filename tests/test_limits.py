@@ -252,3 +252,53 @@ def test_plan_job_accepts_a_phone_photo_and_refuses_a_bomb_from_headers_alone() 
     im.save(out, "PNG", transparency=0)
     with pytest.raises(ImageTooLargeError):
         plan_job(out.getvalue(), CropOptions(memory_budget=400_000_000), spec)
+
+
+# --- the API's answers: bounded before any work -------------------------------------------------
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch):
+    from fastapi.testclient import TestClient
+
+    from functions.api import app
+    from functions.settings import get_settings
+
+    monkeypatch.setenv("AUTOCROP_INPUT_BUCKET", "photos-in")
+    monkeypatch.setenv("AUTOCROP_OUTPUT_BUCKET", "photos-out")
+    get_settings.cache_clear()
+    yield TestClient(app)
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "size=16383x16383&ratios=1:1,16:9,4:5,9:16&include=images",  # the probe's 904 MB answer
+        "size=16383x16383&output=image&ratio=1:1",                     # its 19.8 MB image
+        "size=4096x4096&output=image&ratio=1:1&format=png",            # over 6 MB at worst
+        "size=2000x2000&ratios=1:1,16:9,4:5,9:16&include=images",      # four of them in JSON
+    ],
+)
+def test_the_api_refuses_answers_it_cannot_carry_before_any_analysis(api, query: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import autocrop.engine
+
+    monkeypatch.setattr(autocrop.engine, "analyse", lambda *a, **k: pytest.fail("analysed"))
+    response = api.post(f"/v1/crop?{query}", files={"image": ("p.jpg", _photo_bytes(), "image/jpeg")})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "output_too_large"
+
+
+def test_the_api_image_answer_of_a_big_photo_fits_the_lambda_limit(api) -> None:
+    """No size asked: the crop at its own resolution where it fits the answer, shrunk where not."""
+    from functions.settings import LAMBDA_SYNC_PAYLOAD_LIMIT
+
+    rng = np.random.default_rng(5)
+    noisy = Image.fromarray(rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8))  # the worst case
+    body = io.BytesIO()
+    noisy.save(body, "JPEG", quality=40)  # under the request limit, noise all the same
+    response = api.post("/v1/crop?output=image&ratio=4:3&quality=100", files={"image": ("n.jpg", body.getvalue(), "image/jpeg")})
+    assert response.status_code == 200, response.text
+    assert (len(response.content) + 2) // 3 * 4 < LAMBDA_SYNC_PAYLOAD_LIMIT
+    w, h = (int(v) for v in response.headers["x-autocrop-size"].split("x"))
+    assert w * h < 4000 * 3000 and abs(w / h - 4 / 3) < 0.01

@@ -156,6 +156,19 @@ def exif_orientation(im: Image.Image) -> int:
     return value if value in range(1, 9) else 1
 
 
+def turned_in_header(im: Image.Image, data: bytes) -> bool:
+    """Whether an EXIF orientation may turn the photo, known without decoding its pixels.
+
+    A JPEG's and WebP's EXIF is read with the header; a PNG's eXIf chunk may come after its
+    pixels, where Pillow's `getexif` decodes the whole image to reach it, so any eXIf chunk
+    counts as a turn (an upper bound for a memory plan)."""
+    if im.format == "PNG":
+        return b"eXIf" in data
+    if im.format in ("JPEG", "MPO", "WEBP"):
+        return exif_orientation(im) != 1
+    return False  # TIFF and HEIF/AVIF load upright
+
+
 def load_frame(im: Image.Image) -> int:
     """Decode the first frame's pixels; return the orientation left to apply to them."""
     try:
@@ -284,7 +297,8 @@ def convert_region(
     """
     box = box or (0, 0, *im.size)
     x0, y0, x1, y1 = box
-    if im.mode == mode and transform is None:  # nothing to convert: one cut, reduced if asked
+    whole_reduce = factor < 2 or im.mode not in _PREMULTIPLIED
+    if im.mode == mode and transform is None and whole_reduce:  # nothing to convert: one cut, reduced if asked
         if factor >= 2 and _reducible(im.mode):
             return im.reduce(factor, box=box)
         out = im if box == (0, 0, *im.size) else im.crop(box)
@@ -298,7 +312,9 @@ def convert_region(
     reduce_first = factor >= 2 and _reducible(im.mode)
     for top in range(y0, y1, rows):
         band_box = (x0, top, x1, min(y1, top + rows))
-        if reduce_first:  # averaging first keeps what the whole-region reduce gave before
+        if reduce_first and im.mode in _PREMULTIPLIED:  # see _PREMULTIPLIED: the band alone
+            band = _to_mode(im.crop(band_box).reduce(factor), mode, background, how, transform)
+        elif reduce_first:  # averaging first keeps what the whole-region reduce gave before
             band = _to_mode(im.reduce(factor, box=band_box), mode, background, how, transform)
         else:
             band = _to_mode(im.crop(band_box), mode, background, how, transform)
@@ -306,6 +322,11 @@ def convert_region(
                 band = band.reduce(factor)
         out.paste(band, (0, (top - y0) // factor))
     return out
+
+
+#: Modes Pillow's `reduce` first converts whole to premultiplied alpha (La, RGBa), whatever
+#: box it is given: a band is cut before it is reduced, or each band would copy the photo.
+_PREMULTIPLIED = ("LA", "RGBA")
 
 
 def _reducible(mode: str) -> bool:
@@ -364,7 +385,6 @@ def decode(
     """
     min_side = analysis_long_side if analysis_min_long_side is None else min(analysis_min_long_side, analysis_long_side)
     im = open_image(data, max_pixels)
-    source_orientation = exif_orientation(im)
     fmt = "JPEG" if im.format == "MPO" else str(im.format)
     mode = im.mode
     icc = im.info.get("icc_profile") or None
@@ -375,6 +395,7 @@ def decode(
     decoded = im.size[0] * im.size[1] * decoded_bytes_per_pixel(im.mode)  # after the DCT scale
     check_budget(analysis_peak(len(data), decoded, fmt, BAND_BYTES), memory_budget,
                  f"decoding this {header_size[0]}x{header_size[1]} {mode} {fmt}")  # fmt: skip
+    source_orientation = exif_orientation(im)  # after the budget: a PNG's EXIF may follow its pixels
     orientation = load_frame(im)
     # TIFF and HEIC are upright after loading and report that size in their header.
     width, height = upright_size(*header_size, orientation)
@@ -400,6 +421,7 @@ __all__ = [
     "ACCEPTED_FORMATS",
     "decode",
     "exif_orientation",
+    "turned_in_header",
     "has_alpha",
     "load_frame",
     "open_image",

@@ -218,7 +218,7 @@ def plan_job(data: bytes, options: CropOptions, spec: OutputSpec) -> None:
     if not spec.render:
         return
     im = open_image(data, options.max_pixels)
-    frame = Frame.of(im, im.size, "JPEG" if im.format == "MPO" else str(im.format))
+    frame = Frame.of(im, im.size, "JPEG" if im.format == "MPO" else str(im.format), data)
     requests = spec.largest_requests(options, *frame.size)
     spec.check_limits(frame, requests[: len(requests) - (spec.master_side is not None)])
     render_plan(data, requests, max_pixels=options.max_pixels, memory_budget=options.memory_budget)

@@ -25,11 +25,11 @@ from .decode import (
     BAND_BYTES,
     convert_region,
     decoded_bytes_per_pixel,
-    exif_orientation,
     has_alpha,
     load_frame,
     open_image,
     rgb_mode,
+    turned_in_header,
     upright,
     upright_size,
     upright_to_stored,
@@ -340,10 +340,11 @@ class Frame:
     turned: bool = False
 
     @classmethod
-    def of(cls, im: Image.Image, header: tuple[int, int], fmt: str) -> Frame:
-        """The frame of `im`, opened (header only) and maybe DCT-scaled, `header` its full size."""
+    def of(cls, im: Image.Image, header: tuple[int, int], fmt: str, data: bytes) -> Frame:
+        """The frame of `im`, opened (header only) and maybe DCT-scaled from `data`, `header`
+        its full size. Nothing is decoded."""
         icc = im.info.get("icc_profile") or b""
-        return cls(header, im.size, im.mode, fmt, has_alpha(im), len(icc), exif_orientation(im) != 1)
+        return cls(header, im.size, im.mode, fmt, has_alpha(im), len(icc), turned_in_header(im, data))
 
     @property
     def decoded_bytes(self) -> int:
@@ -359,7 +360,7 @@ def frame_peak(frame: Frame, data_bytes: int, requests: Sequence[RenderRequest])
 
 def _peak(data: bytes, im: Image.Image, header: tuple[int, int], fmt: str, todo: Sequence[_Checked]) -> Callable[[int], int]:
     """Peak RSS of rendering `todo` from `im` (opened by `_opened`) by how many run at once."""
-    return frame_peak(Frame.of(im, header, fmt), len(data), [r.request for r in todo])
+    return frame_peak(Frame.of(im, header, fmt, data), len(data), [r.request for r in todo])
 
 
 def _what(im: Image.Image, header: tuple[int, int], fmt: str, todo: Sequence[_Checked]) -> str:

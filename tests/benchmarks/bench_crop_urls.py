@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "layers"))
 
-SECRET = b"benchmark key"
+SECRET = b"benchmark signing key, not a real one"  # at least 32 bytes
 #: What pages ask for: a thumbnail and a hero image, JPEG and WebP.
 CASES = (((640, 360), "jpeg"), ((1280, 720), "jpeg"), ((1280, 720), "webp"))
 
