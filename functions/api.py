@@ -2,7 +2,7 @@
 
     POST /v1/crop    photo in (multipart field `image`, or the raw body) -> JSON or one crop
     POST /v1/debug   photo in -> PNG: saliency heatmap, faces, chosen boxes
-    GET  /v1/crops/<signature>/<key>/<ratio>/<W>x<H>.<ext>   a stored photo's crop (signed, cached)
+    GET  /v1/crops/<key id>.<signature>/<version>/<key>/<ratio>/<W>x<H>.<ext>   a stored photo's crop (signed, cached)
     GET  /healthz    liveness
     GET  /           the demo page;  /docs  OpenAPI docs
 
@@ -30,7 +30,7 @@ from functions.api_crops import router as crop_urls
 from functions.api_gateway import HttpApiGateway
 from functions.api_limits import BodyLimitMiddleware
 from functions.api_models import PHOTO_BODY, ApiError, CropResponse, Photo, SettingsDep
-from functions.settings import LAMBDA_SYNC_PAYLOAD_LIMIT
+from functions.settings import ANSWER_BYTES
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: Long side of the crop previews that `include=images` embeds in the JSON (pixels).
@@ -42,10 +42,6 @@ HTTP_STATUS: dict[str, int] = {
     InvalidOptionsError.code: 422,
     OutputTooLargeError.code: 400,
 }
-#: What one synchronous answer may carry: Lambda's 6 MB response, base64-encoded (by API
-#: Gateway for an image, inside the JSON for data URLs: 4 bytes per 3), less room for headers
-#: and the JSON around the images.
-ANSWER_BYTES = (LAMBDA_SYNC_PAYLOAD_LIMIT - 64 * 1024) * 3 // 4
 #: Output pixels one call may render (all its crops together): one 4096 x 4096 image's worth,
 #: so a call's rendering stays a few seconds whatever it asks for.
 MAX_OUTPUT_PIXELS = 4096 * 4096

@@ -35,6 +35,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from autocrop import Box, CropOptions, RenderRequest, render_crops
+from autocrop.render import answer_bound
 from autocrop.errors import AutocropError, InvalidOptionsError
 from autocrop.job import OutputSpec, run_job
 from autocrop.master import Master
@@ -45,8 +46,8 @@ from fastapi.responses import Response
 
 from functions.api_models import ApiError, SettingsDep
 from functions.s3_events import bare_etag
-from functions.s3_outputs import MASTER, SIDECAR, check_size, is_missing, output_base, read_json, s3_client
-from functions.settings import Settings
+from functions.s3_outputs import KEY_LIMIT, MASTER, SIDECAR, check_size, is_missing, output_base, read_json, s3_client
+from functions.settings import ANSWER_BYTES, Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -60,8 +61,6 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 #: An answer from a fresh analysis (none stored yet, or stored for an older version of the
 #: photo) is cached briefly: the upload function's own analysis is about to replace it.
 FRESH_CACHE_CONTROL = "public, max-age=300"
-#: Lambda's synchronous response limit, which the base64-encoded image must fit (bytes).
-RESPONSE_LIMIT = 6 * 1024 * 1024 - 16 * 1024
 
 
 #: The header CloudFront adds to every request it sends the API (serverless.yml, the origin's
@@ -139,7 +138,13 @@ def checked_request(request: Request, path: str, keys: KeyRing, settings: Settin
         check(signed.request, settings.url_max_side)
     except InvalidOptionsError as e:
         raise ApiError(400, "bad_size", str(e)) from e
-    return signed.request
+    wanted = signed.request
+    worst = answer_bound(wanted.fmt, settings.jpeg_quality, wanted.size)
+    if worst > ANSWER_BYTES:  # refused for every photo alike, before any S3 call or render
+        raise ApiError(400, "too_large_for_a_url", f"a {wanted.size[0]}x{wanted.size[1]} {wanted.fmt} crop can take up to "
+                       f"{worst / 1e6:.1f} MB, over the {ANSWER_BYTES / 1e6:.1f} MB one answer carries: ask for "
+                       "a smaller size, or jpg or webp")  # fmt: skip
+    return wanted
 
 
 def stored_box(sidecar: dict[str, Any] | None, etag: str, ratio: str) -> Box | None:
@@ -262,15 +267,18 @@ def crop_from_url(path: str, request: Request, settings: SettingsDep) -> Respons
     s3, pool = s3_client(), read_pool()
     base = output_base(wanted.key, settings.normalised_prefix)
     master_key = f"{base}/{MASTER}"
-    stored = pool.submit(read_json, s3, settings.output_bucket, f"{base}/{SIDECAR}")
-    master = pool.submit(master_bytes, s3, settings.output_bucket, master_key) if settings.url_master else None
+    # A key too long for outputs of its own has none (the upload function wrote its error
+    # record under a hashed key): nothing stored to read, and S3 would refuse the request.
+    stored_fits = len(f"{base}/{SIDECAR}".encode()) <= KEY_LIMIT
+    stored = pool.submit(read_json, s3, settings.output_bucket, f"{base}/{SIDECAR}") if stored_fits else None
+    master = pool.submit(master_bytes, s3, settings.output_bucket, master_key) if settings.url_master and stored_fits else None
     photo = photo_head(s3, settings, wanted.key)
     etag = str(bare_etag(photo.get("ETag")))
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": crop_tag(etag, wanted)}
     if headers["ETag"] in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     check_size(int(photo.get("ContentLength") or 0), settings)
-    sidecar = stored.result()
+    sidecar = stored.result() if stored is not None else None
     laps.lap("fetch")
     box, analysis, source, out = stored_box(sidecar, etag, wanted.ratio), "stored", "master", None
     found = master_source(master, sidecar, master_key, box, etag, wanted.size) if box is not None else None
@@ -294,10 +302,7 @@ def crop_from_url(path: str, request: Request, settings: SettingsDep) -> Respons
             laps.lap("analysis")
         [out] = render_crops(data, [RenderRequest(box, wanted.size, wanted.fmt, settings.jpeg_quality)])
         laps.lap("render")
-    if (len(out.data) + 2) // 3 * 4 > RESPONSE_LIMIT:  # API Gateway carries it base64-encoded
-        raise ApiError(400, "too_large_for_a_url", f"this crop is {len(out.data)} bytes as {wanted.fmt}, over what a "
-                       "synchronous answer can carry: ask for jpg or webp, or a smaller size")  # fmt: skip
-    assert box is not None
+    assert box is not None and len(out.data) <= ANSWER_BYTES  # checked_request bounded it from the size
     ms = laps.ms
     headers |= {
         "Cache-Control": CACHE_CONTROL if analysis == "stored" else FRESH_CACHE_CONTROL,

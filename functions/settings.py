@@ -13,6 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Lambda's synchronous invocation payload limit (request and response), bytes.
 LAMBDA_SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+#: The image bytes one answer may carry: Lambda's response limit, base64-encoded (by API
+#: Gateway for an image, inside the JSON for data URLs: 4 bytes per 3), less room for headers
+#: and the JSON around the images. Every door with an answer checks its outputs' worst case
+#: (`autocrop.render.encoded_bound`) against it before rendering.
+ANSWER_BYTES = (LAMBDA_SYNC_PAYLOAD_LIMIT - 64 * 1024) * 3 // 4
 
 
 class Settings(BaseSettings):

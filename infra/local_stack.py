@@ -296,12 +296,17 @@ class Poller:
                 else "it will be retried"
             )
             return f"{obj.key} failed {timing} (delivery {receives} of {MAX_RECEIVES}); {then}"
-        from functions.s3_outputs import ERROR_RECORD, SIDECAR, output_base, read_json
+        from functions.s3_outputs import ERROR_RECORD, KEY_LIMIT, SIDECAR, hashed_error_key, output_base, read_json
 
-        base = output_base(obj.key, self.stack.output_prefix.strip("/"))
+        prefix = self.stack.output_prefix.strip("/")
+        base = output_base(obj.key, prefix)
         bucket = self.stack.output_bucket
-        sidecar = read_json(self.s3, bucket, f"{base}/{SIDECAR}")
-        error = read_json(self.s3, bucket, f"{base}/{ERROR_RECORD}")
+        error_key = f"{base}/{ERROR_RECORD}"
+        if len(f"{base}/{SIDECAR}".encode()) > KEY_LIMIT:  # its record went under a short hashed key
+            sidecar, error_key = None, hashed_error_key(obj.key, prefix)
+        else:
+            sidecar = read_json(self.s3, bucket, f"{base}/{SIDECAR}")
+        error = read_json(self.s3, bucket, error_key)
 
         def describes(record: dict[str, Any] | None) -> bool:  # this upload, not an older one
             source = (record or {}).get("source") or {}
@@ -315,7 +320,7 @@ class Poller:
             )
         if error is not None and describes(error):
             code = (error.get("error") or {}).get("code", "error")
-            return f"{obj.key} rejected ({code}) {timing} -> s3://{bucket}/{base}/{ERROR_RECORD}"
+            return f"{obj.key} rejected ({code}) {timing} -> s3://{bucket}/{error_key}"
         return (
             f"{obj.key} skipped {timing}: nothing written (the object is gone or was replaced, "
             "or is a folder marker)"

@@ -428,6 +428,9 @@ def test_forgeries_are_refused_before_any_s3_call(s3_trap: list[str], monkeypatc
                  f"/v1/crops/{token}/nothing", "/v1/crops/x"]  # fmt: skip
     for forged in forgeries:
         assert client.get(forged).status_code in (400, 403), forged
+    # Signed, but no photo's crop at that size can fit one answer: refused from the URL alone.
+    too_big = client.get(crop_url("shoots/beach.jpg", "16:9", (4096, 2304), SECRET, fmt="png"))
+    assert (too_big.status_code, too_big.json()["error"]) == (400, "too_large_for_a_url")
     monkeypatch.setenv("AUTOCROP_URL_ORIGIN_SECRET", "origin secret the distribution sends")
     get_settings.cache_clear()
     assert client.get(url).status_code == 403  # signed, but not through the CDN

@@ -169,7 +169,9 @@ EXPECTED_STATEMENTS: dict[str, list[dict[str, Any]]] = {
     ],
 }  # fmt: skip
 #: The S3 calls the upload function makes -> the IAM action each needs.
-S3_CALL_ACTIONS = {"get_object": "s3:GetObject", "put_object": "s3:PutObject",
+#: HeadObject has no action of its own: s3:GetObject authorises it (the photo's and an output's
+#: ETag before a conditional write).
+S3_CALL_ACTIONS = {"get_object": "s3:GetObject", "head_object": "s3:GetObject", "put_object": "s3:PutObject",
                    "delete_object": "s3:DeleteObject"}  # fmt: skip
 
 

@@ -54,7 +54,7 @@ NO_VERSION = "_"
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _URL = re.compile(
-    r"^(?P<kid>[A-Za-z0-9_-]{1,32})\.(?P<sig>[A-Za-z0-9_-]{43})/(?P<version>[^/]+)/(?P<key>.+)"
+    rf"^(?P<kid>{_KEY_ID.pattern})\.(?P<sig>[A-Za-z0-9_-]{{43}})/(?P<version>[^/]+)/(?P<key>.+)"
     r"/(?P<ratio>\d+(?:\.\d+)?x\d+(?:\.\d+)?)/(?P<w>[1-9]\d{0,4})x(?P<h>[1-9]\d{0,4})\.(?P<ext>jpg|webp|png)$",
     re.DOTALL,  # a key may hold any character, a newline too
 )
@@ -128,7 +128,10 @@ class KeyRing:
 
     def to_json(self) -> str:
         """The stored form (what `parse` reads)."""
-        entry = lambda k: {"id": k.id, "key": k.secret.decode()} if k else None  # noqa: E731
+
+        def entry(key: SigningKey | None) -> dict[str, str] | None:
+            return {"id": key.id, "key": key.secret.decode()} if key else None
+
         return json.dumps({"current": entry(self.current), "previous": entry(self.previous)})
 
     def find(self, key_id: str) -> SigningKey | None:
