@@ -118,7 +118,9 @@ def crop(photo: Photo, request: Request, settings: SettingsDep) -> Any:
         limit_bytes=ANSWER_BYTES - (DEBUG_VIEW_BYTES if debug else 0),
     )
     done = run_job(photo.data, options, spec)
-
+    carried = sum(len(out.data) for _, out in done.rendered()) + len(done.debug_png or b"")
+    if carried > ANSWER_BYTES:  # never, while the worst case (checked before any work) holds
+        raise OutputTooLargeError(f"the answer would carry {carried} bytes of images, over {ANSWER_BYTES}")
     if want_image:
         [(chosen, out)] = done.rendered()
         return Response(

@@ -302,7 +302,10 @@ def crop_from_url(path: str, request: Request, settings: SettingsDep) -> Respons
             laps.lap("analysis")
         [out] = render_crops(data, [RenderRequest(box, wanted.size, wanted.fmt, settings.jpeg_quality)])
         laps.lap("render")
-    assert box is not None and len(out.data) <= ANSWER_BYTES  # checked_request bounded it from the size
+    if len(out.data) > ANSWER_BYTES:  # never, while encoded_bound holds; a backstop, not an assert
+        raise ApiError(400, "too_large_for_a_url", f"this crop is {len(out.data)} bytes as {wanted.fmt}, over what "
+                       "one answer carries: ask for a smaller size, or jpg or webp")  # fmt: skip
+    assert box is not None
     ms = laps.ms
     headers |= {
         "Cache-Control": CACHE_CONTROL if analysis == "stored" else FRESH_CACHE_CONTROL,

@@ -527,3 +527,10 @@ def test_a_double_encoded_spelling_names_nothing_under_api_gateway(stack: Stack,
     assert invoke(url)["statusCode"] == 200
     get_settings.cache_clear()
     api_crops.s3_client.cache_clear()
+
+
+def test_a_key_no_url_can_serve_gets_no_url():
+    """A line break (or any control character) never reaches the route: no URL is signed for it."""
+    for key in ("line\nbreak.jpg", "tab\there.jpg", "nul\x00.jpg"):
+        with pytest.raises(InvalidOptionsError, match="control character"):
+            crop_url(key, "16:9", (320, 180), SECRET)

@@ -231,13 +231,14 @@ def _png_header_only(width: int, height: int, bit_depth: int, colour_type: int) 
     [
         # At the default 1,000 MB budget, the upload's job (four full-resolution crops + the
         # master); the plan's figure in MB after each (tests/benchmarks/bench_memory.py measures).
-        (8000, 6000, 8, 6, False),    # 48 MP RGBA: 744
-        (7000, 5000, 16, 2, False),   # Pillow decodes 16-bit RGB to 8-bit: 558
-        (11000, 8000, 16, 0, False),  # 88 MP 16-bit grey (I;16): 838, crops are 8-bit grey
-        (10000, 10000, 1, 0, False),  # 100 MP 1-bit: one byte a pixel decoded, grey crops: 828
-        (10000, 10000, 8, 3, True),   # 100 MP palette: one byte a pixel decoded, RGB crops: 1,028
-        (10000, 10000, 8, 2, True),   # 100 MP RGB: 300 MB decoded
-        (6000, 4000, 8, 6, False),    # 24 MP RGBA: 467
+        (8000, 6000, 8, 6, False),    # 48 MP RGBA: 876
+        (7000, 5000, 16, 2, False),   # Pillow decodes 16-bit RGB to 8-bit: 686
+        (11000, 8000, 16, 0, False),  # 88 MP 16-bit grey (I;16): 994, crops are 8-bit grey
+        (8000, 6000, 1, 0, False),    # 48 MP 1-bit: one byte a pixel decoded, grey crops: 597
+        (10000, 10000, 1, 0, True),   # 100 MP 1-bit: 1,003
+        (10000, 10000, 8, 3, True),   # 100 MP palette: one byte a pixel decoded, RGB crops of four: 1,303
+        (10000, 10000, 8, 2, True),   # 100 MP RGB: 1,603
+        (6000, 4000, 8, 6, False),    # 24 MP RGBA: 530
     ],
 )
 def test_memory_plan_refuses_from_the_header_by_what_is_expanded(width, height, bit_depth, colour_type, refused):

@@ -46,7 +46,10 @@ _MEASURE = textwrap.dedent(
         outcome = {"status": "cropped", "crops": len(done.outputs), "master": done.master is not None}
     except AutocropError as e:
         outcome = {"status": "refused", "code": e.code}
-    outcome["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM: this process's own peak. ru_maxrss would also count the parent's RSS at the
+    # fork that started it (Linux keeps the larger of the two across exec).
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+    outcome["peak"] = int(hwm[0].split()[1]) * 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps(outcome))
     """
 )
@@ -85,6 +88,9 @@ def _odd_file(kind: str, path: Path) -> None:
     elif kind == "float TIFF 8000x6000":
         arr = np.tile(np.linspace(0, 1, 8000, dtype=np.float32), (6000, 1))
         Image.fromarray(arr, "F").save(path, "TIFF", compression="tiff_deflate")
+    elif kind == "48 MP WebP":
+        small = Image.fromarray(np.random.default_rng(1).integers(0, 255, (300, 400, 3), dtype=np.uint8))
+        small.resize((8000, 6000), Image.Resampling.BILINEAR).save(path, "WEBP", quality=50, method=0)
     elif kind == "48 MP JPEG":
         rng = np.random.default_rng(0)
         small = Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
@@ -102,6 +108,7 @@ def _odd_file(kind: str, path: Path) -> None:
         "palette+transparency 10000x10000 GIF",
         "LA 8900x8900 PNG",
         "float TIFF 8000x6000",
+        "48 MP WebP",
         "48 MP JPEG",
     ],
 )
@@ -167,10 +174,18 @@ def test_every_mode_converts_band_by_band_to_what_a_whole_conversion_gives(mode:
 
 @pytest.mark.parametrize(("fmt", "mode"), [("JPEG", "RGB"), ("JPEG", "L"), ("WEBP", "RGB"), ("WEBP", "RGBA"), ("PNG", "RGB"), ("PNG", "RGBA")])
 @pytest.mark.parametrize("quality", [50, 85, 100])
-def test_noise_never_encodes_larger_than_the_bound(fmt: str, mode: str, quality: int) -> None:
-    """The worst case the limits are checked against holds for the least compressible input."""
+@pytest.mark.parametrize("pattern", ["uniform", "corners", "corner checker"])
+def test_noise_never_encodes_larger_than_the_bound(fmt: str, mode: str, quality: int, pattern: str) -> None:
+    """The worst case the limits are checked against holds for the least compressible inputs."""
     rng = np.random.default_rng(quality)
-    im = Image.fromarray(rng.integers(0, 256, (300, 400, len(mode)), dtype=np.uint8).squeeze(), mode)
+    shape = (300, 400, len(mode))
+    if pattern == "uniform":
+        pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    else:  # each sample 0 or 255: the colour cube's corners, which JPEG and WebP code worst
+        pixels = (rng.integers(0, 2, shape) * 255).astype(np.uint8)
+        if pattern == "corner checker":
+            pixels[::2, ::2] = 255 - pixels[::2, ::2]
+    im = Image.fromarray(pixels.squeeze(), mode)
     out = io.BytesIO()
     im.save(out, fmt, **({} if fmt == "PNG" else {"quality": quality}))
     assert len(out.getvalue()) <= encoded_bound(fmt, quality, 300 * 400, mode)
@@ -302,3 +317,46 @@ def test_the_api_image_answer_of_a_big_photo_fits_the_lambda_limit(api) -> None:
     assert (len(response.content) + 2) // 3 * 4 < LAMBDA_SYNC_PAYLOAD_LIMIT
     w, h = (int(v) for v in response.headers["x-autocrop-size"].split("x"))
     assert w * h < 4000 * 3000 and abs(w / h - 4 / 3) < 0.01
+
+
+@pytest.mark.parametrize(("mode", "fmt"), [("RGBA", "png"), ("RGB", "png"), ("RGBA", "webp")])
+def test_a_dropped_profile_never_rides_along_in_the_pixels_metadata(mode: str, fmt: str) -> None:
+    """Crops copy the photo's `info`; a profile the rule drops must not come back through it,
+    nor a JPEG comment (it may hold a name or a place)."""
+    im = Image.new(mode, (600, 400), (200, 30, 30, 255)[: len(mode)])
+    src = io.BytesIO()
+    im.save(src, "PNG", icc_profile=_profile(300_000))
+    done = run_job(src.getvalue(), CropOptions.from_ratios("1:1"), OutputSpec(size=(64, 64), fmt=fmt))
+    [(_, out)] = done.rendered()
+    assert out.icc_profile in ("dropped", "converted_to_srgb")
+    assert len(Image.open(io.BytesIO(out.data)).info.get("icc_profile") or b"") <= MAX_ICC_BYTES
+    commented = io.BytesIO()
+    Image.new("RGB", (600, 400), (90, 90, 200)).save(commented, "JPEG", comment=b"owner: Jane Doe, 51.5074N 0.1278W")
+    [out] = render_crops(commented.getvalue(), [RenderRequest(Box(0, 0, 400, 400))])
+    assert b"Jane Doe" not in out.data
+
+
+def test_a_damaged_profile_tag_is_no_profile() -> None:
+    """A TIFF whose ICC tag is a number, not bytes, is cropped without a profile, not a crash."""
+    from PIL import TiffImagePlugin
+
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[34675] = 7
+    info.tagtype[34675] = 3  # SHORT
+    out = io.BytesIO()
+    Image.new("RGB", (300, 200), (10, 120, 30)).save(out, "TIFF", tiffinfo=info)
+    done = run_job(out.getvalue(), CropOptions.from_ratios("1:1"), OutputSpec(size=(64, 64), fmt="png"))
+    assert [o.icc_profile for _, o in done.rendered()] == ["none"]
+
+
+def test_webp_and_single_strip_tiff_count_their_decoders_buffers() -> None:
+    """libwebp holds three more 4-byte canvases while it decodes, libtiff a whole strip."""
+    from autocrop.decode import decoder_bytes, open_image
+
+    webp = io.BytesIO()
+    Image.new("RGB", (400, 300)).save(webp, "WEBP")
+    assert decoder_bytes(open_image(webp.getvalue()), "WEBP") == 400 * 300 * 12
+    tiff = io.BytesIO()
+    Image.fromarray(np.zeros((300, 400), np.uint16), "I;16").save(tiff, "TIFF", compression="tiff_deflate")
+    im = open_image(tiff.getvalue())
+    assert decoder_bytes(im, "TIFF") >= 400 * min(300, int(im.tag_v2.get(278, 300))) * 2

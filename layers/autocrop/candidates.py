@@ -299,9 +299,10 @@ def measure_windows(
     #    them all whole or out, else the bare faces; the rest of the heads is scored.
     all_faces = faces.reshape(-1, FACE_COLUMNS).astype(np.float64)
     protected, _, tiers = rule_boxes(all_faces, width, height, options, windows.w.max(), windows.h.max())
-    importance = face_importance(protected)
+    importance = face_importance(protected, options.face_importance_tie)
     feasible, (kept_importance, kept_count) = measure_faces(
-        windows, [(protected, importance), (all_faces, None)], tiers, allowed=feasible
+        windows, [(protected, importance), (all_faces, None)], tiers, allowed=feasible,
+        importance_tie=options.face_importance_tie,
     )
     faces_share = kept_importance / importance.sum() if importance.sum() > 0 else np.ones(n)
     faces_kept = np.rint(kept_count).astype(np.int64)

@@ -135,16 +135,49 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
 
 
 def decoded_bytes_per_pixel(mode: str) -> int:
-    """Bytes a decoded pixel of a Pillow mode takes (16-bit and 32-bit bands counted as such)."""
-    try:
-        bands = Image.getmodebands(mode)
-    except (KeyError, ValueError):
-        bands = 4  # unknown mode: assume the widest common layout
-    if mode in ("I", "F", "I;32", "RGBa;16"):
-        return 4 * bands
-    if "16" in mode:
-        return 2 * bands
-    return max(1, bands)
+    """Bytes Pillow stores a pixel of `mode` in: one for 1-bit, grey and palette, two for
+    16-bit grey, four for every other mode (RGB and LA are padded to four bytes)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+#: Bytes per pixel a format's decoder holds beside Pillow's image while it decodes: libwebp's
+#: animation decoder (Pillow's only WebP path) keeps two 4-byte canvases and hands back a
+#: bytes copy of one; libheif decodes into a buffer of its own (up to 16-bit samples).
+DECODER_BYTES_PER_PIXEL = {"WEBP": 12, "HEIF": 6, "AVIF": 6}
+#: TIFF tags of the strip and tile layout (libtiff reads a whole strip or tile at once).
+_TIFF_ROWS_PER_STRIP, _TIFF_BITS, _TIFF_SAMPLES, _TIFF_TILE_W, _TIFF_TILE_H = 278, 258, 277, 322, 323
+
+
+def decoder_bytes(im: Image.Image, fmt: str) -> int:
+    """What decoding `im` (opened, header only) holds beside the decoded image, in bytes: a
+    format's own buffers, and a TIFF's largest strip or tile, which libtiff reads whole (a
+    single-strip 16-bit TIFF holds its whole uncompressed photo twice over)."""
+    pixels = im.size[0] * im.size[1]
+    extra = pixels * DECODER_BYTES_PER_PIXEL.get(fmt, 0)
+    if fmt == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        try:
+            bits = tags.get(_TIFF_BITS, 8)
+            bits = max(bits) if isinstance(bits, tuple) else int(bits)
+            samples = int(tags.get(_TIFF_SAMPLES, 1))
+            if _TIFF_TILE_W in tags and _TIFF_TILE_H in tags:
+                block = int(tags[_TIFF_TILE_W]) * int(tags[_TIFF_TILE_H])
+            else:
+                block = im.size[0] * min(im.size[1], int(tags.get(_TIFF_ROWS_PER_STRIP, im.size[1])))
+        except (TypeError, ValueError):  # a damaged tag: assume one strip of 16-bit RGBA
+            bits, samples, block = 16, 4, pixels
+        extra += block * samples * max(1, bits // 8)
+    return extra
+
+
+def icc_profile(im: Image.Image) -> bytes | None:
+    """The photo's ICC profile, or None (absent, empty, or not bytes: a damaged TIFF tag)."""
+    icc = im.info.get("icc_profile")
+    return bytes(icc) if isinstance(icc, (bytes, bytearray)) and icc else None
 
 
 def exif_orientation(im: Image.Image) -> int:
@@ -307,7 +340,7 @@ def convert_region(
     out_size = (math.ceil((x1 - x0) / factor), math.ceil((y1 - y0) / factor))
     out = Image.new(mode, out_size)
     how = uint8_scale(im) if is_high_depth(im.mode) else None
-    row_bytes = max(1, (x1 - x0) * max(decoded_bytes_per_pixel(im.mode), len(mode)))
+    row_bytes = max(1, (x1 - x0) * max(decoded_bytes_per_pixel(im.mode), decoded_bytes_per_pixel(mode)))
     rows = max(factor, BAND_BYTES // row_bytes // factor * factor)
     reduce_first = factor >= 2 and _reducible(im.mode)
     for top in range(y0, y1, rows):
@@ -387,13 +420,13 @@ def decode(
     im = open_image(data, max_pixels)
     fmt = "JPEG" if im.format == "MPO" else str(im.format)
     mode = im.mode
-    icc = im.info.get("icc_profile") or None
+    icc = icc_profile(im)
     header_size = im.size
     if fmt == "JPEG" and max(header_size) > min_side:
         s = min_side / max(header_size)
         im.draft(None, (math.ceil(header_size[0] * s), math.ceil(header_size[1] * s)))
     decoded = im.size[0] * im.size[1] * decoded_bytes_per_pixel(im.mode)  # after the DCT scale
-    check_budget(analysis_peak(len(data), decoded, fmt, BAND_BYTES), memory_budget,
+    check_budget(analysis_peak(len(data), decoded, decoder_bytes(im, fmt), BAND_BYTES), memory_budget,
                  f"decoding this {header_size[0]}x{header_size[1]} {mode} {fmt}")  # fmt: skip
     source_orientation = exif_orientation(im)  # after the budget: a PNG's EXIF may follow its pixels
     orientation = load_frame(im)
@@ -420,7 +453,9 @@ def decode(
 __all__ = [
     "ACCEPTED_FORMATS",
     "decode",
+    "decoder_bytes",
     "exif_orientation",
+    "icc_profile",
     "turned_in_header",
     "has_alpha",
     "load_frame",

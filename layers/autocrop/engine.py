@@ -16,7 +16,7 @@ import numpy as np
 
 from .candidates import SaliencyIndex, Windows, measure_windows, propose_windows
 from .decode import decode
-from .face_rule import face_report
+from .face_rule import even_face_saliency, face_report
 from .geometry import iou
 from .faces import FaceDetector, detect_faces, load_face_detector
 from .options import CropOptions
@@ -139,7 +139,10 @@ def prepare_photo(
         sal = checked_map(predictor.prior.with_faces(sal, faces_px), decoded.rgb)
 
     t = time.perf_counter()
-    index = SaliencyIndex.build(boosted(sal, options.boost), decoded.width, decoded.height)
+    # Windows are measured on the map with the faces' saliency shared by importance (the face
+    # rule decides between faces); `sal`, the network's map, is what results report.
+    even = even_face_saliency(sal, faces_full, decoded.width, decoded.height, options)
+    index = SaliencyIndex.build(boosted(even, options.boost), decoded.width, decoded.height)
     photo = PhotoContext.build(decoded.width, decoded.height, index, faces_full, sal_pass.features, sal_pass.letterbox)
     timings["candidates"] = _ms(t)  # the engine adds the windows' time
     return photo, sal

@@ -57,11 +57,26 @@ class Grid:
         return len(self.px) * len(self.py)
 
 
-def face_importance(faces: np.ndarray) -> np.ndarray:
-    """Importance of each face: its area times the detector's confidence."""
+def face_importance(faces: np.ndarray, tie: float = 0.0) -> np.ndarray:
+    """Importance of each face: its area times the detector's confidence, each raised to that
+    of any face at most `tie` (a share) more important.
+
+    Why the tie: the detector's box size and confidence are measurements, and they differ a
+    little between groups of people (the fairness audit, docs/fairness.md). Two faces whose
+    importances are that close are equally important, so which of them the rule drops, and
+    how the score weighs them, must not turn on that small difference. Raising each face to
+    the largest importance within `tie` above it keeps the order of faces that differ by
+    more (a close-up still beats a face in the background) and makes near-equal ones equal.
+    """
     if len(faces) == 0:
         return np.zeros(0)
-    return faces[:, 2].astype(np.float64) * faces[:, 3] * faces[:, 4]
+    raw = faces[:, 2].astype(np.float64) * faces[:, 3] * faces[:, 4]
+    if tie <= 0:
+        return raw
+    ordered = np.sort(raw)
+    # For each face, the largest importance <= its own x (1 + tie): itself at least.
+    reach = np.searchsorted(ordered, raw * (1 + tie), side="right") - 1
+    return np.maximum(raw, ordered[np.clip(reach, 0, len(ordered) - 1)])
 
 
 def protected_faces(faces: np.ndarray, width: int, height: int, options: CropOptions) -> np.ndarray:
@@ -123,6 +138,49 @@ def guard_boxes(faces: np.ndarray, width: int, height: int, options: CropOptions
         return faces.reshape(0, FACE_COLUMNS)
     r = grown(faces, options.face_guard_top, options.face_guard_bottom, options.face_guard_side, width, height)
     return np.concatenate([r[:, :2], r[:, 2:] - r[:, :2], faces[:, 4:5]], axis=1)
+
+
+def even_face_saliency(saliency: np.ndarray, faces: np.ndarray, width: int, height: int, options: CropOptions) -> np.ndarray:
+    """The map with the saliency on the heads of equally important protected faces (near-ties,
+    `face_importance` with `face_importance_tie`) pooled and shared out evenly among them
+    (`face_saliency_even` of it; the rest stays as predicted), each head's share spread
+    evenly over it. `faces` in full-resolution px, `saliency` at analysis size.
+
+    Why: when not every face fits, the windows keeping one face or another differ mostly in
+    the saliency the network puts on each face, and the score turns any difference, however
+    small, into keeping one face and dropping the other every time (the "argmax bias" of
+    Twitter's cropper; docs/fairness.md). Between faces the rule already holds equally
+    important, the network's small preference must not decide: they get the same saliency
+    and the rest of the photo (context, position) decides. Faces of different importance
+    keep their predicted saliency, and the pooled total is unchanged, so the map still
+    weighs faces against everything else as the network does.
+    """
+    share = options.face_saliency_even
+    protected = protected_faces(faces.reshape(-1, FACE_COLUMNS).astype(np.float64), width, height, options)
+    if share <= 0 or len(protected) < 2:
+        return saliency
+    tied = face_importance(protected, options.face_importance_tie)
+    levels, group = np.unique(tied, return_inverse=True)
+    if len(levels) == len(tied):  # no two faces equally important
+        return saliency
+    h, w = saliency.shape
+    heads = head_boxes(protected, width, height, options) * np.array([w / width, h / height, w / width, h / height])
+    cells = np.stack([np.floor(heads[:, 0]), np.floor(heads[:, 1]), np.ceil(heads[:, 2]), np.ceil(heads[:, 3])], axis=1)
+    cells = np.clip(cells, 0, [w, h, w, h]).astype(np.intp)
+    out = saliency.astype(np.float64, copy=True)
+    for g in range(len(levels)):
+        members = cells[group == g]
+        if len(members) < 2:
+            continue
+        union = np.zeros((h, w), bool)
+        for x0, y0, x1, y1 in members:
+            union[y0:y1, x0:x1] = True
+        pooled = float(out[union].sum())
+        even = np.zeros((h, w), np.float64)
+        for x0, y0, x1, y1 in members:
+            even[y0:y1, x0:x1] += pooled / len(members) / max((x1 - x0) * (y1 - y0), 1)
+        out[union] = (1 - share) * out[union] + share * even[union]
+    return out
 
 
 #: The middle tier guards the heads of faces at least this many times `face_min_size`.
@@ -196,8 +254,8 @@ def _cut_of_share(share: np.ndarray, tol: float) -> np.ndarray:
     return np.clip((np.minimum(share, 1.0 - share) - tol) / (0.5 - tol), 0.0, 1.0)
 
 
-def _head_weight(faces: np.ndarray) -> np.ndarray:
-    importance = face_importance(faces)
+def _head_weight(faces: np.ndarray, tie: float = 0.0) -> np.ndarray:
+    importance = face_importance(faces, tie)
     return importance / max(float(importance.max()), 1e-12)
 
 
@@ -336,6 +394,7 @@ def measure_faces(
     counted: list[tuple[np.ndarray, np.ndarray | None]],
     tiers: list[np.ndarray],
     allowed: np.ndarray | None = None,
+    importance_tie: float = 0.0,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """(feasible, sums). `feasible`: the windows (among `allowed`) that slice no box of the
     first of `tiers` that some window can leave unsliced; when no tier can, `face_feasible`'s
@@ -367,7 +426,7 @@ def measure_faces(
             return allowed.copy(), sums
         cuts = [(~(relations(t)[0] | relations(t)[1])).astype(np.float64) for t in tiers]
         slicers = [lambda weights, cut=cut: cut @ np.asarray(weights, np.float64) for cut in cuts]
-        return _tiered(tiers, slicers, allowed), sums
+        return _tiered(tiers, slicers, allowed, importance_tie), sums
     sets = [b for b, _ in counted] + tiers
     bounds = np.cumsum([0] + [len(b) for b in sets])
     if bounds[-1] == 0:
@@ -385,20 +444,20 @@ def measure_faces(
     for tier, part in zip(tiers, parts[len(counted) :]):
         prepared = lattice.prepare([(over[..., part], 1.0), (inside[..., part], -1.0)])  # overlapping, not inside
         slicers.append(lambda weights, prepared=prepared: lattice.stab(prepared, weights)[0])
-    return _tiered(tiers, slicers, allowed), sums
+    return _tiered(tiers, slicers, allowed, importance_tie), sums
 
 
-def _tiered(tiers: list[np.ndarray], slicers: list, allowed: np.ndarray) -> np.ndarray:
+def _tiered(tiers: list[np.ndarray], slicers: list, allowed: np.ndarray, tie: float = 0.0) -> np.ndarray:
     """The tier rule of `measure_faces`, given per tier a function from face weights to the
     per-window sum of the weights of the faces each window slices."""
     for k, (tier, slicing) in enumerate(zip(tiers, slicers)):
         ok = allowed & (slicing(np.ones(len(tier))) < 0.5)
         if ok.any():
             return ok
-    return _least_sliced(tiers[-1], slicers[-1], allowed)
+    return _least_sliced(tiers[-1], slicers[-1], allowed, tie)
 
 
-def _least_sliced(faces: np.ndarray, slicing, allowed: np.ndarray) -> np.ndarray:
+def _least_sliced(faces: np.ndarray, slicing, allowed: np.ndarray, tie: float = 0.0) -> np.ndarray:
     """Among `allowed`, the windows whose most important sliced face is least important, then
     those slicing the least importance in total.
 
@@ -406,7 +465,7 @@ def _least_sliced(faces: np.ndarray, slicing, allowed: np.ndarray) -> np.ndarray
     allowed window slices no face more important than v: a binary search over the sorted
     levels (the smaller v, the more faces to avoid, so existence only falls).
     """
-    importance = face_importance(faces)
+    importance = face_importance(faces, tie)
     levels = np.unique(importance)  # ascending; avoiding faces above the top one always works
     lo, hi = 0, len(levels) - 1
     while lo < hi:
@@ -473,7 +532,7 @@ def head_cuts(
             floor_dropped[rest] = np.where(np.isnan(floor_dropped[rest]), least_dropped, floor_dropped[rest])
     floor = np.where(kept, floor_kept[None, :], floor_dropped[None, :])
     excess = np.clip(cut - np.where(np.isfinite(floor), floor, 0.0), 0.0, None)
-    out[rows] = (excess * _head_weight(faces)[None, :]).sum(axis=1)
+    out[rows] = (excess * _head_weight(faces, options.face_importance_tie)[None, :]).sum(axis=1)
     return out
 
 
@@ -503,6 +562,7 @@ __all__ = [
     "contains",
     "count_inside",
     "face_feasible",
+    "even_face_saliency",
     "face_importance",
     "face_report",
     "rule_boxes",

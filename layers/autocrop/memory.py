@@ -6,10 +6,11 @@ NumPy, OpenCV, LiteRT and both models, warm: `BASELINE_BYTES`). A stage adds wha
 at its peak, in bytes of pixels as the pipeline keeps them, not as the file stores them:
 
 - the photo's bytes (the caller holds them for the whole job);
-- the decoded frame in its own mode (a 1-bit or palette pixel is one byte, 16-bit grey two,
-  float four), times the decoder's own copies for WebP and HEIF/AVIF (`DECODE_COPIES`);
-- for each crop being rendered at once: its pixels in the output's 8-bit mode (RGB three
-  bytes, RGBA four...), once more when it is turned upright, the one band the conversion
+- the decoded frame as Pillow stores it (a 1-bit, grey or palette pixel is one byte, 16-bit
+  grey two, every other mode four), and while it decodes the decoder's own buffers (libwebp's
+  and libheif's, a TIFF's largest strip: `decode.decoder_bytes`);
+- for each crop being rendered at once: its pixels in the output's 8-bit mode (grey one byte,
+  RGB and RGBA four), once more when it is turned upright, the one band the conversion
   works in (`decode.BAND_BYTES`), and its encoded bytes twice (the encoder's file and the
   bytes read back);
 - every rendered crop's encoded bytes, kept until the door writes them.
@@ -34,9 +35,6 @@ DEFAULT_MEMORY_BUDGET = 1_000_000_000
 #: RSS of a warm process before a photo: measured 175 MB for the upload function's process
 #: after one job on x86_64 (tests/benchmarks/bench_memory.py prints it), rounded up.
 BASELINE_BYTES = 200_000_000
-#: Copies of the decoded frame a format's decoder holds at its peak: libwebp and libheif
-#: decode into a buffer of their own that Pillow then copies.
-DECODE_COPIES = {"WEBP": 2, "HEIF": 2, "AVIF": 2}
 
 
 @dataclass(frozen=True)
@@ -54,22 +52,18 @@ class OutputCost:
         return self.working + 2 * self.encoded
 
 
-def decode_peak(decoded_bytes: int, fmt: str) -> int:
-    """Bytes held while the frame is decoded (`DECODE_COPIES`)."""
-    return decoded_bytes * DECODE_COPIES.get(fmt, 1)
-
-
-def render_peak(data_bytes: int, decoded_bytes: int, fmt: str, costs: Sequence[OutputCost], threads: int) -> int:
+def render_peak(data_bytes: int, decoded_bytes: int, decoder_bytes: int, costs: Sequence[OutputCost], threads: int) -> int:
     """Peak RSS of rendering `costs` from one decode with `threads` at once (baseline included)."""
     in_flight = sorted((c.in_flight for c in costs), reverse=True)[: max(1, threads)]
     kept = sum(c.encoded for c in costs)
     working = decoded_bytes + sum(in_flight) + kept
-    return BASELINE_BYTES + data_bytes + max(decode_peak(decoded_bytes, fmt), working)
+    return BASELINE_BYTES + data_bytes + max(decoded_bytes + decoder_bytes, working)
 
 
-def analysis_peak(data_bytes: int, decoded_bytes: int, fmt: str, band_bytes: int) -> int:
-    """Peak RSS of decoding for analysis (baseline included): the frame, one band, the bytes."""
-    return BASELINE_BYTES + data_bytes + max(decode_peak(decoded_bytes, fmt), decoded_bytes + 2 * band_bytes)
+def analysis_peak(data_bytes: int, decoded_bytes: int, decoder_bytes: int, band_bytes: int) -> int:
+    """Peak RSS of decoding for analysis (baseline included): the frame and the decoder's
+    buffers, then the frame and the bands it is converted in; the photo's bytes throughout."""
+    return BASELINE_BYTES + data_bytes + decoded_bytes + max(decoder_bytes, 2 * band_bytes)
 
 
 def check_budget(needed: int, budget: int, what: str) -> None:
@@ -92,12 +86,10 @@ def threads_within(budget: int, most: int, peak_with: Callable[[int], int]) -> i
 
 __all__ = [
     "BASELINE_BYTES",
-    "DECODE_COPIES",
     "DEFAULT_MEMORY_BUDGET",
     "OutputCost",
     "analysis_peak",
     "check_budget",
-    "decode_peak",
     "render_peak",
     "threads_within",
 ]

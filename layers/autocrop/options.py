@@ -150,6 +150,17 @@ class CropOptions:
     face_guard_bottom: float = 0.06
     face_guard_side: float = 0.19
 
+    #: Faces whose importance (area x confidence) is within this share of a more important
+    #: face's count as that important (`face_rule.face_importance`): the detector's box size
+    #: and confidence differ a little between groups of people, and a near-tie between two
+    #: faces must not decide which one a crop drops (docs/fairness.md). 0: raw importance.
+    face_importance_tie: float = 0.25
+    #: Share (0..1) of the saliency on the protected faces' heads that is pooled and shared
+    #: out again by importance (`face_rule.even_face_saliency`) when a photo has two or more:
+    #: which face stays when not all fit is then the face rule's choice, not a small difference
+    #: in the saliency the network gives each face (docs/fairness.md). 0: the map as predicted.
+    face_saliency_even: float = 1.0
+
     # --- composition score (weights of the terms; see scoring.py) ---------------------------
     #: Saliency inside the window, as a share of the photo's (`saliency_relative` 0) or of
     #: the most any window of the same size could hold (1: "as good as this size allows",
@@ -232,6 +243,8 @@ class CropOptions:
             raise InvalidOptionsError("face_upscale must be in 1..4")
         if not 0.0 < self.face_score_threshold < 1.0 or not 0.0 < self.face_nms_iou < 1.0:
             raise InvalidOptionsError("face thresholds must be in (0, 1)")
+        if not 0.0 <= self.face_saliency_even <= 1.0 or not 0.0 <= self.face_importance_tie <= 1.0:
+            raise InvalidOptionsError("face_saliency_even and face_importance_tie must be in 0..1")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name.startswith(("weight_", "face_margin_", "face_guard_")) and (

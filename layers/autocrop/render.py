@@ -25,7 +25,9 @@ from .decode import (
     BAND_BYTES,
     convert_region,
     decoded_bytes_per_pixel,
+    decoder_bytes,
     has_alpha,
+    icc_profile,
     load_frame,
     open_image,
     rgb_mode,
@@ -106,16 +108,17 @@ def fit_within(box: Box, side: int) -> tuple[int, int]:
 MAX_ICC_BYTES = 64 * 1024
 #: What happened to the photo's colour profile in an output (`RenderedCrop.icc_profile`).
 ICC_OUTCOMES = ("kept", "converted_to_srgb", "dropped", "none")
-#: Worst-case encoded bytes per pixel by format and quality ceiling, measured on uniform noise
-#: (the least compressible input) with Pillow 12 at Pillow's defaults (JPEG 4:2:0), plus 10%:
-#: `encoded_bound` takes the entry of the smallest listed quality at or above the request's.
-#: PNG stores every byte of its mode (noise does not deflate). tests/test_render.py checks
-#: noise against it.
+#: Worst-case encoded bytes per pixel by format and quality ceiling, measured with Pillow 12 at
+#: its defaults (JPEG 4:2:0) on the least compressible inputs found (uniform noise, noise of the
+#: colour cube's corners, per pixel and in a checker; the corners beat uniform noise by up to
+#: 25%), plus 25%: `encoded_bound` takes the entry of the smallest listed quality at or above
+#: the request's. PNG stores every byte of its mode (noise does not deflate).
+#: tests/test_limits.py encodes those inputs against it.
 WORST_BYTES_PER_PIXEL = {
-    "JPEG": ((50, 0.46), (60, 0.53), (70, 0.62), (75, 0.67), (80, 0.74), (85, 0.84), (90, 0.99),
-             (95, 1.30), (98, 1.71), (100, 2.18)),
-    "WEBP": ((50, 0.59), (60, 0.63), (70, 0.67), (75, 0.69), (80, 0.76), (85, 0.83), (90, 0.93),
-             (95, 1.06), (98, 1.17), (100, 1.23)),
+    "JPEG": ((50, 0.71), (60, 0.79), (70, 0.90), (75, 0.96), (80, 1.06), (85, 1.19), (90, 1.39),
+             (95, 1.78), (98, 2.31), (100, 2.88)),
+    "WEBP": ((50, 0.85), (60, 0.89), (70, 0.94), (75, 0.96), (80, 1.05), (85, 1.13), (90, 1.24),
+             (95, 1.40), (98, 1.54), (100, 1.60)),
 }  # fmt: skip
 #: WebP keeps alpha losslessly: up to a byte more per pixel.
 WEBP_ALPHA_BYTES_PER_PIXEL = 1.1
@@ -208,14 +211,19 @@ def encode(im: Image.Image, fmt: str, quality: int, icc: bytes | None) -> bytes:
         params["icc_profile"] = icc
     if fmt in ("JPEG", "WEBP"):
         params["quality"] = quality
+    # Save a view of the pixels with no metadata: Pillow's encoders fall back to the image's
+    # own `info` for what is not passed (an ICC profile this rule dropped, a JPEG comment, XMP),
+    # and crops, reductions and resizes copy `info` from the photo.
+    bare = im._new(im.im)
+    bare.info = {}
     try:
         fd = os.memfd_create("autocrop-crop", os.MFD_CLOEXEC)
     except (AttributeError, OSError):  # not Linux, or no memfd in this sandbox
         out = io.BytesIO()
-        im.save(out, fmt, **params)
+        bare.save(out, fmt, **params)
         return out.getvalue()
     with os.fdopen(fd, "w+b") as f:
-        im.save(f, fmt, **params)
+        bare.save(f, fmt, **params)
         f.seek(0)
         return f.read()
 
@@ -279,7 +287,7 @@ def render_crops(
     if not todo:
         return []
     im, header, fmt = _opened(data, todo, max_pixels)
-    icc = im.info.get("icc_profile") or None
+    icc = icc_profile(im)
     peak = _peak(data, im, header, fmt, todo)
     check_budget(peak(1), memory_budget, _what(im, header, fmt, todo))
     orientation = load_frame(im)
@@ -338,13 +346,16 @@ class Frame:
     alpha: bool = False
     icc_bytes: int = 0
     turned: bool = False
+    #: What the decoder holds beside the image while it decodes (`decode.decoder_bytes`).
+    decoder_bytes: int = 0
 
     @classmethod
     def of(cls, im: Image.Image, header: tuple[int, int], fmt: str, data: bytes) -> Frame:
         """The frame of `im`, opened (header only) and maybe DCT-scaled from `data`, `header`
         its full size. Nothing is decoded."""
-        icc = im.info.get("icc_profile") or b""
-        return cls(header, im.size, im.mode, fmt, has_alpha(im), len(icc), turned_in_header(im, data))
+        icc = icc_profile(im) or b""
+        return cls(header, im.size, im.mode, fmt, has_alpha(im), len(icc), turned_in_header(im, data),
+                   decoder_bytes(im, fmt))  # fmt: skip
 
     @property
     def decoded_bytes(self) -> int:
@@ -355,7 +366,7 @@ class Frame:
 def frame_peak(frame: Frame, data_bytes: int, requests: Sequence[RenderRequest]) -> Callable[[int], int]:
     """Peak RSS of rendering `requests` of `frame` by how many run at once (`autocrop.memory`)."""
     costs = [_cost(frame, _checked(r)) for r in requests]
-    return lambda threads: render_peak(data_bytes, frame.decoded_bytes, frame.fmt, costs, threads)
+    return lambda threads: render_peak(data_bytes, frame.decoded_bytes, frame.decoder_bytes, costs, threads)
 
 
 def _peak(data: bytes, im: Image.Image, header: tuple[int, int], fmt: str, todo: Sequence[_Checked]) -> Callable[[int], int]:
@@ -395,7 +406,7 @@ def _cost(frame: Frame, r: _Checked) -> OutputCost:
     x0, y0, x1, y1 = r.region
     w, h = (x1 - x0) * kx, (y1 - y0) * ky  # region at decode resolution
     mode = output_mode(frame.mode, frame.alpha, r.pil_fmt)
-    bpp = len(mode)
+    bpp = decoded_bytes_per_pixel(mode)
     copies = 2 if frame.turned else 1  # the upright copy
     if r.out_size is None:
         out_pixels = w * h

@@ -250,6 +250,10 @@ def check(request: CropUrl, max_side: int | None = None) -> None:
     if any(part in (".", "..") for part in request.key.split("/")):
         # Browsers and proxies resolve dot segments (%2E too): such a URL would never arrive as signed.
         raise InvalidOptionsError(f"key {request.key!r} has a '.' or '..' segment: no crop URL can name it")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in request.key):
+        # The route does not match a line break, and proxies may drop other control
+        # characters: such a URL would be signed and never served.
+        raise InvalidOptionsError(f"key {request.key!r} holds a control character: no crop URL can name it")
     if request.version is not None and not _VERSION.fullmatch(request.version):
         raise InvalidOptionsError(f"a crop version is 1 to 64 of A-Z a-z 0-9 _ -, not starting with _: {request.version!r}")
     w, h = parse_size(f"{request.size[0]}x{request.size[1]}")
