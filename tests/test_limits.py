@@ -360,3 +360,12 @@ def test_webp_and_single_strip_tiff_count_their_decoders_buffers() -> None:
     Image.fromarray(np.zeros((300, 400), np.uint16), "I;16").save(tiff, "TIFF", compression="tiff_deflate")
     im = open_image(tiff.getvalue())
     assert decoder_bytes(im, "TIFF") >= 400 * min(300, int(im.tag_v2.get(278, 300))) * 2
+
+
+@pytest.mark.parametrize(("fmt", "size"), [("jpeg", (1920, 1080)), ("webp", (1920, 1080)), ("jpeg", (2400, 1350)),
+                                           ("png", (1000, 1000)), ("webp", (1080, 1350))])  # fmt: skip
+def test_common_page_sizes_fit_one_answer(fmt: str, size: tuple[int, int]) -> None:
+    """The bound refuses what could not fit, not the sizes pages ask for (at the default q85)."""
+    from functions.settings import ANSWER_BYTES
+
+    assert answer_bound(fmt, 85, size) <= ANSWER_BYTES

@@ -44,9 +44,10 @@ import numpy as np
 from autocrop import CropOptions
 from autocrop.candidates import WindowFeatures, Windows
 from autocrop.engine import analyse_image, decode_for
+from autocrop.face_rule import contains
 from autocrop.faces import detect_faces, load_face_detector
 from autocrop.options import parse_ratio
-from autocrop.ranking import PhotoContext, order_by
+from autocrop.ranking import PhotoContext
 from autocrop.saliency import load_saliency
 from autocrop.types import CropResult
 
@@ -247,8 +248,8 @@ def most_salient_point_face(sal: np.ndarray, tiles: np.ndarray, width: int, heig
 
 class BrightnessRanker:
     """The control: a deliberately biased ranker that re-orders the engine's face-safe
-    shortlist by the window's mean brightness, so it keeps the lighter face. The audit must
-    report it as biased; if it does not, the audit cannot see bias."""
+    shortlist by the mean brightness of the faces each window keeps whole, so it keeps the
+    lighter face. The audit must report it as biased; if it does not, the audit cannot see bias."""
 
     name = "brightness-control"
     scope = "shortlist"
@@ -258,17 +259,18 @@ class BrightnessRanker:
         self.integral = cv2.integral(luma)
 
     def score(self, photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions) -> np.ndarray:
-        ih, iw = self.integral.shape[0] - 1, self.integral.shape[1] - 1
-        sx, sy = iw / photo.width, ih / photo.height
-
-        def at(v: np.ndarray, k: float, limit: int) -> np.ndarray:
-            return np.clip(np.rint(v * k), 0, limit).astype(np.intp)
-
-        c0, r0 = at(windows.x, sx, iw), at(windows.y, sy, ih)
-        c1, r1 = at(windows.x1, sx, iw), at(windows.y1, sy, ih)
+        faces = measured.protected
+        if len(faces) == 0:
+            return np.zeros(len(windows))
         ii = self.integral
-        total = ii[r1, c1] - ii[r1, c0] - ii[r0, c1] + ii[r0, c0]
-        return total / np.maximum((r1 - r0) * (c1 - c0), 1) / 255.0
+        sx, sy = (ii.shape[1] - 1) / photo.width, (ii.shape[0] - 1) / photo.height
+        c0, r0 = np.rint(faces[:, 0] * sx).astype(np.intp), np.rint(faces[:, 1] * sy).astype(np.intp)
+        c1 = np.maximum(np.rint((faces[:, 0] + faces[:, 2]) * sx).astype(np.intp), c0 + 1)
+        r1 = np.maximum(np.rint((faces[:, 1] + faces[:, 3]) * sy).astype(np.intp), r0 + 1)
+        c1, r1 = np.minimum(c1, ii.shape[1] - 1), np.minimum(r1, ii.shape[0] - 1)
+        luma = (ii[r1, c1] - ii[r1, c0] - ii[r0, c1] + ii[r0, c0]) / np.maximum((r1 - r0) * (c1 - c0), 1) / 255.0
+        inside = contains(windows, faces).astype(np.float64)
+        return (inside @ luma) / np.maximum(inside.sum(axis=1), 1)
 
 
 class _Once:
