@@ -84,6 +84,8 @@ def task_result(task: S3BatchOperationTask, process: Callable[[SourceObject], di
         return _result(task, "Succeeded", f"cropped: {outcome['sidecar']}")
     if status == "skipped" and outcome["reason"] in DONE_SKIPS:
         return _result(task, "Succeeded", f"skipped: {outcome['reason']}")
+    if status == "skipped" and outcome.get("gone") is False:  # its newer upload is cropped by its own event
+        return _result(task, "Succeeded", "skipped: replaced by a newer upload")
     if status == "skipped":  # gone since the manifest was made
         return _result(task, "PermanentFailure", f"NoSuchKey: {outcome['reason']}")
     return _result(task, "PermanentFailure", f"{outcome['code']}: {outcome.get('detail', '')} ({outcome['error_record']})")

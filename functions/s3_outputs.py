@@ -104,7 +104,7 @@ def output_base(key: str, prefix: str) -> str:
         if part.strip(".") == "" or part.startswith(("%2E", "%25")):
             part = part.replace("%", "%25").replace(".", "%2E")
         parts.append(part)
-    safe = "/".join(parts) or "_"
+    safe = "/".join(parts) or "%2E"  # no segment left: a name no escaped key can have
     return f"{prefix}/{safe}" if prefix else safe
 
 
@@ -123,11 +123,12 @@ class KeyTooLongError(AutocropError):
 
 
 class Superseded(Exception):
-    """The photo was replaced (or deleted) while its job ran: the newer photo's job owns the outputs."""
+    """The photo was replaced (or deleted: `gone`) while its job ran: the newer photo's job owns
+    the outputs. `wrote`: this job had already written some of them."""
 
-    def __init__(self, source: SourceObject, wrote: bool):
+    def __init__(self, source: SourceObject, wrote: bool, gone: bool = False):
         super().__init__(f"{source.key!r} is no longer the upload with ETag {source.etag}")
-        self.wrote = wrote
+        self.wrote, self.gone = wrote, gone
 
 
 class Outputs:
@@ -140,6 +141,8 @@ class Outputs:
         self.sidecar_key, self.error_key = f"{self.base}/{SIDECAR}", f"{self.base}/{ERROR_RECORD}"
         self.master_key = f"{self.base}/{MASTER}"
         names = [SIDECAR, ERROR_RECORD, MASTER, *(crop_file_name(r, "jpeg") for r in ratios)]
+        #: The crops and master this key's outputs may hold (what an error record replaces).
+        self.output_keys = [f"{self.base}/{name}" for name in names[2:]]
         longest = max(len(f"{self.base}/{name}".encode()) for name in names)
         #: Why this upload's outputs cannot be written (None: they can).
         self.too_long = (f"the key's outputs would have keys of up to {longest} bytes; S3 allows "
@@ -178,16 +181,7 @@ class Outputs:
         """Raise `Superseded` unless the photo in the input bucket is still `source`."""
         if not source.etag:  # refused before the GET learned which upload it is
             return
-        try:
-            head = self.s3.head_object(Bucket=source.bucket, Key=source.key)
-        except ClientError as e:
-            if is_missing(e):
-                raise Superseded(source, self.wrote) from e
-            raise
-        version = head.get("VersionId")
-        other_version = bool(source.version_id and version and version != source.version_id)
-        if bare_etag(head.get("ETag")) != source.etag or other_version:
-            raise Superseded(source, self.wrote)
+        current_photo(self.s3, source, self.wrote)
 
     def write_crops(self, source: SourceObject, done: JobResult) -> dict[str, str]:
         """Each crop as a JPEG with source metadata, the master (if the job rendered one),
@@ -229,11 +223,27 @@ class Outputs:
         return {"key": self.master_key, **master.to_dict()}
 
     def write_error(self, source: SourceObject, error: AutocropError) -> None:
-        """The error record of an upload that is not a usable image (or whose key is too long)."""
+        """The error record of an upload that is not a usable image (or whose key is too long);
+        an older photo's crops.json, crops and master go (they describe a photo no longer there)."""
         detail = {"code": error.code, "type": type(error).__name__, "message": str(error)}
         self.check_current(source)
         self._put_json(self.error_key, {"status": "failed", "source": source.to_dict(), "error": detail}, source)
+        if not self.too_long:
+            for key in (self.sidecar_key, *self.output_keys):
+                self._delete(key, source)
         self.check_current(source)
+
+    def finish(self, source: SourceObject) -> None:
+        """For a redelivery of an upload the records already describe: finish what a job that
+        failed after its writes left undone. Its last step checks the photo is still `source`
+        (Superseded with `wrote`, so the photo there now is cropped: the records may be an older
+        photo's, put there by a job that never reached that check), and a cropped upload's
+        older error record goes."""
+        cropped = ((self.previous or {}).get("source") or {}).get("etag") == source.etag
+        if cropped and self.previous_error is not None:
+            self._delete(self.error_key, source)
+        if source.etag:
+            current_photo(self.s3, source, True)
 
     def _put_json(self, key: str, document: dict[str, Any], source: SourceObject) -> None:
         body = json.dumps(document, indent=2, ensure_ascii=False).encode()
@@ -350,9 +360,27 @@ def check_size(size: int, settings: Settings) -> None:
         raise ImageTooLargeError(f"the object is {size} bytes; the limit is {settings.max_object_bytes} bytes")
 
 
-def get_upload(s3: S3Client, obj: SourceObject) -> tuple[SourceObject, Any, str] | None:
+def current_photo(s3: S3Client, source: SourceObject, wrote: bool) -> None:
+    """Raise `Superseded` unless the photo in the input bucket is still `source` (its ETag, and
+    its version where it names one)."""
+    try:
+        head = s3.head_object(Bucket=source.bucket, Key=source.key)
+    except ClientError as e:
+        if is_missing(e):
+            raise Superseded(source, wrote, gone=True) from e
+        raise
+    version = head.get("VersionId")
+    other_version = bool(source.version_id and version and version != source.version_id)
+    if (source.etag and bare_etag(head.get("ETag")) != source.etag) or other_version:
+        raise Superseded(source, wrote)
+
+
+def get_upload(s3: S3Client, obj: SourceObject) -> tuple[SourceObject, Any, str]:
     """The upload's exact identity, its body (a stream, not yet read) and its declared
-    content type, or None when it was deleted or replaced."""
+    content type; `Superseded` when it was deleted or replaced (a version no longer current is
+    known from a HEAD before any byte is read)."""
+    if obj.version_id:
+        current_photo(s3, obj, False)
     kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
     if obj.version_id:
         kwargs["VersionId"] = obj.version_id
@@ -361,9 +389,10 @@ def get_upload(s3: S3Client, obj: SourceObject) -> tuple[SourceObject, Any, str]
     try:
         response = s3.get_object(**kwargs)
     except ClientError as e:
-        if e.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion", "PreconditionFailed"):
+        code = e.response["Error"]["Code"]
+        if code in ("NoSuchKey", "NoSuchVersion", "PreconditionFailed"):
             logger.info("upload gone before it was read", extra={"key": obj.key, "error": str(e)})
-            return None
+            raise Superseded(obj, False, gone=code != "PreconditionFailed") from e
         raise
     body = response["Body"]
     source = SourceObject(

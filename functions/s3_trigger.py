@@ -79,7 +79,7 @@ def process_object(obj: SourceObject, settings: Settings, options: CropOptions, 
     outcome = {"bucket": obj.bucket, "key": obj.key}
     if is_own_output(obj, settings):
         return {**outcome, "status": "skipped", "reason": "own output"}
-    if obj.key.endswith("/"):
+    if obj.key.endswith("/") and obj.size == 0:  # a console folder; a photo under such a key is cropped
         return {**outcome, "status": "skipped", "reason": "folder marker"}
     redo = False
     for _ in range(REDO_ROUNDS):
@@ -88,7 +88,7 @@ def process_object(obj: SourceObject, settings: Settings, options: CropOptions, 
         except Superseded as e:
             if not e.wrote:  # the newer photo's own event crops it
                 logger.info("upload replaced during its job", extra=outcome)
-                return {**outcome, "status": "skipped", "reason": "object gone or replaced"}
+                return {**outcome, "status": "skipped", "reason": "object gone or replaced", "gone": e.gone}
             # Its writes may sit under outputs a newer job skipped: crop the photo there now.
             logger.info("upload replaced after its job wrote: cropping the photo there now", extra=outcome)
             obj, redo = SourceObject(bucket=obj.bucket, key=obj.key), True
@@ -99,20 +99,21 @@ def _process(obj: SourceObject, settings: Settings, options: CropOptions, s3: S3
     """One job on the upload (`redo`: even where the records say it is done)."""
     outputs = Outputs(s3, settings, obj, options.ratios)
     if not redo and outputs.done_before(obj):
+        outputs.finish(obj)
         return {"status": "skipped", "reason": "already processed"}
     source = obj
     try:
         if obj.size is not None:
             check_size(obj.size, settings)
-        got = get_upload(s3, obj)
-        if got is None:
-            return {"status": "skipped", "reason": "object gone or replaced"}
-        source, body, content_type = got
+        source, body, content_type = get_upload(s3, obj)
         with closing(body):
             # An event without an ETag (a Batch Operations task) learns it from the GET: an
             # upload already cropped, or already refused, is skipped before its bytes are read.
             if not redo and outputs.done_before(source):
+                outputs.finish(source)
                 return {"status": "skipped", "reason": "already processed"}
+            if source.key.endswith("/") and source.size == 0:
+                return {"status": "skipped", "reason": "folder marker"}
             outputs.check_writable()
             check_upload(source, content_type, settings)
             data = body.read()

@@ -68,7 +68,7 @@ def test_identical_faces_are_kept_half_the_time_and_a_brightness_ranker_is_caugh
     assert engine["ci"][0] <= 0.5 <= engine["ci"][1] and not engine["significant"]
     darker = _audit([(r.file, f, r.file + "-dark", (f * 0.55).astype(np.uint8)) for r, f in zip(records, faces)], seed=1)
     control = kept_share(darker, "control")
-    assert control["significant"] and control["share"] > 0.8, control
+    assert control["significant"] and control["share"] > 0.6, control
 
 
 @needs_faces

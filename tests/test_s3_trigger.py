@@ -496,7 +496,7 @@ def test_output_base_normalises_keys():
     assert output_base("/a//./b.png", "crops") == "crops/a/b.png"
     assert output_base("../x.png", "crops") == "crops/%2E%2E/x.png"
     assert output_base("x.png", "") == "x.png"
-    assert output_base("/", "crops") == "crops/_"
+    assert output_base("/", "crops") == "crops/%2E"
 
 
 # --- the local stack command (the README's main job) --------------------------------------------

@@ -543,11 +543,11 @@ def plot(summary: dict[str, Any], path: Path, compare: dict[str, Any] | None = N
     import matplotlib.pyplot as plt
 
     labels = list(summary)
-    fig, ax = plt.subplots(figsize=(8.5, 0.55 * len(labels) + 1.6))
+    fig, ax = plt.subplots(figsize=(8.5, 0.55 * len(labels) + 2.6))
     ax.axvspan(50 - PARITY_POINTS, 50 + PARITY_POINTS, color="0.9", label=f"parity +-{PARITY_POINTS:g} pts")
     ax.axvline(50, color="0.4", lw=1)
     series = [("most salient point", lambda e: e["most_salient_point"], "tab:orange", "s"),
-              ("control: brighter window", lambda e: e["control"].get("all"), "tab:red", "x")]  # fmt: skip
+              ("control: prefers the brighter face", lambda e: e["control"].get("all"), "tab:red", "x")]  # fmt: skip
     if compare is not None:
         series.append((f"engine, {compare_label}", lambda e, c=compare: c.get(e["_label"], {}).get("engine", {}).get("all"), "tab:gray", "D"))
     series.append((label, lambda e: e["engine"]["all"], "tab:blue", "o"))
@@ -565,7 +565,7 @@ def plot(summary: dict[str, Any], path: Path, compare: dict[str, Any] | None = N
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of crops keeping the first group's face (95% CI, bootstrapped by face)")
     ax.set_title("Which face the crop keeps (1:1, 4:5, 9:16 pooled; adult, age-matched pairs)")
-    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

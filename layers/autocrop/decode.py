@@ -202,6 +202,17 @@ def turned_in_header(im: Image.Image, data: bytes) -> bool:
     return False  # TIFF and HEIF/AVIF load upright
 
 
+def upright_in_header(im: Image.Image, data: bytes) -> tuple[int, int] | None:
+    """The photo's upright size from its header alone, or None where only decoding tells (a
+    PNG's eXIf chunk may follow its pixels). TIFF and HEIF/AVIF headers give the upright size
+    already (their loaders turn the pixels); JPEG and WebP read their EXIF with the header."""
+    if im.format == "PNG" and b"eXIf" in data:
+        return None
+    if im.format in ("JPEG", "MPO", "WEBP", "PNG"):
+        return upright_size(*im.size, exif_orientation(im))
+    return im.size
+
+
 def load_frame(im: Image.Image) -> int:
     """Decode the first frame's pixels; return the orientation left to apply to them."""
     try:
@@ -319,26 +330,30 @@ def convert_region(
     factor: int = 1,
     background: tuple[int, int, int] = BACKGROUND_RGB,
     transform: ImageCms.ImageCmsTransform | None = None,
+    orientation: int = 1,
 ) -> Image.Image:
     """`box` of `im` (stored px; None: all of it) in 8-bit `mode` (RGB, RGBA, L or LA),
-    box-reduced by `factor`, converted one band of rows at a time.
+    box-reduced by `factor`, turned upright by the EXIF `orientation`, one band of rows at a
+    time.
 
     A conversion that expands (1-bit or palette to RGBA, 16-bit or float to 8-bit, alpha
-    flattened on `background`) never holds the expanded photo whole: only the result and
-    one band. Bands are whole multiples of `factor` rows, so the result equals reducing the
-    whole region at once. `transform`: an ICC transform to sRGB applied to each band.
+    flattened on `background`) or turns the region never holds a second copy of it: only the
+    result and one band. Bands are whole multiples of `factor` rows, so the result equals
+    reducing the whole region at once, and each band is turned and placed where the whole
+    region's turn puts it. `transform`: an ICC transform to sRGB applied to each band.
     """
     box = box or (0, 0, *im.size)
     x0, y0, x1, y1 = box
     whole_reduce = factor < 2 or im.mode not in _PREMULTIPLIED
-    if im.mode == mode and transform is None and whole_reduce:  # nothing to convert: one cut, reduced if asked
+    if im.mode == mode and transform is None and whole_reduce and orientation == 1:  # one cut, reduced if asked
         if factor >= 2 and _reducible(im.mode):
             return im.reduce(factor, box=box)
         out = im if box == (0, 0, *im.size) else im.crop(box)
         return out.reduce(factor) if factor >= 2 and _reducible(out.mode) else out
     factor = max(1, factor)
-    out_size = (math.ceil((x1 - x0) / factor), math.ceil((y1 - y0) / factor))
-    out = Image.new(mode, out_size)
+    stored = (math.ceil((x1 - x0) / factor), math.ceil((y1 - y0) / factor))
+    turn = UPRIGHT_TRANSPOSE.get(orientation)
+    out = Image.new(mode, upright_size(*stored, orientation))
     how = uint8_scale(im) if is_high_depth(im.mode) else None
     row_bytes = max(1, (x1 - x0) * max(decoded_bytes_per_pixel(im.mode), decoded_bytes_per_pixel(mode)))
     rows = max(factor, BAND_BYTES // row_bytes // factor * factor)
@@ -353,8 +368,23 @@ def convert_region(
             band = _to_mode(im.crop(band_box), mode, background, how, transform)
             if factor >= 2:
                 band = band.reduce(factor)
-        out.paste(band, (0, (top - y0) // factor))
+        t = (top - y0) // factor  # the band's first row in the stored (reduced) region
+        if turn is not None:
+            band = band.transpose(turn)
+        out.paste(band, _upright_offset(orientation, t, band.size, stored))
     return out
+
+
+def _upright_offset(orientation: int, t: int, band: tuple[int, int], stored: tuple[int, int]) -> tuple[int, int]:
+    """Where a band of rows starting at row `t` of a `stored` region lands once the region is
+    turned by `orientation` (`band`: the band's size after its own turn)."""
+    if orientation in (1, 2):  # rows stay rows, top to bottom
+        return 0, t
+    if orientation in (3, 4):  # rows stay rows, bottom to top
+        return 0, stored[1] - t - band[1]
+    if orientation in (5, 8):  # rows become columns, left to right
+        return t, 0
+    return stored[1] - t - band[0], 0  # 6, 7: rows become columns, right to left
 
 
 #: Modes Pillow's `reduce` first converts whole to premultiplied alpha (La, RGBa), whatever
@@ -457,6 +487,7 @@ __all__ = [
     "exif_orientation",
     "icc_profile",
     "turned_in_header",
+    "upright_in_header",
     "has_alpha",
     "load_frame",
     "open_image",

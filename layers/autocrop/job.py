@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import InvalidOptionsError, OutputTooLargeError
 from .master import MASTER_QUALITY, Master
-from .decode import open_image
+from .decode import open_image, upright_in_header
 from .options import CropOptions, parse_ratio
 from .render import (
     MAX_OUTPUT_SIDE,
@@ -150,12 +150,14 @@ class OutputSpec:
                 "smaller sizes, fewer ratios, JPEG or WebP, or a lower quality"
             )
 
-    def largest_requests(self, options: CropOptions, width: int, height: int) -> list[RenderRequest]:
+    def largest_requests(self, options: CropOptions, width: int, height: int, either_way: bool = False) -> list[RenderRequest]:
         """What the job would render if every crop were its ratio's largest window (and the
-        master), for a photo of `width` x `height` either way up: an upper bound of the real
-        requests, known from the header before any analysis."""
+        master), for an upright `width` x `height` photo (`either_way`: or the other way up,
+        where the header cannot tell): an upper bound of the real requests, known from the
+        header before any analysis."""
         ratios = [r for r in options.ratios if self.ratios is None or r in self.ratios]
-        requests = [self.request_for_box(r, largest_window(parse_ratio(r), width, height), len(ratios)) for r in ratios]
+        requests = [self.request_for_box(r, largest_window(parse_ratio(r), width, height, either_way), len(ratios))
+                    for r in ratios]  # fmt: skip
         if self.master_side is not None and requests:
             requests.append(Master.of_photo(width, height, self.master_side).request(self.master_quality))
         return requests
@@ -200,11 +202,11 @@ def fit_pixels(box: Box, pixels: int) -> tuple[int, int]:
     return max(1, int(box.w * scale)), max(1, int(box.h * scale))
 
 
-def largest_window(ratio: float, width: int, height: int) -> Box:
-    """The largest box of `ratio` (W / H) in a `width` x `height` photo taken either way up
-    (the EXIF orientation of some formats is only known after decoding)."""
+def largest_window(ratio: float, width: int, height: int, either_way: bool = False) -> Box:
+    """The largest box of `ratio` (W / H) in a `width` x `height` photo (`either_way`: the
+    larger of its two ways up, for a photo whose orientation only decoding tells)."""
     best = Box(0, 0, 1, 1)
-    for w, h in ((width, height), (height, width)):
+    for w, h in ((width, height), (height, width)) if either_way else ((width, height),):
         bw, bh = (round(h * ratio), h) if w / h > ratio else (w, round(w / ratio))
         if bw * bh > best.w * best.h:
             best = Box(0, 0, max(1, bw), max(1, bh))
@@ -219,13 +221,14 @@ def plan_job(data: bytes, options: CropOptions, spec: OutputSpec) -> None:
         return
     im = open_image(data, options.max_pixels)
     frame = Frame.of(im, im.size, "JPEG" if im.format == "MPO" else str(im.format), data)
-    requests = spec.largest_requests(options, *frame.size)
+    upright = upright_in_header(im, data)
+    requests = spec.largest_requests(options, *(upright or im.size), either_way=upright is None)
     spec.check_limits(frame, requests[: len(requests) - (spec.master_side is not None)])
     render_plan(data, requests, max_pixels=options.max_pixels, memory_budget=options.memory_budget)
 
 
 def plan_frame(frame: Frame, data_bytes: int, options: CropOptions, spec: OutputSpec) -> int:
-    """The peak RSS `plan_job` counts for a photo whose header says `frame` (bytes)."""
+    """The peak RSS `plan_job` counts for a photo whose header says `frame` (bytes), upright."""
     requests = spec.largest_requests(options, *frame.size)
     return frame_peak(frame, data_bytes, requests)(1)
 

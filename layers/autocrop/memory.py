@@ -10,7 +10,8 @@ at its peak, in bytes of pixels as the pipeline keeps them, not as the file stor
   grey two, every other mode four), and while it decodes the decoder's own buffers (libwebp's
   and libheif's, a TIFF's largest strip: `decode.decoder_bytes`);
 - for each crop being rendered at once: its pixels in the output's 8-bit mode (grey one byte,
-  RGB and RGBA four), once more when it is turned upright, the one band the conversion
+  RGB and RGBA four; a full-resolution crop is turned upright band by band, a resized one
+  once more when it is turned), the one band the conversion
   works in (`decode.BAND_BYTES`), and its encoded bytes twice (the encoder's file and the
   bytes read back);
 - every rendered crop's encoded bytes, kept until the door writes them.

@@ -407,10 +407,10 @@ def _cost(frame: Frame, r: _Checked) -> OutputCost:
     w, h = (x1 - x0) * kx, (y1 - y0) * ky  # region at decode resolution
     mode = output_mode(frame.mode, frame.alpha, r.pil_fmt)
     bpp = decoded_bytes_per_pixel(mode)
-    copies = 2 if frame.turned else 1  # the upright copy
-    if r.out_size is None:
+    copies = 2 if frame.turned else 1  # a resized output's upright copy
+    if r.out_size is None:  # turned band by band (`decode.convert_region`): one copy
         out_pixels = w * h
-        working = out_pixels * bpp * copies
+        working = out_pixels * bpp
     else:
         out_pixels = float(r.out_size[0] * r.out_size[1])
         factor = max(1, int(min(w / r.out_size[0], h / r.out_size[1]) // 2))
@@ -489,8 +489,9 @@ def _render_one(photo: _Decoded, r: _Checked) -> RenderedCrop:
     x0, x1, y0, y1 = x0 * kx, x1 * kx, y0 * ky, y1 * ky
     mode = output_mode(im.mode, has_alpha(im), r.pil_fmt)
     plan = colour_plan(im.mode, photo.icc, mode)
-    if r.out_size is None:
-        crop = convert_region(im, mode, (round(x0), round(y0), round(x1), round(y1)), transform=plan.transform)
+    if r.out_size is None:  # turned upright band by band: no second full-resolution copy
+        cut = (round(x0), round(y0), round(x1), round(y1))
+        crop = convert_region(im, mode, cut, transform=plan.transform, orientation=orientation)
     else:
         size = r.out_size
         stored_size = size if orientation in (1, 2, 3, 4) else (size[1], size[0])
@@ -502,8 +503,7 @@ def _render_one(photo: _Decoded, r: _Checked) -> RenderedCrop:
         k = cut[2] - cut[0], cut[3] - cut[1]
         sx, sy = crop.size[0] / k[0], crop.size[1] / k[1]
         sub = ((x0 - cut[0]) * sx, (y0 - cut[1]) * sy, (x1 - cut[0]) * sx, (y1 - cut[1]) * sy)
-        crop = crop.resize(stored_size, RESAMPLING[r.request.resample], box=sub, reducing_gap=3.0)
-    crop = upright(crop, orientation)
+        crop = upright(crop.resize(stored_size, RESAMPLING[r.request.resample], box=sub, reducing_gap=3.0), orientation)
     body = encode(crop, r.pil_fmt, r.request.quality, plan.icc)
     flattened = r.pil_fmt == "JPEG" and has_alpha(im)
     return RenderedCrop(body, crop.size[0], crop.size[1], MEDIA_TYPES[r.pil_fmt], r.upscaled, flattened, plan.outcome)
