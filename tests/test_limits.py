@@ -88,6 +88,10 @@ def _odd_file(kind: str, path: Path) -> None:
     elif kind == "float TIFF 8000x6000":
         arr = np.tile(np.linspace(0, 1, 8000, dtype=np.float32), (6000, 1))
         Image.fromarray(arr, "F").save(path, "TIFF", compression="tiff_deflate")
+    elif kind == "progressive CMYK JPEG 8000x6000":
+        small = Image.fromarray(np.random.default_rng(2).integers(0, 255, (300, 400, 3), dtype=np.uint8))
+        big = small.resize((8000, 6000), Image.Resampling.BILINEAR).convert("CMYK")
+        big.save(path, "JPEG", quality=85, progressive=True, subsampling=0)
     elif kind == "48 MP WebP":
         small = Image.fromarray(np.random.default_rng(1).integers(0, 255, (300, 400, 3), dtype=np.uint8))
         small.resize((8000, 6000), Image.Resampling.BILINEAR).save(path, "WEBP", quality=50, method=0)
@@ -110,6 +114,7 @@ def _odd_file(kind: str, path: Path) -> None:
         "palette+transparency 10000x10000 GIF",
         "LA 8900x8900 PNG",
         "float TIFF 8000x6000",
+        "progressive CMYK JPEG 8000x6000",
         "48 MP WebP",
         "48 MP JPEG",
         "48 MP portrait JPEG (EXIF orientation 6)",
@@ -353,8 +358,16 @@ def test_a_damaged_profile_tag_is_no_profile() -> None:
 
 
 def test_webp_and_single_strip_tiff_count_their_decoders_buffers() -> None:
-    """libwebp holds three more 4-byte canvases while it decodes, libtiff a whole strip."""
+    """libwebp holds three more 4-byte canvases while it decodes, libtiff a whole strip, libjpeg
+    a progressive JPEG's every coefficient (at full size, whatever the DCT scale)."""
     from autocrop.decode import decoder_bytes, open_image
+
+    for progressive in (False, True):
+        jpeg = io.BytesIO()
+        Image.new("CMYK", (400, 320)).save(jpeg, "JPEG", progressive=progressive)
+        im = open_image(jpeg.getvalue())
+        im.draft(None, (50, 40))
+        assert decoder_bytes(im, "JPEG", (400, 320)) == (400 * 320 * 2 * 4 if progressive else 0)
 
     webp = io.BytesIO()
     Image.new("RGB", (400, 300)).save(webp, "WEBP")

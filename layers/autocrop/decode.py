@@ -152,12 +152,19 @@ DECODER_BYTES_PER_PIXEL = {"WEBP": 12, "HEIF": 6, "AVIF": 6}
 _TIFF_ROWS_PER_STRIP, _TIFF_BITS, _TIFF_SAMPLES, _TIFF_TILE_W, _TIFF_TILE_H = 278, 258, 277, 322, 323
 
 
-def decoder_bytes(im: Image.Image, fmt: str) -> int:
+def decoder_bytes(im: Image.Image, fmt: str, full_size: tuple[int, int] | None = None) -> int:
     """What decoding `im` (opened, header only) holds beside the decoded image, in bytes: a
-    format's own buffers, and a TIFF's largest strip or tile, which libtiff reads whole (a
+    format's own buffers, a progressive JPEG's coefficients (at `full_size`, the size before
+    any DCT scale), and a TIFF's largest strip or tile, which libtiff reads whole (a
     single-strip 16-bit TIFF holds its whole uncompressed photo twice over)."""
     pixels = im.size[0] * im.size[1]
     extra = pixels * DECODER_BYTES_PER_PIXEL.get(fmt, 0)
+    if fmt == "JPEG" and (im.info.get("progressive") or im.info.get("progression")):
+        # libjpeg holds a progressive JPEG's every DCT coefficient (2 bytes a sample, each
+        # component at full resolution, MCU-padded) until its last scan, at any DCT scale.
+        full = full_size or im.size
+        padded = (math.ceil(full[0] / 16) * 16) * (math.ceil(full[1] / 16) * 16)
+        extra += padded * 2 * len(im.getbands())
     if fmt == "TIFF":
         tags = getattr(im, "tag_v2", {})
         try:
@@ -456,7 +463,7 @@ def decode(
         s = min_side / max(header_size)
         im.draft(None, (math.ceil(header_size[0] * s), math.ceil(header_size[1] * s)))
     decoded = im.size[0] * im.size[1] * decoded_bytes_per_pixel(im.mode)  # after the DCT scale
-    check_budget(analysis_peak(len(data), decoded, decoder_bytes(im, fmt), BAND_BYTES), memory_budget,
+    check_budget(analysis_peak(len(data), decoded, decoder_bytes(im, fmt, header_size), BAND_BYTES), memory_budget,
                  f"decoding this {header_size[0]}x{header_size[1]} {mode} {fmt}")  # fmt: skip
     source_orientation = exif_orientation(im)  # after the budget: a PNG's EXIF may follow its pixels
     orientation = load_frame(im)

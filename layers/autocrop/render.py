@@ -355,7 +355,7 @@ class Frame:
         its full size. Nothing is decoded."""
         icc = icc_profile(im) or b""
         return cls(header, im.size, im.mode, fmt, has_alpha(im), len(icc), turned_in_header(im, data),
-                   decoder_bytes(im, fmt))  # fmt: skip
+                   decoder_bytes(im, fmt, header))  # fmt: skip
 
     @property
     def decoded_bytes(self) -> int:

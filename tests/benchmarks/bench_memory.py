@@ -49,6 +49,7 @@ MODES: dict[str, tuple[str, str, bool]] = {
     "I": ("I", "TIFF", False),
     "F": ("F", "TIFF", False),
     "CMYK": ("CMYK", "JPEG", False),
+    "CMYK progressive": ("CMYK", "JPEG", False),
 }
 #: The file's own bytes the search allows for: the upload function's object limit, so the frame
 #: found is accepted whatever its file weighs.
@@ -78,7 +79,9 @@ def largest_accepted(mode_key: str) -> tuple[int, int, int]:
 
     def peak(k: int) -> int:
         w, h = 4 * k, 3 * k
-        frame = Frame((w, h), (w, h), probe_mode, fmt, transparency or "A" in save_mode, 0, False)
+        progressive = mode_key == "CMYK progressive"
+        coefficients = (-(-w // 16) * 16) * (-(-h // 16) * 16) * 2 * 4 if progressive else 0
+        frame = Frame((w, h), (w, h), probe_mode, fmt, transparency or "A" in save_mode, 0, False, coefficients)
         return plan_frame(frame, FILE_ALLOWANCE, options, spec)
 
     lo, hi = 1, 5000  # 4:3 frames up to 20000x15000 (the pixel guard stops at 100 MP)
@@ -120,6 +123,8 @@ def write_photo(path: Path, mode_key: str, width: int, height: int) -> None:
     else:  # F
         im = Image.fromarray(np.asarray(base.convert("L"), dtype=np.float32) / 255.0, "F")
     kwargs = {"quality": 90} if fmt == "JPEG" else {"compression": "tiff_deflate"} if fmt == "TIFF" else {}
+    if mode_key == "CMYK progressive":  # libjpeg then holds every coefficient until the last scan
+        kwargs.update(progressive=True, subsampling=0)
     if save_mode == "P" and transparency:
         kwargs["transparency"] = 0
     im.save(path, fmt, **kwargs)
