@@ -128,3 +128,89 @@ def test_faces_share_the_saliency_on_them_by_importance() -> None:
     assert even[0, 0] == pytest.approx(0.05)
     assert even_face_saliency(sal, faces[:1], 640, 360, options) is sal  # one face: nothing to share
     assert even_face_saliency(sal, faces, 640, 360, options.with_(face_saliency_even=0.0)) is sal
+
+
+class _FixedMap:
+    """A saliency stage that returns a given map (resized to the image)."""
+
+    name = "fixed-map"
+
+    def __init__(self, saliency: np.ndarray):
+        self.saliency = saliency
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        import cv2
+
+        return cv2.resize(self.saliency, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
+
+
+class _FixedFaces:
+    """A face stage that finds the given (x, y, w, h, score) rows of a 640 px wide image."""
+
+    name = "fixed-faces"
+
+    def __init__(self, faces: np.ndarray):
+        self.faces = faces
+
+    def detect(self, bgr: np.ndarray, score_threshold: float) -> np.ndarray:
+        out = self.faces.astype(np.float32).copy()
+        out[:, :4] *= bgr.shape[1] / 640
+        return out
+
+
+@pytest.mark.parametrize("ratio", ["1:1", "4:5", "9:16"])
+def test_a_small_saliency_difference_between_equal_faces_no_longer_separates_them(ratio: str) -> None:
+    """Two equal faces, the map 8% more salient on one's head: on the map as predicted
+    (`face_saliency_even` 0) the best window keeping the less salient face scores clearly
+    lower, so the crop keeps the other every time; on the engine's map the two best windows
+    score the same to 1e-3, and the crop follows the rest of the photo."""
+    from autocrop.candidates import measure_windows, propose_windows
+    from autocrop.engine import prepare_photo
+    from autocrop.options import parse_ratio
+    from autocrop.scoring import composition_score
+    from autocrop.types import DecodedImage
+
+    faces = np.array([[130, 120, 100, 120, 0.93], [410, 120, 100, 120, 0.93]], np.float64)
+    photo = DecodedImage(np.full((360, 640, 3), 128, np.uint8), 640, 360, "PNG")
+    yy, xx = np.mgrid[0:360, 0:640].astype(np.float32)
+    sal = np.full((360, 640), 0.02, np.float32)
+    for k, (x, y, w, h, _) in enumerate(faces):
+        sal += (1.0 if k == 0 else 0.92) * np.exp(-((xx - x - w / 2) ** 2 + (yy - y - h / 2) ** 2) / (2 * 30.0**2))
+
+    def gap(options: CropOptions) -> float:
+        context, _ = prepare_photo(photo, options, _FixedMap(sal / sal.max()), _FixedFaces(faces))
+        windows = propose_windows(640, 360, parse_ratio(ratio), options)
+        measured = measure_windows(windows, context.index, context.faces, 640, 360, options, heads_of_allowed_only=True)
+        score = composition_score(measured, options)
+        right = windows.x + windows.w / 2 > 320
+        best = [score[measured.feasible & (right == side)].max() for side in (False, True)]
+        return float(best[0] - best[1])
+
+    options = CropOptions(ratios=(ratio,), ranker="composition")
+    assert gap(options.with_(face_saliency_even=0.0)) > 0.03
+    assert abs(gap(options)) < 1e-3
+
+
+@pytest.mark.parametrize("ratio", ["1:1", "4:5", "9:16"])
+def test_the_crop_keeps_the_same_place_whichever_equal_face_is_more_salient(ratio: str) -> None:
+    """Two equal faces, either one 8% more salient: the engine keeps the face on the same side
+    both times (position decides between equals); with the tie rule and the evening off it
+    keeps the more salient face both times."""
+    from autocrop.engine import analyse_image
+    from autocrop.types import DecodedImage
+
+    faces = np.array([[130, 120, 100, 120, 0.93], [410, 120, 100, 120, 0.93]], np.float64)
+    photo = DecodedImage(np.full((360, 640, 3), 128, np.uint8), 640, 360, "PNG")
+    yy, xx = np.mgrid[0:360, 0:640].astype(np.float32)
+
+    def side(more_salient: int, options: CropOptions) -> int:
+        sal = np.full((360, 640), 0.02, np.float32)
+        for k, (x, y, w, h, _) in enumerate(faces):
+            peak = 1.0 if k == more_salient else 0.92
+            sal += peak * np.exp(-((xx - x - w / 2) ** 2 + (yy - y - h / 2) ** 2) / (2 * 60.0**2))
+        box = analyse_image(photo, options, saliency=_FixedMap(sal / sal.max()), detector=_FixedFaces(faces)).crops[0].box
+        return int(box.x + box.w / 2 > 320)
+
+    options = CropOptions(ratios=(ratio,), ranker="composition")
+    assert [side(k, options.with_(face_saliency_even=0.0, face_score_tie=0.0)) for k in (0, 1)] == [0, 1]
+    assert [side(k, options) for k in (0, 1)] == [0, 0]

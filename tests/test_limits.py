@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -385,3 +386,24 @@ def test_common_page_sizes_fit_one_answer(fmt: str, size: tuple[int, int]) -> No
     from functions.settings import ANSWER_BYTES
 
     assert answer_bound(fmt, 85, size) <= ANSWER_BYTES
+
+
+@pytest.mark.parametrize(("fmt", "mode"), [("PNG", "LA"), ("PNG", "RGB"), ("JPEG", "RGB"), ("WEBP", "RGB"), ("TIFF", "RGB"),
+                                           ("GIF", "P"), ("BMP", "RGB")])  # fmt: skip
+def test_planning_decodes_nothing(fmt: str, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The budget is checked before any pixel is decoded: planning never loads the image
+    (a PNG's `getexif` would, to look for an eXIf chunk after the pixels)."""
+    from PIL import ImageFile
+
+    loads: list[str] = []
+    load = ImageFile.ImageFile.load
+
+    def spy(self: ImageFile.ImageFile) -> Any:
+        loads.append(str(self.format))
+        return load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    out = io.BytesIO()
+    Image.new(mode, (3000, 2000)).save(out, fmt)
+    plan_job(out.getvalue(), CropOptions(), OutputSpec(master_side=2560))
+    assert loads == []

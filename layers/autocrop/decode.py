@@ -213,9 +213,9 @@ def upright_in_header(im: Image.Image, data: bytes) -> tuple[int, int] | None:
     """The photo's upright size from its header alone, or None where only decoding tells (a
     PNG's eXIf chunk may follow its pixels). TIFF and HEIF/AVIF headers give the upright size
     already (their loaders turn the pixels); JPEG and WebP read their EXIF with the header."""
-    if im.format == "PNG" and b"eXIf" in data:
-        return None
-    if im.format in ("JPEG", "MPO", "WEBP", "PNG"):
+    if im.format == "PNG":  # no eXIf chunk: no orientation (and `getexif` would decode it)
+        return None if b"eXIf" in data else im.size
+    if im.format in ("JPEG", "MPO", "WEBP"):
         return upright_size(*im.size, exif_orientation(im))
     return im.size
 

@@ -160,6 +160,10 @@ class CropOptions:
     #: which face stays when not all fit is then the face rule's choice, not a small difference
     #: in the saliency the network gives each face (docs/fairness.md). 0: the map as predicted.
     face_saliency_even: float = 1.0
+    #: Windows scoring within this of the best that keep other, equally important faces are
+    #: its equals: of those faces the ones nearer the photo's centre stay (`ranking.
+    #: break_face_ties`), not whichever a sliver of saliency favours. 0: the best score wins.
+    face_score_tie: float = 0.01
 
     # --- composition score (weights of the terms; see scoring.py) ---------------------------
     #: Saliency inside the window, as a share of the photo's (`saliency_relative` 0) or of
@@ -243,8 +247,8 @@ class CropOptions:
             raise InvalidOptionsError("face_upscale must be in 1..4")
         if not 0.0 < self.face_score_threshold < 1.0 or not 0.0 < self.face_nms_iou < 1.0:
             raise InvalidOptionsError("face thresholds must be in (0, 1)")
-        if not 0.0 <= self.face_saliency_even <= 1.0 or not 0.0 <= self.face_importance_tie <= 1.0:
-            raise InvalidOptionsError("face_saliency_even and face_importance_tie must be in 0..1")
+        if not all(0.0 <= v <= 1.0 for v in (self.face_saliency_even, self.face_importance_tie, self.face_score_tie)):
+            raise InvalidOptionsError("face_saliency_even, face_importance_tie and face_score_tie must be in 0..1")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name.startswith(("weight_", "face_margin_", "face_guard_")) and (

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import numpy as np
 
 from .candidates import SaliencyIndex, WindowFeatures, Windows
+from .face_rule import contains, face_importance
 from .options import CropOptions
 from .preprocess import Letterbox
 from .scoring import RANKER_NAME as COMPOSITION_NAME
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from .ranker import LearnedRanker
 
 DEFAULT_RANKER_MODEL = Path(__file__).parent / "models" / "ranker.tflite"
+#: How many of the best windows `break_face_ties` looks at for near-ties.
+NEAR_TIES = 2000
 #: What a learned ranker decides when its card does not say: "position" (where the window of
 #: the composition score's chosen size sits) or "shortlist" (any window of the shortlist).
 DEFAULT_SCOPE = "position"
@@ -161,6 +164,48 @@ def of_first_size(order: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray
     return order[(w[order] == w[order[0]]) & (h[order] == h[order[0]])]
 
 
+def break_face_ties(order: np.ndarray, score: np.ndarray, windows: Windows, measured: WindowFeatures,
+                    options: CropOptions) -> np.ndarray:  # fmt: skip
+    """`order` with its first window replaced when windows scoring within `face_score_tie` of
+    it keep other, equally important faces: then the faces nearer the photo's centre are
+    kept (the window keeping them that scores best), and on a tie the left-most, top-most.
+
+    Why: a score difference that small between two such windows comes from the saliency
+    around equally important faces (or from rounding), and an argmax over it keeps one
+    person and drops the other every time (docs/fairness.md). Which of equal faces stays is
+    then decided by where they are, a rule blind to what the faces look like.
+    """
+    faces = measured.protected
+    if options.face_score_tie <= 0 or len(faces) < 2 or len(order) < 2:
+        return order
+    # Over every feasible window (`order` may hold only the best few, all keeping one face).
+    near = np.flatnonzero(measured.feasible & (score >= score[order[0]] - options.face_score_tie))
+    if len(near) > NEAR_TIES:
+        near = near[np.argpartition(-score[near], NEAR_TIES - 1)[:NEAR_TIES]]
+    near = near[np.argsort(-score[near], kind="stable")]
+    if len(near) < 2:
+        return order
+    kept = contains(take(windows, near), faces)
+    importance = face_importance(faces, options.face_importance_tie)
+    held = kept @ importance
+    same = np.abs(held - held[0]) <= 1e-9 * max(float(held[0]), 1e-12)
+    sets, first = np.unique(kept[same], axis=0, return_index=True)
+    if len(sets) < 2:
+        return order
+    centres = np.stack([faces[:, 0] + faces[:, 2] / 2, faces[:, 1] + faces[:, 3] / 2], axis=1)
+    diagonal = float(np.hypot(windows.x1.max(), windows.y1.max()))
+    keys = []
+    for members in sets:
+        cx, cy = centres[members].mean(axis=0)
+        # Distance to the centre in 1% steps of the diagonal: equal faces placed alike tie.
+        off = round(100 * float(np.hypot(cx - windows.x1.max() / 2, cy - windows.y1.max() / 2)) / diagonal)
+        keys.append((off, round(float(cx)), round(float(cy))))
+    chosen = near[same][first[min(range(len(sets)), key=keys.__getitem__)]]
+    if chosen == order[0]:
+        return order
+    return np.concatenate([[chosen], order[order != chosen]])
+
+
 def rank_candidates(
     ranker: Ranker,
     photo: PhotoContext,
@@ -183,7 +228,7 @@ def rank_candidates(
     composition = total_score(terms)
     learned_runs = not isinstance(ranker, CompositionRanker) and photo.has_features
     keep = None if limit is None else max(limit, shortlist if learned_runs else 0)
-    order = order_by(composition, measured.feasible, keep)
+    order = break_face_ties(order_by(composition, measured.feasible, keep), composition, windows, measured, options)
     if not learned_runs or len(order) == 0:
         return Ranking(order, composition, terms, COMPOSITION_NAME)
     short = face_safe(order[:shortlist], measured)
@@ -234,6 +279,7 @@ __all__ = [
     "PhotoContext",
     "Ranker",
     "Ranking",
+    "break_face_ties",
     "card_beats_composition",
     "face_safe",
     "of_first_size",
