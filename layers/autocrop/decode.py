@@ -1,9 +1,10 @@
 """Decoding: bytes -> an upright, reduced RGB analysis image, refusing decompression bombs.
 
-Pillow reads every format (HEIC through pillow-heif, AVIF natively). The pixel guard runs on
-the header, before any pixel is decoded. JPEGs are decoded at a reduced DCT scale (Pillow's
-`draft`, the same libjpeg-turbo scaling as `cv2.IMREAD_REDUCED_COLOR_*`), other formats are
-reduced right after decoding, so the analysis never holds more than it needs.
+Pillow reads every format (HEIC through pillow-heif, AVIF natively). The pixel guard and the
+memory budget (`autocrop.memory`) run on the header, before any pixel is decoded. JPEGs are
+decoded at a reduced DCT scale (Pillow's `draft`, the same libjpeg-turbo scaling as
+`cv2.IMREAD_REDUCED_COLOR_*`); other formats are reduced and converted a band of rows at a time
+(`convert_region`, which the renders share), so no stage holds an expanded copy of the photo.
 
 EXIF orientation: TIFF (Pillow) and HEIC (libheif) hand back upright pixels already; for the
 other formats the tag still set after loading is applied here.
