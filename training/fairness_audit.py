@@ -575,6 +575,10 @@ def card_section(summary: dict[str, Any], detector: dict[str, Any], meta: dict[s
     """The model card's "fairness" section: the headline figures of an audit."""
     return {
         **meta,
+        "doc": "docs/fairness.md",
+        "protocol": "arXiv 2105.08667 adapted: adult (18-60), age-matched (3 y) pairs of UTKFace faces of two groups, "
+                    "side by side or in a 3x1 grid, grey or blurred-photo backgrounds, places swapped; the real engine at "
+                    "1:1, 4:5, 9:16; 95% intervals bootstrapped by face; labels are UTKFace's perceived race/gender",
         "kept_share_first_group": {
             label: {
                 "all_ratios": {k: e["engine"]["all"][k] for k in ("n", "share", "ci", "departure_points")},
@@ -584,7 +588,7 @@ def card_section(summary: dict[str, Any], detector: dict[str, Any], meta: dict[s
             }
             for label, e in summary.items()
         },
-        "control_brighter_window": {label: {k: e["control"]["all"][k] for k in ("share", "ci")} for label, e in summary.items() if e["control"]},
+        "control_brighter_face": {label: {k: e["control"]["all"][k] for k in ("share", "ci")} for label, e in summary.items() if e["control"]},
         "yunet_single_photos_adults": detector.get("adults", {}),
     }  # fmt: skip
 
@@ -594,7 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--faces", type=Path, default=DEFAULT_DATA_ROOT / "faces_demographic")
     parser.add_argument("--photos", type=Path, default=DEFAULT_DATA_ROOT / "photos", help="background photos (no faces set)")
     parser.add_argument("--out", type=Path, required=True, help="folder for audit.json, tables.md and kept_share.png")
-    parser.add_argument("--pairs", type=int, default=120, help="age-matched pairs per group pair (each rendered twice)")
+    parser.add_argument("--pairs", type=int, default=200, help="age-matched pairs per group pair (each rendered twice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="engine option")
     parser.add_argument("--compare", type=Path, help="an earlier audit.json to plot beside this one")
