@@ -356,9 +356,11 @@ def run_pairs(
     seed: int = 0,
     control: bool = True,
     progress: bool = False,
+    only: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every (group pair, face a, face b) composited once per layout drawn for it, in both
-    orders: one trial row per rendering."""
+    orders: one trial row per rendering. `only` (group pair labels) runs just those pairs'
+    composites; every layout is still drawn, so they are the ones of a full run."""
     rng = np.random.default_rng(seed)
     models = Models.load()
     combos = [(k, b) for k in KINDS for b in BACKGROUNDS]
@@ -374,6 +376,8 @@ def run_pairs(
     for i, (group_pair, a, b) in enumerate(pairs):
         kind, bg = combos[i % len(combos)]
         layout = draw_layout(kind, bg, rng, photos)
+        if only is not None and group_pair.label not in only:
+            continue
         canvas = background(layout)
         for swap in (False, True):
             first, second = (b, a) if swap else (a, b)
@@ -606,6 +610,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--label", default="engine", help="this run's name in the chart")
     parser.add_argument("--no-control", action="store_true", help="skip the biased control ranker")
     parser.add_argument("--card", type=Path, help="write the figures into this model card's \"fairness\" section")
+    parser.add_argument("--group-pairs", help="comma-separated group pairs to run, e.g. 'white vs black,black vs indian' "
+                        "(default all; the pairs and layouts drawn are those of a full run)")
+    parser.add_argument("--no-detector", action="store_true", help="skip YuNet on the single photos")
     parser.add_argument("--rows", action="store_true", help="also write every trial (face file names, outcomes) to rows.json")
     args = parser.parse_args(argv)
     options = CropOptions(ratios=RATIOS, **parse_overrides(args.overrides))
@@ -616,9 +623,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     trials = [(gp, a, b) for gp in default_pairs() for a, b in matched_pairs(records, gp, args.pairs, rng)]
     photos = sorted(p for p in args.photos.rglob("*.jpg"))
     print(f"{len(trials)} pairs, {2 * len(trials)} composites", file=sys.stderr)
-    rows = run_pairs(args.faces, trials, photos, options, args.seed, control=not args.no_control, progress=True)
+    only = [p.strip() for p in args.group_pairs.split(",")] if args.group_pairs else None
+    if only is not None:
+        unknown = set(only) - {gp.label for gp in default_pairs()}
+        if unknown:
+            parser.error(f"unknown group pairs: {sorted(unknown)}")
+    rows = run_pairs(args.faces, trials, photos, options, args.seed, control=not args.no_control, progress=True, only=only)
     summary = summarise(rows, seed=args.seed)
-    detector = detector_by_group(args.faces, records, CropOptions())
+    detector = {} if args.no_detector else detector_by_group(args.faces, records, CropOptions())
     elapsed = time.perf_counter() - start
     meta = {"date": date.today().isoformat(), "command": "python -m training.fairness_audit " + " ".join(argv or sys.argv[1:]),
             "pairs_per_group_pair": args.pairs, "composites": len(rows), "seconds": round(elapsed), "options": args.overrides}  # fmt: skip
@@ -626,7 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "audit.json").write_text(json.dumps({"meta": meta, "summary": summary, "detector": detector}, indent=1) + "\n")
     if args.rows:
         (args.out / "rows.json").write_text(json.dumps(rows) + "\n")
-    tables = format_tables(summary) + "\n\nYuNet on the single photos (adults):\n\n" + format_detector(detector["adults"])
+    tables = format_tables(summary) + "\n\nYuNet on the single photos (adults):\n\n" + format_detector(detector.get("adults", {}))
     (args.out / "tables.md").write_text(tables + "\n")
     compare = json.loads(args.compare.read_text())["summary"] if args.compare else None
     plot(summary, args.out / "kept_share.png", compare, args.compare_label, args.label)
