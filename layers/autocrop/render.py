@@ -189,14 +189,6 @@ def colour_plan(source_mode: str, icc: bytes | None, out_mode: str) -> ColourPla
     return ColourPlan(None, None, "dropped")
 
 
-def for_output(im: Image.Image, fmt: str, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
-    """`im` in the mode `fmt` stores (`output_mode`), and the ICC profile the output carries
-    (`colour_plan`)."""
-    mode = output_mode(im.mode, has_alpha(im), fmt)
-    plan = colour_plan(im.mode, icc, mode)
-    return convert_region(im, mode, transform=plan.transform), plan.icc
-
-
 def encode(im: Image.Image, fmt: str, quality: int, icc: bytes | None) -> bytes:
     """Encode `im` as `fmt` (Pillow name) with `quality` (JPEG/WebP) and the ICC profile.
 
@@ -527,7 +519,6 @@ __all__ = [
     "output_mode",
     "render_plan",
     "fit_within",
-    "for_output",
     "output_format",
     "render_crop",
     "render_crops",

@@ -1,6 +1,7 @@
 """Per composite and ratio: score terms of the best window keeping each face (a minus b),
 and which face the engine keeps with each term removed (same windows, same tie rule).
-Same trials, layouts and composites as `training.fairness_audit --seed S --pairs N`."""
+Same trials, layouts and composites as `training.fairness_audit --seed S --pairs N`; with
+--placebo, one group's faces split in two halves and paired against each other instead."""
 import json, sys
 import numpy as np, cv2
 from pathlib import Path
@@ -13,8 +14,10 @@ from autocrop.face_rule import face_importance
 from training.fairness_audit import *
 from training.fairness_audit import Models
 
-N, SEED, OUT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-BOXES = sys.argv[4] if len(sys.argv) > 4 else "yunet"
+PLACEBO = "--placebo" in sys.argv  # one group's faces against each other: any departure is noise
+ARGS = [a for a in sys.argv[1:] if a != "--placebo"]
+N, SEED, OUT = int(ARGS[0]), int(ARGS[1]), ARGS[2]
+BOXES = ARGS[3] if len(ARGS) > 3 else "yunet"
 import autocrop.engine as _engine
 _real_detect = _engine.detect_faces
 def _detect(rgb, detector, options):
@@ -29,11 +32,23 @@ def _detect(rgb, detector, options):
         w, h, sc = f[::-1, 2], f[::-1, 3], f[::-1, 4]
     return np.stack([cx - w / 2, cy - h / 2, w, h, sc], axis=1).astype(np.float32)
 _engine.detect_faces = _detect
-ONLY = {"white vs black", "black vs indian", "asian vs indian"}
 root = Path("../shared/data/faces_demographic")
 records = load_faces(root)
 rng = np.random.default_rng(SEED)
-trials = [(gp, a, b) for gp in default_pairs() for a, b in matched_pairs(records, gp, N, rng)]
+if PLACEBO:
+    # One group's adult faces split at random into two halves, "x1" (relabelled white) and
+    # "x2" (relabelled asian), paired as the audit pairs two groups.
+    ONLY = {"black1 vs black2", "indian1 vs indian2"}
+    trials = []
+    for g in ("black", "indian"):
+        mem = [r for r in adults(records) if r.race == g]
+        half = set(rng.permutation(len(mem))[: len(mem) // 2].tolist())
+        recs = [FaceRecord(r.file, r.age, r.gender, "white" if i in half else "asian") for i, r in enumerate(mem)]
+        for a, b in matched_pairs(recs, GroupPair("race", "white", "asian"), N, rng):
+            trials.append((GroupPair("race", g + "1", g + "2"), a, b))
+else:
+    ONLY = {"white vs black", "black vs indian", "asian vs indian"}
+    trials = [(gp, a, b) for gp in default_pairs() for a, b in matched_pairs(records, gp, N, rng)]
 photos = sorted(Path("../shared/data/photos").rglob("*.jpg"))
 import os
 # extra engine options, as the audit's --set: SET='face_saliency_even=0 weight_edges=0'
