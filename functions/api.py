@@ -3,6 +3,7 @@
     POST /v1/crop    photo in (multipart field `image`, or the raw body) -> JSON or one crop
     POST /v1/debug   photo in -> PNG: saliency heatmap, faces, chosen boxes
     GET  /v1/crops/<key id>.<signature>/<version>/<key>/<ratio>/<W>x<H>.<ext>   a stored photo's crop (signed, cached)
+    GET/PUT/DELETE /v1/photos/<key>/overrides   a stored photo's overrides (PUT, DELETE: 202, cropped again)
     GET  /healthz    liveness
     GET  /           the demo page;  /docs  OpenAPI docs
 
@@ -22,14 +23,17 @@ from autocrop.errors import AutocropError, ImageTooLargeError, InvalidOptionsErr
 from autocrop.job import OutputSpec, run_job
 from autocrop.options import parse_size
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from mangum import Mangum
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from functions.api_crops import router as crop_urls
+from functions.api_photos import router as photo_overrides
 from functions.api_gateway import HttpApiGateway
 from functions.api_limits import BodyLimitMiddleware
-from functions.api_models import PHOTO_BODY, ApiError, CropResponse, Photo, SettingsDep
+from functions.api_models import PHOTO_BODY, ApiError, CropResponse, Photo, SettingsDep, http_error, invalid_request
 from functions.settings import ANSWER_BYTES
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -57,6 +61,7 @@ app = FastAPI(
 app.add_middleware(BodyLimitMiddleware)
 app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 app.include_router(crop_urls)
+app.include_router(photo_overrides)
 
 
 @app.exception_handler(ApiError)
@@ -69,9 +74,25 @@ async def _domain_error(request: Request, exc: AutocropError) -> JSONResponse:
     return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=HTTP_STATUS.get(exc.code, 400))
 
 
+@app.exception_handler(RequestValidationError)
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return invalid_request(exc)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return http_error(request, exc)
+
+
 @app.get("/", include_in_schema=False)
 def demo_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@app.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """The page's icon where a client asks the conventional path without reading the page."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
 
 @app.get("/healthz", tags=["ops"])
@@ -100,7 +121,8 @@ def crop(photo: Photo, request: Request, settings: SettingsDep) -> Any:
     want_image = params.output == "image" or (
         params.output is None and _format_from_accept(accept, any_image=True) is not None
     )
-    options = CropOptions.from_ratios(params.ratio if want_image and params.ratio else params.ratios or settings.ratios)
+    ratios = params.ratio if want_image and params.ratio else params.ratios or settings.ratios
+    options = params.apply_hints(CropOptions.from_ratios(ratios))  # focal point, keep: 422 when invalid
     if want_image:
         _only_ratio(options)  # image output is one crop
     debug = not want_image and "debug" in params.extras
@@ -153,7 +175,7 @@ def crop(photo: Photo, request: Request, settings: SettingsDep) -> Any:
 )
 def debug(photo: Photo, settings: SettingsDep) -> Response:
     """The debug view as PNG: saliency heatmap, faces and the chosen box of each ratio."""
-    options = CropOptions.from_ratios(photo.params.ratios or settings.ratios)
+    options = photo.params.apply_hints(CropOptions.from_ratios(photo.params.ratios or settings.ratios))
     done = run_job(photo.data, options, OutputSpec(render=False, debug=True))
     return Response(done.debug_png, media_type="image/png")
 

@@ -7,13 +7,20 @@ where one is configured), be spelled the one way its crop is (where the spelling
 visible: a local server; under API Gateway the CDN's edge function has refused the others),
 and carry a signature of a current or previous key.
 
+A URL names a version of the photo's crops (`autocrop.urls`): one naming another version
+than crops.json records for the photo as it is now, or none where one is recorded, answers a
+short-lived 302 to the current URL; one naming a version while none is current (the photo was
+replaced and its new crops are not made yet) is sent to the URL naming none, which is answered
+afresh and cached briefly. So a cached answer never holds crops newer or older than its URL says.
+
 The crop's box comes from the analysis the upload function already stored (crops.json)
 while that analysis is of the photo as it is now (same ETag, from a HEAD of the photo): no
 saliency or face pass, only a decode and a resize, of the photo's master (`autocrop.master`,
 a 2560 px JPEG stored beside crops.json) when it has the pixels for the size, else of the
 original (`X-Autocrop-Source: master|original`). A photo with no stored analysis, or one
 replaced since (another ETag), or a ratio it was not cropped to, is analysed here for that
-ratio from the original (`X-Autocrop-Analysis: fresh`). `Server-Timing` says where the time
+ratio from the original, with the photo's overrides (`X-Autocrop-Analysis: fresh`).
+`Server-Timing` says where the time
 went.
 
 The photo's HEAD, crops.json and the master go out at once (their keys are known from the
@@ -39,14 +46,27 @@ from autocrop.render import answer_bound
 from autocrop.errors import AutocropError, InvalidOptionsError
 from autocrop.job import OutputSpec, run_job
 from autocrop.master import Master
-from autocrop.urls import ROUTE, CropUrl, KeyRing, NonCanonicalUrlError, SigningKeyError, check, parse
+from autocrop.overrides import FIELDS, Overrides
+from autocrop.urls import NO_VERSION, ROUTE, CropUrl, KeyRing, NonCanonicalUrlError, SigningKeyError, check, crop_url, parse
 from botocore.exceptions import ClientError
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from functions.api_models import ApiError, SettingsDep
 from functions.s3_events import bare_etag
-from functions.s3_outputs import KEY_LIMIT, MASTER, SIDECAR, check_size, is_missing, output_base, read_json, s3_client
+from functions.s3_outputs import (
+    KEY_LIMIT,
+    MASTER,
+    OVERRIDES,
+    SIDECAR,
+    check_size,
+    is_missing,
+    output_base,
+    overrides_in_force,
+    read_json,
+    read_overrides,
+    s3_client,
+)
 from functions.settings import ANSWER_BYTES, Settings
 
 if TYPE_CHECKING:
@@ -61,6 +81,9 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 #: An answer from a fresh analysis (none stored yet, or stored for an older version of the
 #: photo) is cached briefly: the upload function's own analysis is about to replace it.
 FRESH_CACHE_CONTROL = "public, max-age=300"
+#: A URL of another version of the photo's crops (or naming none) redirects to the current
+#: one, cached briefly: the current version changes when the photo or its overrides do.
+REDIRECT_CACHE_CONTROL = "public, max-age=60"
 
 
 #: The header CloudFront adds to every request it sends the API (serverless.yml, the origin's
@@ -145,6 +168,42 @@ def checked_request(request: Request, path: str, keys: KeyRing, settings: Settin
                        f"{worst / 1e6:.1f} MB, over the {ANSWER_BYTES / 1e6:.1f} MB one answer carries: ask for "
                        "a smaller size, or jpg or webp")  # fmt: skip
     return wanted
+
+
+def current_version(sidecar: dict[str, Any] | None, etag: str) -> str | None:
+    """The version of the photo's crops crops.json records, if it describes this version of
+    the photo (None: never cropped, replaced since, or cropped before versions)."""
+    if not sidecar or (sidecar.get("source") or {}).get("etag") != etag:
+        return None
+    version = sidecar.get("version")
+    return version if isinstance(version, str) and version else None
+
+
+def redirect_to_current(wanted: CropUrl, current: str | None, keys: KeyRing) -> Response | None:
+    """The short-lived redirect a URL of another version of the photo's crops gets (None: the
+    URL is current): to the URL of the current version, or, while the photo has changed and
+    its new crops are not made yet, to the URL naming no version (answered briefly, afresh)."""
+    if wanted.version == current:
+        return None
+    location = crop_url(wanted.key, wanted.ratio, wanted.size, keys, fmt=wanted.fmt, version=current)
+    return Response(status_code=302, headers={"Location": location, "Cache-Control": REDIRECT_CACHE_CONTROL,
+                                              "X-Autocrop-Version": current or NO_VERSION})  # fmt: skip
+
+
+def overrides_now(s3: S3Client, settings: Settings, key: str, sidecar: dict[str, Any] | None, etag: str,
+                  photo: dict[str, Any]) -> Overrides:  # fmt: skip
+    """The overrides the photo is cropped with now: those its crops.json records for this
+    version of the photo, else (replaced since) its stored ones, else its upload metadata's."""
+    if sidecar and (sidecar.get("source") or {}).get("etag") == etag and isinstance(sidecar.get("overrides"), dict):
+        recorded = {k: v for k, v in sidecar["overrides"].items() if k in FIELDS}
+        try:
+            return Overrides.from_json(recorded)
+        except InvalidOptionsError:
+            pass
+    stored, problem = None, None
+    if len(key.encode()) <= KEY_LIMIT:  # (a key too long for outputs has no stored overrides)
+        stored, _, problem = read_overrides(s3, settings.output_bucket, key)
+    return overrides_in_force(stored, problem, dict(photo.get("Metadata") or {}))[0]
 
 
 def stored_box(sidecar: dict[str, Any] | None, etag: str, ratio: str) -> Box | None:
@@ -263,7 +322,8 @@ def crop_from_url(path: str, request: Request, settings: SettingsDep) -> Respons
     and then from its master when that has the pixels)."""
     laps = Laps()
     require_cdn(request, settings)
-    wanted = checked_request(request, path, signing_keys(settings), settings)
+    keys = signing_keys(settings)
+    wanted = checked_request(request, path, keys, settings)
     s3, pool = s3_client(), read_pool()
     base = output_base(wanted.key, settings.normalised_prefix)
     master_key = f"{base}/{MASTER}"
@@ -274,11 +334,14 @@ def crop_from_url(path: str, request: Request, settings: SettingsDep) -> Respons
     master = pool.submit(master_bytes, s3, settings.output_bucket, master_key) if settings.url_master and stored_fits else None
     photo = photo_head(s3, settings, wanted.key)
     etag = str(bare_etag(photo.get("ETag")))
+    sidecar = stored.result() if stored is not None else None
+    moved = redirect_to_current(wanted, current_version(sidecar, etag), keys)
+    if moved is not None:  # never the current crop under another version's URL
+        return moved
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": crop_tag(etag, wanted)}
     if headers["ETag"] in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     check_size(int(photo.get("ContentLength") or 0), settings)
-    sidecar = stored.result() if stored is not None else None
     laps.lap("fetch")
     box, analysis, source, out = stored_box(sidecar, etag, wanted.ratio), "stored", "master", None
     found = master_source(master, sidecar, master_key, box, etag, wanted.size) if box is not None else None
@@ -297,7 +360,9 @@ def crop_from_url(path: str, request: Request, settings: SettingsDep) -> Respons
             headers["ETag"] = crop_tag(etag, wanted)
         laps.lap("fetch")
         if box is None:
-            done = run_job(data, CropOptions.from_ratios([wanted.ratio]), OutputSpec(render=False))
+            options = overrides_now(s3, settings, f"{base}/{OVERRIDES}", sidecar, etag, photo).apply(
+                CropOptions.from_ratios([wanted.ratio]))
+            done = run_job(data, options, OutputSpec(render=False))
             box, analysis = done.result.crops[0].box, "fresh"
             laps.lap("analysis")
         [out] = render_crops(data, [RenderRequest(box, wanted.size, wanted.fmt, settings.jpeg_quality)])
@@ -308,7 +373,8 @@ def crop_from_url(path: str, request: Request, settings: SettingsDep) -> Respons
     assert box is not None
     ms = laps.ms
     headers |= {
-        "Cache-Control": CACHE_CONTROL if analysis == "stored" else FRESH_CACHE_CONTROL,
+        # (a URL naming no version is answered only while no version is known: briefly)
+        "Cache-Control": CACHE_CONTROL if analysis == "stored" and wanted.version else FRESH_CACHE_CONTROL,
         "X-Autocrop-Analysis": analysis,
         "X-Autocrop-Source": source,
         "X-Autocrop-Box": ",".join(str(v) for v in box.to_list()),

@@ -20,6 +20,8 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 logger = Logger(service="autocrop", child=True)
+#: The `autocrop` field of a regeneration message (`regenerate_message`).
+REGENERATE = "regenerate"
 
 
 class InvalidEventError(ValueError):
@@ -47,7 +49,8 @@ class SourceObject:
 
 
 def objects_in(event: Any) -> list[SourceObject]:
-    """The created objects an S3 notification or EventBridge event names (others: none).
+    """The created objects an S3 notification or EventBridge event names, or the photo a
+    regeneration message names (others: none).
 
     A malformed event raises `InvalidEventError` (never KeyError/TypeError): raised, it is
     retried and then lands in the failure destination, where it can be looked at.
@@ -80,6 +83,9 @@ def _objects_in(event: Any) -> Iterator[SourceObject]:
                 version_id=created.get("version-id"),  # only on versioned buckets
             )
         return
+    if event.get("autocrop") == REGENERATE:  # `regenerate_message`: the photo as it is now
+        yield SourceObject(bucket=event["bucket"], key=event["key"])
+        return
     if "Records" not in event:
         logger.warning("ignoring an event of unknown shape", extra={"keys": sorted(map(str, event))})
         return
@@ -96,6 +102,12 @@ def _objects_in(event: Any) -> Iterator[SourceObject]:
             etag=bare_etag(obj.get("eTag")),
             version_id=obj.get("versionId"),
         )
+
+
+def regenerate_message(bucket: str, key: str) -> str:
+    """The SQS message body that has the upload function crop the photo `key` again as it is
+    now (its overrides changed): the same job and records as an upload of it."""
+    return json.dumps({"autocrop": REGENERATE, "bucket": bucket, "key": key}, ensure_ascii=False)
 
 
 def bare_etag(etag: Any) -> Any:

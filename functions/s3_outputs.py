@@ -5,7 +5,10 @@ For an upload `<key>`, under the configured prefix:
 
     <prefix>/<key>/<ratio with ':' -> 'x'>.jpg   one crop per ratio, with source metadata
     <prefix>/<key>/master.jpg                    the master crop URLs render from (`autocrop.master`)
-    <prefix>/<key>/crops.json                    the job's manifest (written last: done)
+    <prefix>/<key>/crops.json                    the job's manifest (written last: done), with
+                                                 the overrides used and the crops' version
+    <prefix>/<key>/overrides.json                the photo's overrides, set through the API or
+                                                 CLI (never written or removed by a job)
     <prefix>/<key>/error.json                    instead, when the upload is not a usable image
     <prefix>/_errors/<sha256 of key>.json        instead, when the key's outputs would pass S3's
                                                  key limit (the record holds the full key)
@@ -49,8 +52,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from autocrop.errors import AutocropError, ImageTooLargeError, UnsupportedImageError
+from autocrop.errors import AutocropError, ImageTooLargeError, InvalidOptionsError, UnsupportedImageError
 from autocrop.job import JobResult, crop_file_name
+from autocrop.overrides import Overrides
 import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
@@ -69,6 +73,9 @@ logger = Logger(service="autocrop", child=True)
 SIDECAR = "crops.json"
 ERROR_RECORD = "error.json"
 MASTER = "master.jpg"
+#: A photo's stored overrides (`autocrop.overrides`): they win over its upload metadata and
+#: outlive a replaced photo.
+OVERRIDES = "overrides.json"
 #: Error records of keys too long for their own outputs: `<prefix>/_errors/<sha256 of key>.json`.
 ERRORS = "_errors"
 #: S3's limits (bytes, UTF-8): an object key, and the user metadata of one object.
@@ -140,10 +147,11 @@ class Outputs:
         self.base = output_base(obj.key, settings.normalised_prefix)
         self.sidecar_key, self.error_key = f"{self.base}/{SIDECAR}", f"{self.base}/{ERROR_RECORD}"
         self.master_key = f"{self.base}/{MASTER}"
+        self.overrides_key = f"{self.base}/{OVERRIDES}"
         names = [SIDECAR, ERROR_RECORD, MASTER, *(crop_file_name(r, "jpeg") for r in ratios)]
         #: The crops and master this key's outputs may hold (what an error record replaces).
         self.output_keys = [f"{self.base}/{name}" for name in names[2:]]
-        longest = max(len(f"{self.base}/{name}".encode()) for name in names)
+        longest = max(len(f"{self.base}/{name}".encode()) for name in [*names, OVERRIDES])
         #: Why this upload's outputs cannot be written (None: they can).
         self.too_long = (f"the key's outputs would have keys of up to {longest} bytes; S3 allows "
                          f"{KEY_LIMIT}") if longest > KEY_LIMIT else None  # fmt: skip
@@ -152,25 +160,47 @@ class Outputs:
         #: Whether this job has written or deleted anything yet.
         self.wrote = False
         self.previous: dict[str, Any] | None = None
+        #: The stored overrides as read (None: none; or why they cannot be used), and their ETag.
+        self.stored: Overrides | None = None
+        self.stored_problem: str | None = None
+        self.stored_etag: str | None = None
         if self.too_long:
             self.error_key = hashed_error_key(obj.key, settings.normalised_prefix)
         else:
             self.previous = self._read(self.sidecar_key)
+            self._read_overrides()
             recorded = (self.previous or {}).get("etags")
             for key, etag in (recorded if isinstance(recorded, dict) else {}).items():
                 self.seen.setdefault(str(key), str(etag))
         self.previous_error = self._read(self.error_key)
 
-    def done_before(self, source: SourceObject) -> bool:
-        """Whether the sidecar or error record already describes this exact upload."""
+    def done_before(self, source: SourceObject, applied: dict[str, Any] | None, any_overrides: bool = False) -> bool:
+        """Whether the error record, or the sidecar made with the overrides `applied` (None: not
+        known yet, as before the upload's metadata is read; `any_overrides`: whatever they
+        were), already describes this exact upload."""
         if not source.etag:
             return False
         for record in (self.previous, self.previous_error):
             recorded = (record or {}).get("source") or {}
             same_object = (recorded.get("bucket"), recorded.get("etag")) == (source.bucket, source.etag)
-            if same_object and (not source.version_id or recorded.get("version_id") == source.version_id):
+            same_overrides = any_overrides or record is self.previous_error or (
+                applied is not None and (record or {}).get("overrides") == applied)
+            if same_object and same_overrides and (not source.version_id or recorded.get("version_id") == source.version_id):
                 return True
         return False
+
+    def applied(self, metadata: dict[str, str] | None) -> dict[str, Any] | None:
+        """The record of the overrides a job uses (crops.json's "overrides"): the stored ones,
+        else the upload's metadata (`metadata`; None: not read yet, then None unless stored
+        ones decide), else none; with warnings about any it had to set aside."""
+        overrides, origin, warnings = self.overrides_for(metadata)
+        if origin is None:
+            return None
+        return {"from": origin, **overrides.to_json(), **({"warnings": warnings} if warnings else {})}
+
+    def overrides_for(self, metadata: dict[str, str] | None) -> tuple[Overrides, str | None, list[str]]:
+        """`overrides_in_force` for this photo's stored overrides and `metadata`."""
+        return overrides_in_force(self.stored, self.stored_problem, metadata)
 
     def check_writable(self) -> None:
         """Raise `KeyTooLongError` when the outputs cannot be written under this key."""
@@ -182,10 +212,13 @@ class Outputs:
         if not source.etag:  # refused before the GET learned which upload it is
             return
         current_photo(self.s3, source, self.wrote)
+        if not self.too_long and self._etag_at(self.overrides_key) != self.stored_etag:
+            raise Superseded(source, self.wrote)  # new overrides: their own job crops with them
 
-    def write_crops(self, source: SourceObject, done: JobResult) -> dict[str, str]:
+    def write_crops(self, source: SourceObject, done: JobResult, applied: dict[str, Any], version: str) -> dict[str, str]:
         """Each crop as a JPEG with source metadata, the master (if the job rendered one),
-        then the sidecar that marks completion (and a fixed re-upload's old error record goes)."""
+        then the sidecar that marks completion, naming the overrides `applied` and the crops'
+        `version` (and a fixed re-upload's old error record goes)."""
         manifest = done.manifest()
         models = json.dumps(manifest["models"], separators=(",", ":"), sort_keys=True)  # ASCII
         self.check_current(source)
@@ -203,8 +236,8 @@ class Outputs:
             written[crop.ratio] = key
         master = self._write_master(source, done)
         etags = {key: self.seen[key] for key in [*written.values(), *([master["key"]] if master else [])]}
-        sidecar = {"status": "cropped", "source": source.to_dict(), "outputs": written, **manifest,
-                   "master": master, "etags": etags}  # fmt: skip
+        sidecar = {"status": "cropped", "source": source.to_dict(), "version": version, "overrides": applied,
+                   "outputs": written, **manifest, "master": master, "etags": etags}  # fmt: skip
         self._put_json(self.sidecar_key, sidecar, source)
         if self.previous_error is not None:
             self._delete(self.error_key, source)
@@ -244,6 +277,10 @@ class Outputs:
             self._delete(self.error_key, source)
         if source.etag:
             current_photo(self.s3, source, True)
+
+    def _read_overrides(self) -> None:
+        """Read overrides.json, noting its ETag (what `check_current` compares)."""
+        self.stored, self.stored_etag, self.stored_problem = read_overrides(self.s3, self.bucket, self.overrides_key)
 
     def _put_json(self, key: str, document: dict[str, Any], source: SourceObject) -> None:
         body = json.dumps(document, indent=2, ensure_ascii=False).encode()
@@ -315,6 +352,40 @@ class Outputs:
         return parse_record(got["Body"].read())
 
 
+def read_overrides(s3: S3Client, bucket: str, key: str) -> tuple[Overrides | None, str | None, str | None]:
+    """A photo's stored overrides at `key`: (the overrides, None where there are none or they
+    cannot be used; their ETag; why they cannot be used: damaged, or written by hand wrongly)."""
+    try:
+        got = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as e:
+        if is_missing(e):
+            return None, None, None
+        raise
+    etag = str(bare_etag(got.get("ETag")))
+    try:
+        return Overrides.from_text(got["Body"].read()), etag, None
+    except InvalidOptionsError as e:
+        return None, etag, f"{OVERRIDES} is set aside: {e}"
+
+
+def overrides_in_force(stored: Overrides | None, problem: str | None,
+                       metadata: dict[str, str] | None) -> tuple[Overrides, str | None, list[str]]:  # fmt: skip
+    """The overrides a photo is cropped with: its stored ones, else its upload metadata's
+    (`metadata`; None: not read yet), else none. Returns (overrides, where they come from:
+    "stored", "upload" or "none", or None where that needs the metadata; warnings about
+    overrides set aside as unusable)."""
+    warnings = [problem] if problem else []
+    if stored is not None:
+        return stored, "stored", warnings
+    if metadata is None:
+        return Overrides(), None, warnings
+    try:
+        upload = Overrides.from_metadata(metadata)
+    except InvalidOptionsError as e:
+        return Overrides(), "none", [*warnings, f"the upload's metadata overrides are set aside: {e}"]
+    return upload, "none" if upload.is_empty else "upload", warnings
+
+
 class RaceError(RuntimeError):
     """Conditional writes kept failing while the photo stayed the same: raised, so the event is retried."""
 
@@ -375,10 +446,10 @@ def current_photo(s3: S3Client, source: SourceObject, wrote: bool) -> None:
         raise Superseded(source, wrote)
 
 
-def get_upload(s3: S3Client, obj: SourceObject) -> tuple[SourceObject, Any, str]:
-    """The upload's exact identity, its body (a stream, not yet read) and its declared
-    content type; `Superseded` when it was deleted or replaced (a version no longer current is
-    known from a HEAD before any byte is read)."""
+def get_upload(s3: S3Client, obj: SourceObject) -> tuple[SourceObject, Any, str, dict[str, str]]:
+    """The upload's exact identity, its body (a stream, not yet read), its declared content
+    type and its user metadata; `Superseded` when it was deleted or replaced (a version no
+    longer current is known from a HEAD before any byte is read)."""
     if obj.version_id:
         current_photo(s3, obj, False)
     kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
@@ -403,7 +474,7 @@ def get_upload(s3: S3Client, obj: SourceObject) -> tuple[SourceObject, Any, str]
         version_id=response.get("VersionId") or obj.version_id,
     )
     content_type = (response.get("ContentType") or "").split(";")[0].strip().lower()
-    return source, body, content_type
+    return source, body, content_type, dict(response.get("Metadata") or {})
 
 
 def check_upload(source: SourceObject, content_type: str, settings: Settings) -> None:

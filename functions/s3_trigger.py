@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from autocrop import CropOptions
 from autocrop.errors import AutocropError, InvalidOptionsError
-from autocrop.job import OutputSpec, run_job
+from autocrop.job import JobResult, OutputSpec, run_job
 from autocrop.master import MASTER_SIDE
+from autocrop.overrides import crop_version
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes import SQSRecord
@@ -74,6 +75,18 @@ def crop_options(settings: Settings) -> CropOptions:
     return options
 
 
+def crops_version(source: SourceObject, applied: dict[str, Any], done: JobResult, settings: Settings) -> str:
+    """The version of the crops a job writes (`autocrop.overrides.crop_version`): of this upload
+    (ETag, version id), the overrides applied, the models and the output settings."""
+    return crop_version({
+        "source": {"bucket": source.bucket, "key": source.key, "etag": source.etag, "version_id": source.version_id},
+        "overrides": applied,
+        "models": dict(done.result.models),
+        "output": {"ratios": settings.ratios, "sizes": settings.sizes, "quality": settings.jpeg_quality,
+                   "no_upscale": settings.no_upscale, "master": settings.url_master},
+    })  # fmt: skip
+
+
 def process_object(obj: SourceObject, settings: Settings, options: CropOptions, s3: S3Client) -> dict[str, Any]:
     """Crop one upload into the output bucket; returns what was done (for logs and tests)."""
     outcome = {"bucket": obj.bucket, "key": obj.key}
@@ -98,18 +111,22 @@ def process_object(obj: SourceObject, settings: Settings, options: CropOptions, 
 def _process(obj: SourceObject, settings: Settings, options: CropOptions, s3: S3Client, redo: bool) -> dict[str, Any]:
     """One job on the upload (`redo`: even where the records say it is done)."""
     outputs = Outputs(s3, settings, obj, options.ratios)
-    if not redo and outputs.done_before(obj):
-        outputs.finish(obj)
-        return {"status": "skipped", "reason": "already processed"}
+    if not redo and outputs.done_before(obj, None, any_overrides=True):
+        outputs.finish(obj)  # (Superseded, so the photo there now is cropped, where the records are another's)
+        if outputs.done_before(obj, outputs.applied(None)):  # else its metadata decides, after the GET
+            return {"status": "skipped", "reason": "already processed"}
     source = obj
     try:
         if obj.size is not None:
             check_size(obj.size, settings)
-        source, body, content_type = get_upload(s3, obj)
+        source, body, content_type, metadata = get_upload(s3, obj)
+        applied = outputs.applied(metadata)
+        assert applied is not None  # (with the metadata known, the overrides are)
         with closing(body):
-            # An event without an ETag (a Batch Operations task) learns it from the GET: an
-            # upload already cropped, or already refused, is skipped before its bytes are read.
-            if not redo and outputs.done_before(source):
+            # An event without an ETag (a Batch Operations task, a regeneration) learns it from
+            # the GET: an upload already cropped with these overrides, or already refused, is
+            # skipped before its bytes are read.
+            if not redo and outputs.done_before(source, applied):
                 outputs.finish(source)
                 return {"status": "skipped", "reason": "already processed"}
             if source.key.endswith("/") and source.size == 0:
@@ -118,7 +135,9 @@ def _process(obj: SourceObject, settings: Settings, options: CropOptions, s3: S3
             check_upload(source, content_type, settings)
             data = body.read()
         started = time.perf_counter()
-        written = outputs.write_crops(source, run_job(data, options, output_spec(settings)))
+        overrides, _, _ = outputs.overrides_for(metadata)
+        done = run_job(data, overrides.apply(options), output_spec(settings))
+        written = outputs.write_crops(source, done, applied, crops_version(source, applied, done, settings))
     except AutocropError as e:
         logger.warning("upload rejected", extra={"key": obj.key, "code": e.code, "detail": str(e)})
         outputs.write_error(source, e)

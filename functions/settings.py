@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     #: px long, JPEG) that crop URLs render from while it has the pixels; false: neither
     #: writes nor reads one (crop URLs render from the original).
     url_master: bool = True
+    #: The SQS queue the API and `autocrop override` send a photo's regeneration to (the upload
+    #: function consumes it: the same job and records as an upload). Unset: overrides cannot be
+    #: set through the API (503), as nothing would apply them.
+    regenerate_queue_url: str = ""
+    #: Where crop URLs are served (the CDN's https://<CropUrlDomain>): the API's answers name
+    #: full URLs with it; unset, they are paths (/v1/crops/...) to put after that origin.
+    url_base: str = ""
+    #: The largest overrides document PUT /v1/photos/<key>/overrides accepts (bytes).
+    overrides_max_bytes: int = Field(default=64 * 1024, gt=0)
 
     @property
     def parsed_sizes(self) -> dict[str, tuple[int, int]]:

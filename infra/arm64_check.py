@@ -639,14 +639,15 @@ def check_arm64_run(arm: dict[str, Any], layer: dict[str, Any], version: str) ->
         if len(crops) != len(upload["crops"]) or not upload["crops"]:
             problems.append(f"upload {upload['key']}: wrote {upload['written']}")
         saliency = upload["models"].get("saliency", "")
-        if not saliency or "fallback" in saliency or upload["models"].get("faces") in (None, "", "none"):
+        faces = upload["models"].get("faces") or ""
+        if not saliency or "fallback" in saliency or faces != "yunet-2023mar":
             problems.append(f"upload {upload['key']}: models {upload['models']} "
-                            "(the saliency TFLite model and YuNet expected)")  # fmt: skip
+                            "(the saliency TFLite model and YuNet on onnxruntime expected)")  # fmt: skip
     for answer in arm["api"]:
         if answer["status"] != 200:
             problems.append(f"api {answer['key']}: {answer['status']} {answer['error']}")
     if not any(u["faces"] for u in arm["uploads"]):
-        problems.append("no faces found on arm64 (YuNet through the layer's OpenCV)")
+        problems.append("no faces found on arm64 (YuNet on the layer's onnxruntime)")
     bytecode = arm["bytecode"]["layer"]
     if layer.get("bytecode") and bytecode["from_bytecode"] != bytecode["modules"]:
         problems.append(f"only {bytecode['from_bytecode']} of {bytecode['modules']} layer modules "

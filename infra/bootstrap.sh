@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.autocrop-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "bootstrap: installing the pinned packages into .venv (about two minutes on a fresh machine)..."
+  echo "bootstrap: installing the pinned packages into .venv (about 3 minutes on a fresh 2-core machine)..."
   # setuptools: what pyproject's [build-system] asks for (77: the SPDX `license` string), so
   # `pip install --no-build-isolation -e .` works in .venv too (a new venv has Python's own).
   .venv/bin/python -m pip install --quiet --upgrade pip "setuptools==84.2.1"

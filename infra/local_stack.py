@@ -12,8 +12,10 @@ What runs, all in this process:
   (cropped, rejected or retried; where its crops.json or error.json is; how long it took);
 - the API with its demo page under uvicorn.
 
-Any S3 client pointed at the printed endpoint can upload to the input bucket, e.g.
-`aws --endpoint-url http://127.0.0.1:4566 s3 cp photo.jpg s3://autocrop-input/`.
+Any S3 client pointed at the printed endpoint can upload to the input bucket, with any
+credentials and region (it needs some), e.g.
+`AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1 aws
+--endpoint-url http://127.0.0.1:4566 s3 cp photo.jpg s3://autocrop-input/`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import logging
 import os
 import secrets
+import sys
 import threading
 import time
 import urllib.request
@@ -479,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     signing_key = secrets.token_urlsafe(32)
     stack.client("ssm").put_parameter(Name=URL_KEY_PARAMETER, Value=signing_key, Type="SecureString", Overwrite=True)
     os.environ["AUTOCROP_URL_SIGNING_KEY_PARAMETER"] = URL_KEY_PARAMETER
+    # Overrides set through the API are cropped again by the poller, as the deployed queue does.
+    os.environ["AUTOCROP_REGENERATE_QUEUE_URL"] = stack.queue_url
 
     from functions.s3_trigger import s3_client
     from functions.settings import get_settings
@@ -491,22 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     poller.start()
     api, api_url = start_api(args.host, args.api_port)
 
-    print(f"S3 and SQS (moto):  {endpoint}   (any S3 client; credentials: anything)")
-    print(f"input bucket:       s3://{stack.input_bucket}/")
-    print(f"output bucket:      s3://{stack.output_bucket}/{stack.output_prefix}/<key>/")
-    print(f"API + demo page:    {api_url}/   (OpenAPI docs: {api_url}/docs)")
-    print(
-        f"upload a photo:     aws --endpoint-url {endpoint} s3 cp photo.jpg s3://{stack.input_bucket}/"
-    )
-    print(
-        f"see its crops:      aws --endpoint-url {endpoint} s3 ls --recursive "
-        f"s3://{stack.output_bucket}/",
-        flush=True,
-    )
-    print(f"crop photos already in the bucket: autocrop backfill --endpoint-url {endpoint} "
-          f"s3://{stack.input_bucket}/PREFIX")  # fmt: skip
-    print(f"a signed crop URL:  AUTOCROP_URL_SIGNING_KEY={signing_key} autocrop url KEY --ratio 16:9 "
-          f"--size 640x360 --base-url {api_url}", flush=True)  # fmt: skip
+    for line in usage_lines(stack, api_url, signing_key):
+        print(line, flush=True)
 
     status = 0
     try:
@@ -526,6 +517,42 @@ def main(argv: list[str] | None = None) -> int:
         poller.stop()
         moto.stop()
     return status
+
+
+#: Credentials and a region for command-line S3 clients: moto accepts any, but the aws CLI
+#: and boto3 refuse to send a request without some ("Unable to locate credentials").
+CLI_AWS_VARIABLES = f"AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={REGION}"
+
+
+def _venv_command(name: str) -> str:
+    """`name` as a shell in any folder can run it: the absolute path of the script beside this
+    Python (the project's .venv/bin, not on PATH unless the venv is activated), else `name`."""
+    script = Path(sys.executable).parent / name
+    return str(script) if script.is_file() else name
+
+
+def usage_lines(stack: Stack, api_url: str, signing_key: str) -> list[str]:
+    """What the stack prints on start: where everything is, and commands that run as printed
+    in a fresh shell (no AWS configuration, venv not activated)."""
+    endpoint, autocrop = stack.endpoint, _venv_command("autocrop")
+    where = f"--endpoint-url {endpoint} --input-bucket {stack.input_bucket} --output-bucket {stack.output_bucket}"
+    return [
+        f"S3 and SQS (moto):  {endpoint}   (any S3 client, with any credentials and region: "
+        "the aws commands below set them inline)",
+        f"input bucket:       s3://{stack.input_bucket}/",
+        f"output bucket:      s3://{stack.output_bucket}/{stack.output_prefix}/<key>/",
+        f"API + demo page:    {api_url}/   (OpenAPI docs: {api_url}/docs)",
+        f"upload a photo:     {CLI_AWS_VARIABLES} aws --endpoint-url {endpoint} "
+        f"s3 cp photo.jpg s3://{stack.input_bucket}/",
+        f"see its crops:      {CLI_AWS_VARIABLES} aws --endpoint-url {endpoint} "
+        f"s3 ls --recursive s3://{stack.output_bucket}/",
+        f"crop photos already in the bucket: {autocrop} backfill --endpoint-url {endpoint} "
+        f"--output-bucket {stack.output_bucket} s3://{stack.input_bucket}/PREFIX",
+        f"a signed crop URL:  AUTOCROP_URL_SIGNING_KEY={signing_key} {autocrop} url KEY "
+        f"--ratio 16:9 --size 640x360 --base-url {api_url} {where}",
+        f"a photo's focal point: {autocrop} override KEY --focal-point 0.3,0.6 {where} "
+        f"--queue-url {stack.queue_url}   (--show, --clear)",
+    ]
 
 
 def _show_crop_url(api_url: str, key: str, secret: bytes) -> int:

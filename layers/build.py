@@ -74,6 +74,11 @@ STRIP_GLOBS = (
     "ai_edge_litert/tools",  # model analysers and benchmark helpers
     "ai_edge_litert/vendors",  # vendor NPU dispatch libraries
     "cv2/data/*.xml",  # Haar cascades: faces come from YuNet
+    # onnxruntime's C API library: its Python module carries the runtime itself and never loads it
+    "onnxruntime/capi/libonnxruntime.so.*",
+    "onnxruntime/transformers",  # model optimisers, quantization and conversion tools
+    "onnxruntime/quantization",
+    "onnxruntime/tools",
 )
 
 

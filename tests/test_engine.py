@@ -151,7 +151,8 @@ def test_result_shape_and_json() -> None:
         assert x >= 0 and y >= 0 and x + w <= 512 and y + h <= 512
         assert abs(w / h - parse_ratio(c["ratio"])) * h <= 1.0 + 1e-9, "ratio within a pixel"
         assert c["score"] == pytest.approx(sum(c["breakdown"].values()), abs=1e-3)
-        assert c["chosen_by"] == "composition"
+        # A square photo is its own 1:1 crop (rules.keeps_whole); the others are scored.
+        assert c["chosen_by"] == ("whole photo" if c["ratio"] == "1:1" else "composition")
     assert set(d["faces"][0]) == {"box", "confidence"}
     assert {"decode", "saliency", "faces", "candidates", "total"} <= set(d["timings"])
     assert set(d["models"]) >= {"saliency", "faces"}

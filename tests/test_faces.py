@@ -149,3 +149,45 @@ def test_one_detector_is_safe_to_share_between_threads(yunet: YuNetDetector) -> 
         threaded = list(pool.map(lambda p: detect_faces(p, yunet, OPTIONS), photos))
     for a, b in zip(sequential, threaded):
         np.testing.assert_allclose(a, b)
+
+
+def left_crowd() -> tuple[np.ndarray, np.ndarray]:
+    """Small faces on the left third of a grey photo; a saliency map that sees only them."""
+    img = crowd(20, 50)
+    img[:, 220:] = 120
+    saliency = np.zeros(img.shape[:2], np.float32)
+    saliency[30:460, 20:220] = 1.0
+    return img, saliency
+
+
+def test_the_small_face_pass_runs_only_where_a_small_face_can_be(yunet: YuNetDetector) -> None:
+    img, saliency = left_crowd()
+    spy = CountingDetector(yunet)
+    tiled = detect_faces(img, spy, OPTIONS, saliency)
+    upscaled = [(w, h) for w, h in spy.sizes if w > 640 or h > 480]
+    assert upscaled and all(w < 1280 * 0.75 for w, _ in upscaled), spy.sizes
+    whole = detect_faces(img, yunet, OPTIONS)  # no map: the pass covers the whole image
+    assert len(tiled) == len(whole)
+    np.testing.assert_allclose(tiled[np.lexsort(tiled[:, :2].T)], whole[np.lexsort(whole[:, :2].T)], atol=1.0)
+
+
+def test_tiles_cover_a_crowd_and_skip_what_the_map_sees_as_empty() -> None:
+    from autocrop.faces import small_face_tiles
+
+    first = np.array([[40, 40, 20, 20, 0.9]], np.float32)
+    empty = np.zeros((480, 640), np.float32)
+    near = small_face_tiles(640, 480, first, empty, OPTIONS)
+    assert len(near) == 1 and near[0][0] == 0 and near[0][2] < 640 and near[0][3] < 480
+    busy = np.ones((480, 640), np.float32)
+    assert small_face_tiles(640, 480, first, busy, OPTIONS) == [(0, 0, 640, 480)]
+
+
+def test_a_face_cut_by_a_tile_edge_is_left_to_the_other_passes(yunet: YuNetDetector) -> None:
+    """Detections crossing a tile's inner edge are dropped; the image's own edges do not cut."""
+    from autocrop.faces import _run_tiles
+
+    img = cv2.cvtColor(crowd(36, 70), cv2.COLOR_RGB2BGR)
+    inner = _run_tiles(yunet, img, [(0, 0, 200, 480)], 2.0, 0.6)
+    assert len(inner) and (inner[:, 0] + inner[:, 2] <= 200).all()
+    whole = _run_tiles(yunet, img, [(0, 0, 640, 480)], 2.0, 0.6)
+    assert len(whole) > len(inner)

@@ -130,6 +130,27 @@ def test_faces_share_the_saliency_on_them_by_importance() -> None:
     assert even_face_saliency(sal, faces, 640, 360, options.with_(face_saliency_even=0.0)) is sal
 
 
+def test_tied_faces_pool_over_heads_of_one_size() -> None:
+    """Two tied faces whose detector boxes differ by 10% in width (as YuNet's do between
+    groups of people): the saliency each keeps outside the pooled region must not depend on
+    its box. Each face's blob of saliency is the same size; with heads sized from each
+    box, the smaller box would leave more of its own face's saliency outside the pool."""
+    options = CropOptions()
+    sal = np.full((360, 640), 0.02, np.float32)
+    sal[90:270, 90:250] = 1.0  # each face's saliency: the same blob, centred on the face
+    sal[90:270, 410:570] = 1.0
+    faces = np.array([[130, 130, 80, 100, 0.93], [454, 130, 72, 100, 0.93]], np.float64)  # 10% narrower
+    even = even_face_saliency(sal, faces, 640, 360, options)
+    left, right = even[:, :320].sum(dtype=np.float64), even[:, 320:].sum(dtype=np.float64)
+    assert left == pytest.approx(right, rel=1e-6), "the same saliency on each side"
+    # The pooled regions: one size for both, each centred on its face.
+    from autocrop.face_rule import common_size
+
+    sized = common_size(faces, np.array([0, 0]))
+    assert sized[0, 2] == sized[1, 2] == 76 and sized[0, 3] == sized[1, 3] == 100
+    assert sized[:, 0] + sized[:, 2] / 2 == pytest.approx(faces[:, 0] + faces[:, 2] / 2)
+
+
 class _FixedMap:
     """A saliency stage that returns a given map (resized to the image)."""
 

@@ -169,7 +169,7 @@ def ranked(ranker, features):
 def test_composition_ranker_is_the_engine_order():
     windows, measured, r = ranked(CompositionRanker(), np.zeros((16, 16, 2), np.float32))
     assert r.chosen_by == "composition"
-    assert set(r.terms) >= {"saliency", "faces", "edges", "position", "area"}
+    assert set(r.terms) >= {"saliency", "no_protected_face", "edges", "position", "area"}  # no faces here
     assert np.all(np.diff(r.score[r.order]) <= 1e-12)  # best first
     assert measured.feasible[r.order].all()
     np.testing.assert_array_equal(r.order, order_by(r.score, measured.feasible))
@@ -355,10 +355,12 @@ def test_the_engine_says_who_chose_each_crop():
 
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
     assert ok
-    composition = autocrop.analyse(jpeg.tobytes(), CropOptions(ranker="composition"))
+    # Astronaut is square: its 1:1 crop is the whole photo (rules.keeps_whole), not ranked.
+    ratios = ("16:9", "4:5", "9:16")
+    composition = autocrop.analyse(jpeg.tobytes(), CropOptions(ratios=ratios, ranker="composition"))
     assert {c.chosen_by for c in composition.crops} == {"composition"}
     assert composition.models["ranker"] == "composition"
-    learned = autocrop.analyse(jpeg.tobytes(), CropOptions())
+    learned = autocrop.analyse(jpeg.tobytes(), CropOptions(ratios=ratios))
     expected = select_ranker(CropOptions()).name  # per the shipped model's card (or its fallback)
     assert {c.chosen_by for c in learned.crops} == {expected}
     assert learned.models["ranker"] == expected

@@ -130,6 +130,22 @@ def test_buckets_are_encrypted_private_and_wired(packaged: tuple[Path, dict]):
     assert "NotificationConfiguration" not in buckets["OutputBucket"]["Properties"]  # no loop
 
 
+def test_overrides_routes_are_authorised_and_regenerations_reach_the_upload_function(packaged: tuple[Path, dict]):
+    """/v1/photos/... has no route of its own: it falls to $default, behind the authorizer, as
+    the crop API does; only /healthz and crop URLs are open."""
+    _, template = packaged
+    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()}
+    assert set(routes) == {"GET /healthz", "GET /v1/crops/{proxy+}", "$default"}
+    assert routes["$default"]["AuthorizationType"] == "AWS_IAM"
+    assert "AuthorizationType" not in routes["GET /v1/crops/{proxy+}"] or routes["GET /v1/crops/{proxy+}"]["AuthorizationType"] == "NONE"
+    [mapping] = resources(template, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["RegenerateQueue", "Arn"]}
+    env = template["Resources"]["ApiLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["AUTOCROP_REGENERATE_QUEUE_URL"] == {"Ref": "RegenerateQueue"}
+    queue = template["Resources"]["RegenerateQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True and queue["VisibilityTimeout"] >= 6 * 120
+
+
 def test_failures_go_to_an_encrypted_queue(packaged: tuple[Path, dict]):
     _, template = packaged
     config = template["Resources"]["UploadLambdaEvConf"]["Properties"]
@@ -161,7 +177,13 @@ def test_iam_is_least_privilege(packaged: tuple[Path, dict]):
     api = statements(roles["ApiRole"])
     assert {a for s in api for a in actions(s)} == {
         "logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject", "s3:ListBucket", "ssm:GetParameter",
-    }  # reads only: crop URLs read photos, crops.json, masters, the signing keys and the origin secret
+        "s3:PutObject", "s3:DeleteObject", "sqs:SendMessage",
+    }  # reads (crop URLs: photos, crops.json, masters, keys, origin secret), and overrides
+    api_writes = [s for s in api if {"s3:PutObject", "s3:DeleteObject", "sqs:SendMessage"} & set(actions(s))]
+    assert {s["Sid"]: (actions(s), s["Resource"]) for s in api_writes} == {
+        "PhotoOverrides": (["s3:PutObject", "s3:DeleteObject"], {"Fn::Sub": "${OutputBucket.Arn}/crops/*/overrides.json"}),
+        "RegeneratePhotos": (["sqs:SendMessage"], {"Fn::GetAtt": ["RegenerateQueue", "Arn"]}),
+    }  # only the overrides files, and the regeneration queue
 
     upload = {s.get("Sid"): s for s in statements(roles["UploadRole"])}
     for statement in upload.values():
@@ -173,6 +195,8 @@ def test_iam_is_least_privilege(packaged: tuple[Path, dict]):
     # no s3:prefix condition: S3's 404-or-403 check for a missing key carries no prefix
     assert "Condition" not in upload["MissingOutputIs404Not403"]
     assert actions(upload["FailureDestination"]) == ["sqs:SendMessage"]
+    assert actions(upload["ConsumeRegenerations"]) == ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    assert upload["ConsumeRegenerations"]["Resource"] == {"Fn::GetAtt": ["RegenerateQueue", "Arn"]}
     writes = [s for s in upload.values() if {"s3:PutObject", "s3:DeleteObject"} & set(actions(s))]
     assert writes == [upload["WriteOutput"]]  # nothing can write to the input bucket
     batch = {s.get("Sid"): s for s in statements(roles["BatchOperationsRole"])}

@@ -142,10 +142,18 @@ DETECTORS = ("yunet", "blazeface", "yunet+blazeface")
 
 def face_finder(which: str, options: CropOptions, data: Path) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
     """(name, faces of an RGB analysis image) for `which` of DETECTORS: the engine's YuNet
-    passes, BlazeFace full range (`training.blazeface`) in their place, or both merged by NMS."""
-    yunet = load_face_detector()
+    passes (the small-face pass placed by the saliency map, as the engine places it), BlazeFace
+    full range (`training.blazeface`) in their place, or both merged by NMS."""
+    from autocrop.engine import predict_saliency
+    from autocrop.saliency import load_saliency
+
+    yunet, saliency = load_face_detector(), load_saliency()
+
+    def engine_faces(rgb: np.ndarray) -> np.ndarray:
+        return detect_faces(rgb, yunet, options, predict_saliency(rgb, saliency))
+
     if which == "yunet":
-        return yunet.name, lambda rgb: detect_faces(rgb, yunet, options)
+        return yunet.name, engine_faces
     from .blazeface import DEFAULT_MODEL, BlazeFaceDetector
 
     blaze = BlazeFaceDetector(data / "weights" / DEFAULT_MODEL)
@@ -156,7 +164,7 @@ def face_finder(which: str, options: CropOptions, data: Path) -> tuple[str, Call
     if which == "blazeface":
         return blaze.name, blaze_faces
     both = lambda rgb: merge_detections(  # noqa: E731
-        np.concatenate([detect_faces(rgb, yunet, options), blaze_faces(rgb)]), options.face_nms_iou)
+        np.concatenate([engine_faces(rgb), blaze_faces(rgb)]), options.face_nms_iou)
     return f"{yunet.name}+{blaze.name}", both
 
 

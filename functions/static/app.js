@@ -5,6 +5,26 @@
 
 const $ = (selector) => document.querySelector(selector);
 let latest = 0; // only the newest request's answer is shown
+let focalPoint = null; // [x, y] in fractions of the upright photo, picked by a click; null: automatic
+let photoUrl = null; // the chosen file, shown to pick a focal point on
+
+// The point of a click on the photo, in fractions of the photo as shown (the browser shows
+// it upright, as the engine measures it), to 4 places.
+function pointOf(event, img) {
+  const rect = img.getBoundingClientRect();
+  const at = (offset, size) => Math.round(Math.min(1, Math.max(0, offset / size)) * 1e4) / 1e4;
+  return [at(event.clientX - rect.left, rect.width), at(event.clientY - rect.top, rect.height)];
+}
+
+function showFocalPoint() {
+  const marker = $("#focus-marker");
+  marker.hidden = focalPoint === null;
+  $("#clear-focus").hidden = focalPoint === null;
+  if (focalPoint !== null) {
+    marker.style.left = `${100 * focalPoint[0]}%`;
+    marker.style.top = `${100 * focalPoint[1]}%`;
+  }
+}
 
 function chosenRatios() {
   const ratios = [...document.querySelectorAll(".ratio:checked")].map((el) => el.value);
@@ -30,7 +50,9 @@ async function cropPhoto() {
   const form = new FormData();
   form.append("image", file);
   form.append("ratios", ratios.join(","));
-  setStatus(`Cropping ${file.name} for ${ratios.join(", ")}…`);
+  if (focalPoint !== null) form.append("focal_point", focalPoint.join(","));
+  const centred = focalPoint === null ? "" : `, centred on (${focalPoint.join(", ")})`;
+  setStatus(`Cropping ${file.name} for ${ratios.join(", ")}${centred}…`);
   $("#crop-button").disabled = true;
   try {
     const response = await fetch("v1/crop?include=debug,images", { method: "POST", body: form });
@@ -42,7 +64,7 @@ async function cropPhoto() {
       return;
     }
     show(answer);
-    setStatus(`${file.name}: ${answer.width}×${answer.height}, ${answer.crops.length} crops.`);
+    setStatus(`${file.name}: ${answer.width}×${answer.height}, ${answer.crops.length} crops${centred}.`);
   } catch (err) {
     if (token === latest) setStatus(`Request failed: ${err}`, true);
   } finally {
@@ -108,6 +130,21 @@ document.addEventListener("DOMContentLoaded", () => {
   const input = $("#photo");
   input.addEventListener("change", () => {
     $("#crop-button").disabled = !input.files.length;
+    focalPoint = null; // a new photo starts automatic
+    showFocalPoint();
+    if (photoUrl) URL.revokeObjectURL(photoUrl);
+    photoUrl = input.files.length ? URL.createObjectURL(input.files[0]) : null;
+    if (photoUrl) $("#photo-view").src = photoUrl;
+    cropPhoto();
+  });
+  $("#photo-view").addEventListener("click", (event) => {
+    focalPoint = pointOf(event, event.currentTarget);
+    showFocalPoint();
+    cropPhoto();
+  });
+  $("#clear-focus").addEventListener("click", () => {
+    focalPoint = null;
+    showFocalPoint();
     cropPhoto();
   });
   $("#crop-form").addEventListener("submit", (event) => {

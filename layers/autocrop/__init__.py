@@ -11,14 +11,36 @@
 
 from __future__ import annotations
 
-from .debug import debug_view
+from typing import TYPE_CHECKING, Any
+
 from .decode import decode
 from .engine import analyse, analyse_image
 from .errors import AutocropError, ImageTooLargeError, InvalidOptionsError, UnsupportedImageError
-from .job import JobResult, OutputSpec, run_job
 from .options import CropOptions, parse_ratio, parse_size
-from .render import RenderedCrop, RenderRequest, render_crop, render_crops
 from .types import Box, Crop, CropResult, DecodedImage, Face, Region
+
+if TYPE_CHECKING:
+    from .debug import debug_view
+    from .job import JobResult, OutputSpec, run_job
+    from .render import RenderedCrop, RenderRequest, render_crop, render_crops
+
+#: Imported on first use: an analysis needs none of them (a process's first answer is quicker).
+_LAZY = {
+    "debug_view": "debug",
+    "JobResult": "job", "OutputSpec": "job", "run_job": "job",
+    "RenderedCrop": "render", "RenderRequest": "render", "render_crop": "render", "render_crops": "render",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AutocropError",

@@ -48,6 +48,17 @@ def find_images(paths: Sequence[str]) -> list[Path]:
     return found
 
 
+def skipped_files(paths: Sequence[str]) -> list[Path]:
+    """The files inside the given folders that `find_images` leaves out (not images by name)."""
+    return [
+        p
+        for raw in paths
+        if Path(raw).is_dir()
+        for p in sorted(Path(raw).rglob("*"))
+        if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES
+    ]
+
+
 def sample_photos() -> list[Path]:
     """The sample photos of SAMPLE_PHOTOS whose package is installed (without importing it)."""
     import importlib.util
@@ -85,32 +96,12 @@ def run_safely(task: Callable[[Path, str], dict[str, Any]], path: Path, stem: st
 
 
 def load_models_quietly() -> None:
-    """Build the saliency model now, keeping LiteRT's banner off the terminal.
-
-    LiteRT's C++ logger prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on
-    the process's stderr when the interpreter is built, which would land in the middle of
-    the progress bar. The model is built here, before the bar starts, with file descriptor
-    2 captured; everything else written there meanwhile (a fallback warning) is passed on.
-    """
-    import os
-    import tempfile
-
+    """Build the saliency model now, before a progress bar starts, so that whatever loading
+    writes to stderr (a fallback warning) comes before the bar, not inside it. LiteRT's
+    banner is kept off by `autocrop.litert`."""
     from .saliency import load_saliency
 
-    with tempfile.TemporaryFile() as captured:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(captured.fileno(), 2)
-        try:
-            load_saliency()
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
-                if "XNNPACK delegate" not in line:
-                    sys.stderr.write(line)
+    load_saliency()
 
 
 def init_worker() -> None:
@@ -156,16 +147,45 @@ def progress(items: Iterator[dict[str, Any]], total: int, desc: str) -> Iterator
     return iter(tqdm(items, total=total, desc=desc, unit="img", file=sys.stderr))
 
 
-def report(lines: Iterator[dict[str, Any]], as_json: bool) -> int:
-    """Print each result (JSON line or a short summary) and return the exit status."""
-    failed = 0
+def report(
+    lines: Iterator[dict[str, Any]], as_json: bool, skipped: Sequence[Path] = (), closing: str = ""
+) -> int:
+    """Print each result (a JSON line, or a line saying what was done), then a count of
+    done / failed / skipped and `closing` (where the files went); return the exit status.
+
+    Lines go through `tqdm.write`, which clears a running progress bar first and redraws it
+    after, so no line is ever glued to the bar."""
+    from tqdm import tqdm
+
+    done = failed = 0
     for line in lines:
         if "error" in line:
             failed += 1
-            print(f"autocrop: skipped {line['image']}: {line['error']}", file=sys.stderr)
-        elif not as_json:
-            crops = ", ".join(f"{c['ratio']} {c['box']}" for c in line.get("crops", []))
-            print(f"{line['image']}: {crops or line.get('saliency', '')}")
+            tqdm.write(f"autocrop: failed {line['image']}: {line['error']}", file=sys.stderr)
+        else:
+            done += 1
+            if not as_json:
+                crops = "; ".join(describe_crop(c) for c in line.get("crops", []))
+                tqdm.write(f"{line['image']}: {crops or line.get('saliency', '')}", file=sys.stdout)
         if as_json:
-            print(json.dumps(line), flush=True)
+            tqdm.write(json.dumps(line), file=sys.stdout)
+        sys.stdout.flush()
+    counts = [f"{done} done", f"{failed} failed" + (" (each with its reason above)" if failed else "")]
+    names = ", ".join(p.name for p in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+    counts.append(f"{len(skipped)} skipped" + (f" (not images by name: {names}; name a file to try it "
+                                                "anyway)" if skipped else ""))  # fmt: skip
+    tqdm.write(f"autocrop: {', '.join(counts)}" + (f"; {closing}" if closing else ""), file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def describe_crop(crop: dict[str, Any]) -> str:
+    """One crop of a result line as text: ratio, box, the file written and its size, and
+    whether it was enlarged to reach that size."""
+    text = f"{crop['ratio']} {crop['box']}"
+    if "file" in crop:
+        text += f" -> {crop['file']}"
+    if "size" in crop:
+        width, height = crop["size"]
+        enlarged = f", enlarged from {crop['box'][2]}x{crop['box'][3]}: --no-upscale keeps the photo's pixels"
+        text += f" ({width}x{height}{enlarged if crop.get('upscaled') else ''})"
+    return text

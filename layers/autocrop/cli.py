@@ -3,11 +3,16 @@
     autocrop crop PATH... --ratio W:H [--ratio ...] [--size WxH [--no-upscale]] [-o DIR] [--json]
                           [--debug DIR] [--jobs N] [--format jpeg|png|webp] [--quality Q]
     autocrop saliency PATH... --out DIR
-    autocrop url KEY --ratio W:H --size WxH [--format webp] [--base-url URL] [--crop-version V]   (a signed crop URL)
+    autocrop url KEY --ratio W:H --size WxH [--format webp] [--base-url URL] [--crop-version V | --offline]
+                                  (a signed crop URL of the crops' current version, read from crops.json)
     autocrop backfill s3://BUCKET/PREFIX [--endpoint-url URL] [--create-job ...]   (infra/backfill.py)
+    autocrop override KEY [--focal-point X,Y] [--keep ...] [--box ...] [--file F] | --show | --clear
+                                  (a stored photo's overrides: infra/photos.py)
 
-A bad file is reported on stderr (and as a JSON error line with --json) and skipped; the
-batch goes on. Exit status: 0 all done, 1 some files failed, 2 bad usage or no input.
+A bad file is reported on stderr (and as a JSON error line with --json) and the batch goes
+on; a run ends with a count of done / failed / skipped (files in the folders that are not
+images by name) and where the files went. Exit status: 0 all done, 1 some files failed,
+2 bad usage or no input.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from .batch import (  # noqa: F401  (SAMPLE_PHOTOS, load_models_quietly: part of
     run_batch,
     run_safely,
     sample_photos,
+    skipped_files,
 )
-from .errors import InvalidOptionsError
+from .errors import AutocropError, InvalidOptionsError
 from .job import OutputSpec, crop_file_name, run_job
-from .options import DEFAULT_RATIOS, CropOptions, parse_size, size_is_of_ratio
+from .options import DEFAULT_RATIOS, CropOptions, parse_size, ratio_of_size, size_is_of_ratio
+from .overrides import Overrides, photo_size, sidecar_path
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -45,12 +52,15 @@ class CropJob:
     spec: OutputSpec
     out_dir: Path | None
     debug_dir: Path | None
+    #: Each file's overrides (its sidecar, then the flags), by path; files without any are absent.
+    overrides: dict[str, Overrides] | None = None
 
 
 def crop_one(job: CropJob, path: Path, stem: str) -> dict[str, Any]:
     """Run the job on one file, write its crops and debug view; the JSON line for it."""
-    done = run_job(path.read_bytes(), job.options, job.spec)
-    line: dict[str, Any] = {"image": str(path), **done.manifest()}
+    given = (job.overrides or {}).get(str(path))
+    done = run_job(path.read_bytes(), given.apply(job.options) if given else job.options, job.spec)
+    line: dict[str, Any] = {"image": str(path), **done.manifest(), **({"overrides": given.to_json()} if given else {})}
     entries = {entry["ratio"]: entry for entry in line["crops"]}
     if job.out_dir is not None:
         for crop, out in done.rendered():
@@ -76,7 +86,7 @@ def _options_from_args(args: argparse.Namespace) -> tuple[CropOptions, tuple[int
     ratios = tuple(dict.fromkeys(named)) or None
     if size is not None:
         if ratios is None:
-            ratios = (f"{size[0]}:{size[1]}",)
+            ratios = (ratio_of_size(size),)
         elif len(ratios) != 1 or not size_is_of_ratio(size, ratios[0]):
             raise InvalidOptionsError(f"--size {args.size} needs exactly one --ratio of the same shape")
     focal = None
@@ -87,6 +97,27 @@ def _options_from_args(args: argparse.Namespace) -> tuple[CropOptions, tuple[int
             raise InvalidOptionsError(f"--focal-point is 'X,Y' in 0..1, got {args.focal_point!r}") from e
         focal = (fx, fy)
     return CropOptions(ratios=ratios or DEFAULT_RATIOS, focal_point=focal), size
+
+
+def file_overrides(paths: Sequence[Path], flags: Overrides) -> dict[str, Overrides]:
+    """Each file's overrides: its sidecar (`<file>.autocrop.json`), with the flags over it;
+    InvalidOptionsError naming the file when a sidecar is malformed or a box does not have its
+    ratio's shape on the photo."""
+    found: dict[str, Overrides] = {}
+    for path in paths:
+        sidecar = sidecar_path(path)
+        try:
+            given = Overrides.from_text(sidecar.read_bytes()).merged(flags) if sidecar.is_file() else flags
+            if given.boxes:
+                given.check_fits(*photo_size(path.read_bytes()))
+        except InvalidOptionsError as e:
+            where = f"{sidecar}" if sidecar.is_file() else f"{path}"
+            raise InvalidOptionsError(f"{where}: {e}") from e
+        except AutocropError as e:  # not a photo: its own error line says so when it is cropped
+            logging.getLogger(__name__).debug("%s: box overrides not checked: %s", path, e)
+        if not given.is_empty:
+            found[str(path)] = given
+    return found
 
 
 def cmd_crop(args: argparse.Namespace) -> int:
@@ -103,12 +134,21 @@ def cmd_crop(args: argparse.Namespace) -> int:
         hint = " (--samples needs scikit-image or matplotlib installed)" if args.samples else ""
         print(f"autocrop: no images found in the given paths{hint}", file=sys.stderr)
         return EXIT_USAGE
+    try:  # every file's overrides are checked before any is cropped: a bad one changes nothing
+        overrides = file_overrides(paths, Overrides.from_flags(args.focal_point, args.keep or (), args.box or ()))
+    except InvalidOptionsError as e:
+        print(f"autocrop: {e}", file=sys.stderr)
+        return EXIT_USAGE
     for folder in (args.output, args.debug):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-    job = CropJob(options, spec, args.output, args.debug)
+    job = CropJob(options, spec, args.output, args.debug, overrides)
     lines = run_batch(_crop_worker, job, paths, args.jobs)
-    return report(progress(lines, len(paths), "crop"), args.json)
+    where = [f"crops written to {args.output}/" if args.output is not None
+             else "no crop files written, only their boxes: add -o DIR to write the crops"]  # fmt: skip
+    if args.debug is not None:
+        where.append(f"debug views written to {args.debug}/")
+    return report(progress(lines, len(paths), "crop"), args.json, skipped_files(args.paths), "; ".join(where))
 
 
 def saliency_one(out_dir: Path, path: Path, stem: str) -> dict[str, Any]:
@@ -141,7 +181,8 @@ def cmd_saliency(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     args.out.mkdir(parents=True, exist_ok=True)
     lines = run_batch(_saliency_worker, args.out, paths, args.jobs)
-    return report(progress(lines, len(paths), "saliency"), args.json)
+    return report(progress(lines, len(paths), "saliency"), args.json, skipped_files(args.paths),
+                  f"maps written to {args.out}/")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     crop.add_argument("--format", default="jpeg", help="jpeg (default), png or webp")
     crop.add_argument("--quality", type=int, default=85, help="JPEG/WebP quality (default 85)")
     crop.add_argument("--focal-point", metavar="X,Y", help="point to centre on, fractions 0..1")
+    crop.add_argument("--keep", action="append", metavar="X,Y,W,H",
+                      help="a region every crop must contain (fractions 0..1), repeatable")
+    crop.add_argument("--box", action="append", metavar="W:H=X,Y,W,H",
+                      help="the exact crop of a ratio (fractions 0..1 of the photo, of the ratio's shape), "
+                           "repeatable; a sidecar FILE.autocrop.json beside a photo holds its own "
+                           '(JSON {"focal_point": [x, y], "keep": [[x, y, w, h]], "boxes": {"W:H": [x, y, w, h]}}), '
+                           "and flags win over it")  # fmt: skip
     crop.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     crop.add_argument("--debug", type=Path, metavar="DIR", help="write debug views here")
     crop.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes")
@@ -183,12 +231,22 @@ def build_parser() -> argparse.ArgumentParser:
     url.add_argument("--signing-key-file", type=Path, metavar="FILE",
                      help="the signing key, or the key ring as SSM holds it: signs with its current key "
                           "(default: AUTOCROP_URL_SIGNING_KEY)")  # fmt: skip
-    url.add_argument("--crop-version", metavar="VERSION", help="the version of the photo's crops the URL names")
+    url.add_argument("--crop-version", metavar="VERSION",
+                     help="the version of the photo's crops the URL names (default: the current one, from the "
+                          "photo's crops.json in the outputs bucket)")  # fmt: skip
+    url.add_argument("--offline", action="store_true",
+                     help="do not read the outputs bucket: the version-less URL, which redirects to the current one")
+    url.add_argument("--endpoint-url", help="an S3 endpoint other than AWS's (the local stack)")
+    url.add_argument("--input-bucket", help="the photos' bucket (default: AUTOCROP_INPUT_BUCKET)")
+    url.add_argument("--output-bucket", help="the crops' bucket (default: AUTOCROP_OUTPUT_BUCKET)")
     url.set_defaults(func=cmd_url)
 
     sub.add_parser("backfill", add_help=False,
                    help="crop the photos already in a bucket (S3 Batch Operations, or locally): "
                         "autocrop backfill --help")  # fmt: skip
+    sub.add_parser("override", add_help=False,
+                   help="set, show or clear a stored photo's overrides (focal point, keep regions, boxes); "
+                        "its crops are made again: autocrop override --help")  # fmt: skip
     return parser
 
 
@@ -209,26 +267,60 @@ def cmd_url(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         keys = KeyRing.parse(stored)
-        print(crop_url(args.key, args.ratio, parse_size(args.size), keys, fmt=args.format, base_url=args.base_url,
-                       version=args.crop_version))  # fmt: skip
-    except (SigningKeyError, InvalidOptionsError) as e:
+        size = parse_size(args.size)
+        crop_url(args.key, args.ratio, size, keys, fmt=args.format)  # checked before any lookup
+        version = args.crop_version or current_version(args)
+        print(crop_url(args.key, args.ratio, size, keys, fmt=args.format, base_url=args.base_url, version=version))
+    except (SigningKeyError, InvalidOptionsError, LookupError) as e:
         print(f"autocrop: {e}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
 
 
-def cmd_backfill(argv: list[str]) -> int:
-    """`autocrop backfill`: lives in the project's infra/ (it drives the S3 function, which
-    the engine package does not ship), found beside an editable install or on the path."""
+def current_version(args: argparse.Namespace) -> str | None:
+    """The version of the photo's crops that `url` names: the current one, from the photo's
+    crops.json (read by infra/photos.py); None, said on stderr, where it cannot be read or the
+    photo has no crops yet (LookupError: no such photo)."""
+    why = "offline (--offline)"
+    if not args.offline:
+        try:
+            photos = infra_module("photos")
+        except ImportError as e:
+            why = f"offline: reading the outputs bucket needs the project checkout (infra/, functions/): {e}"
+        else:
+            try:
+                version = photos.current_version(args.key, args.endpoint_url, args.input_bucket, args.output_bucket)
+            except photos.Unreachable as e:
+                why = f"offline: {e}"
+            else:
+                if version is not None:
+                    return str(version)
+                why = "the photo as it is now has no crops yet"
+    print(f"autocrop: {why}: this is the version-less URL ('_' for the version), which answers a "
+          "short-lived redirect (302) to the current version's URL once there is one", file=sys.stderr)  # fmt: skip
+    return None
+
+
+def infra_module(name: str) -> Any:
+    """A module of the project's infra/: the commands that call AWS live there (they drive
+    the functions, which the engine package does not ship), found beside an editable install
+    or on the path; ImportError without the checkout."""
+    import importlib
+
     root = Path(__file__).resolve().parents[2]
-    if (root / "infra" / "backfill.py").is_file() and str(root) not in sys.path:
+    if (root / "infra" / f"{name}.py").is_file() and str(root) not in sys.path:
         sys.path.insert(0, str(root))
+    return importlib.import_module(f"infra.{name}")
+
+
+def cmd_infra(command: str, module: str, argv: list[str]) -> int:
+    """`autocrop backfill` (infra/backfill.py), `autocrop override` (infra/photos.py)."""
     try:
-        from infra.backfill import main as backfill_main  # type: ignore[import-not-found]
+        found = infra_module(module)
     except ImportError as e:
-        print(f"autocrop: backfill needs the project checkout (infra/, functions/): {e}", file=sys.stderr)
+        print(f"autocrop: {command} needs the project checkout (infra/, functions/): {e}", file=sys.stderr)
         return EXIT_USAGE
-    return int(backfill_main(argv))
+    return int(found.main(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -236,7 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="autocrop: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["backfill"]:
-        return cmd_backfill(argv[1:])
+        return cmd_infra("backfill", "backfill", argv[1:])
+    if argv[:1] == ["override"]:
+        return cmd_infra("override", "photos", argv[1:])
     args = build_parser().parse_args(argv)
     if getattr(args, "jobs", 1) < 1:
         print("autocrop: --jobs must be at least 1", file=sys.stderr)

@@ -14,17 +14,22 @@ import time
 import cv2
 import numpy as np
 
-from .candidates import SaliencyIndex, Windows, measure_windows, propose_windows
+from .candidates import SaliencyIndex, Windows, largest_window, measure_windows, propose_windows
 from .decode import decode
 from .face_rule import even_face_saliency, face_report
 from .geometry import iou
 from .faces import FaceDetector, detect_faces, load_face_detector
-from .options import CropOptions
+from .options import CropOptions, parse_ratio
+from .overrides import box_fits, box_pixels
+from .rules import PLAIN_BACKGROUND, WHOLE_PHOTO, Subject, keeps_whole, plain_subject, subject_box
 from .ranking import PhotoContext, Ranker, rank_candidates, select_ranker
 from .saliency import SaliencyOutput, SaliencyPredictor, SaliencyWithFeatures, SaliencyWithPrior, load_saliency
+from .scoring import composition_terms, total_score
 from .types import Box, Crop, CropResult, DecodedImage, Face, Region
 
 _DEFAULT_OPTIONS = CropOptions()
+#: `Crop.chosen_by` of a crop that is a box override.
+OVERRIDE_NAME = "override"
 #: Best windows among which the debug view's distinct runners-up are picked.
 RUNNER_UP_POOL = 60
 #: Runners-up overlapping an already picked window more than this (IoU) are skipped.
@@ -131,7 +136,7 @@ def prepare_photo(
     timings["saliency"] = _ms(t)
 
     t = time.perf_counter()
-    faces_px = detect_faces(decoded.rgb, detector, options)
+    faces_px = detect_faces(decoded.rgb, detector, options, sal_pass.saliency)
     faces_full = faces_to_full(faces_px, decoded)
     timings["faces"] = _ms(t)
     # The model card's face channel (RuntimePrior.face_weight), fed by this face pass.
@@ -146,6 +151,46 @@ def prepare_photo(
     photo = PhotoContext.build(decoded.width, decoded.height, index, faces_full, sal_pass.features, sal_pass.letterbox)
     timings["candidates"] = _ms(t)  # the engine adds the windows' time
     return photo, sal
+
+
+def box_crop(label: str, box: Box, photo: PhotoContext, options: CropOptions, chosen_by: str = OVERRIDE_NAME) -> Crop:
+    """The crop of a box override (or of a crop rule, `chosen_by`): exactly `box`, scored as
+    the composition score would score it alone, and measured against the face rule (as the
+    engine's own crops of the ratio are): a warning when it slices a detected face."""
+    width, height = photo.width, photo.height
+    one = Windows(*(np.array([v], np.int64) for v in box.to_list()), scale=np.ones(1))
+    features = measure_windows(one, photo.index, photo.faces, width, height, options)
+    terms = composition_terms(features, options)
+    max_w, max_h = largest_window(width, height, parse_ratio(label))
+    report = face_report(tuple(box.to_list()), photo.faces, width, height, options, max_w, max_h)  # type: ignore[arg-type]
+    warnings = []
+    if report.cut:
+        what = "box override" if chosen_by == OVERRIDE_NAME else f"{chosen_by} crop"
+        warnings.append(f"the {label} {what} slices {report.cut} detected face(s): kept as given")
+    return Crop(
+        ratio=label,
+        box=box,
+        score=float(total_score(terms)[0]),
+        breakdown={name: float(values[0]) for name, values in terms.items()},
+        saliency_kept=float(features.saliency_kept[0]),
+        faces_kept=int(features.faces_kept[0]),
+        chosen_by=chosen_by,
+        face_report=report,
+        warnings=tuple(warnings),
+    )
+
+
+def rule_box(label: str, ratio: float, subject: Subject | None, width: int, height: int,
+             options: CropOptions) -> tuple[str, Box] | None:  # fmt: skip
+    """(rule name, box) when a crop rule (`autocrop.rules`) decides the crop of `label`, else
+    None: the whole photo for a ratio it nearly has, else a plain background's subject."""
+    if keeps_whole(width, height, ratio, options):
+        return WHOLE_PHOTO, Box(0, 0, width, height)
+    if subject is not None:
+        box = subject_box(subject, width, height, ratio, options)
+        if box is not None:
+            return PLAIN_BACKGROUND, box
+    return None
 
 
 def analyse_image(
@@ -167,11 +212,24 @@ def analyse_image(
     width, height = decoded.width, decoded.height
     photo, sal = prepare_photo(decoded, options, predictor, face_detector, timings)
     t = time.perf_counter()
+    subject = plain_subject(decoded.rgb, width, height, options)
     crops: list[Crop] = []
     runners_up: dict[str, tuple[Box, ...]] = {}
     for label, ratio in zip(options.ratios, options.ratio_values):
+        region = options.box_for(label)
+        misfit = box_fits(region, label, width, height) if region is not None else None
+        if region is not None and misfit is None:
+            crops.append(box_crop(label, box_pixels(region, width, height), photo, options))
+            runners_up[label] = ()
+            continue
+        rule = rule_box(label, ratio, subject, width, height, options) if misfit is None else None
+        if rule is not None:
+            crops.append(box_crop(label, rule[1], photo, options, chosen_by=rule[0]))
+            runners_up[label] = ()
+            continue
         windows = propose_windows(width, height, ratio, options)
-        features = measure_windows(windows, photo.index, photo.faces, width, height, options, heads_of_allowed_only=True)
+        features = measure_windows(windows, photo.index, photo.faces, width, height, options, heads_of_allowed_only=True,
+                                   objects=subject.parts if subject is not None else None)  # fmt: skip
         ranking = rank_candidates(rank_with, photo, windows, features, options, limit=RUNNER_UP_POOL)
         order, score, terms = ranking.order, ranking.score, ranking.terms
         best = int(order[0])
@@ -188,6 +246,7 @@ def analyse_image(
                     (int(windows.x[best]), int(windows.y[best]), int(windows.w[best]), int(windows.h[best])),
                     photo.faces, width, height, options, windows.w.max(), windows.h.max(),
                 ),
+                warnings=(f"{misfit}: the box override is set aside for this photo",) if misfit else (),
             )
         )
         runners_up[label] = distinct_runners_up(windows, order, options.debug_candidates)

@@ -164,7 +164,8 @@ def even_face_saliency(saliency: np.ndarray, faces: np.ndarray, width: int, heig
     if len(levels) == len(tied):  # no two faces equally important
         return saliency
     h, w = saliency.shape
-    heads = head_boxes(protected, width, height, options) * np.array([w / width, h / height, w / width, h / height])
+    heads = head_boxes(common_size(protected, group), width, height, options)
+    heads = heads * np.array([w / width, h / height, w / width, h / height])
     cells = np.stack([np.floor(heads[:, 0]), np.floor(heads[:, 1]), np.ceil(heads[:, 2]), np.ceil(heads[:, 3])], axis=1)
     cells = np.clip(cells, 0, [w, h, w, h]).astype(np.intp)
     out = saliency.astype(np.float64, copy=True)
@@ -180,6 +181,29 @@ def even_face_saliency(saliency: np.ndarray, faces: np.ndarray, width: int, heig
         for x0, y0, x1, y1 in members:
             even[y0:y1, x0:x1] += pooled / len(members) / max((x1 - x0) * (y1 - y0), 1)
         out[union] = (1 - share) * out[union] + share * even[union]
+    return out
+
+
+def common_size(faces: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Face rows with each box resized, about its centre, to the mean width and height of the
+    faces in its `group` (equally important faces share a group).
+
+    Why: the evening pools the saliency inside each tied face's head and shares it out, but
+    what the network puts on a face outside that region (hair, neck, the blend into the
+    background) stays with the face. With each head sized from its own detector box, a face
+    the detector boxes a little smaller leaves more of its own saliency outside the pool and
+    is kept more often; the detector's box sizes differ slightly between groups of people
+    (docs/fairness.md, "The residuals: why"). Equally important faces get equal regions.
+    """
+    out = faces.copy()
+    for g in np.unique(group):
+        members = group == g
+        if members.sum() < 2:
+            continue
+        mw, mh = faces[members, 2].mean(), faces[members, 3].mean()
+        out[members, 0] = faces[members, 0] + (faces[members, 2] - mw) / 2
+        out[members, 1] = faces[members, 1] + (faces[members, 3] - mh) / 2
+        out[members, 2], out[members, 3] = mw, mh
     return out
 
 

@@ -55,6 +55,12 @@ def size_is_of_ratio(size: tuple[int, int], ratio: str) -> bool:
     return abs((size[0] / size[1]) / parse_ratio(ratio) - 1) <= RATIO_TOLERANCE
 
 
+def ratio_of_size(size: tuple[int, int]) -> str:
+    """The 'W:H' ratio of a 'WxH' size in lowest terms: (1080, 1350) -> '4:5'."""
+    divisor = math.gcd(*size)
+    return f"{size[0] // divisor}:{size[1] // divisor}"
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """'WxH' -> (W, H) positive integers ('1080x1350')."""
     parts = text.strip().lower().split("x")
@@ -82,6 +88,10 @@ class CropOptions:
     boost: tuple[Region, ...] = ()
     #: Regions the crop must contain (ranked above faces); when impossible, as much as can fit.
     keep: tuple[Region, ...] = ()
+    #: (ratio, region) pairs: the crop of that ratio is exactly the region (fractions of the
+    #: upright photo), where the region has the ratio's shape on the photo; the engine still
+    #: measures it against the face rule and warns when it slices a face (`autocrop.overrides`).
+    boxes: tuple[tuple[str, Region], ...] = ()
 
     # --- input guard and analysis size ----------------------------------------------------
     #: Refuse images with more pixels than this before decoding them.
@@ -108,6 +118,25 @@ class CropOptions:
     #: A window must keep at least this share of the saliency the best window keeps.
     min_saliency_ratio: float = 0.5
 
+    # --- crop rules (`autocrop.rules`) ----------------------------------------------------
+    #: A photo whose shape is within this share of a ratio (|photo W/H / ratio - 1|) is kept
+    #: whole for that ratio (`chosen_by` "whole photo"): a 680x383 graphic asked for 16:9 is
+    #: not trimmed by 5% to be exact. An exact output size is then reached by a resize that
+    #: stretches the photo by at most this share (0.02: a circle becomes an ellipse 2% wider
+    #: than tall, which people do not notice at a glance). 0: only exact shapes.
+    whole_photo_tolerance: float = 0.02
+    #: Plain background: when at least this share of the photo's border is one colour
+    #: (`plain_colour_distance`), the subject (whatever differs from it) is found and kept
+    #: whole with `plain_margin` around it, where the ratio allows (`chosen_by`
+    #: "plain background"). 0 turns the rule off.
+    plain_border_share: float = 0.97
+    #: Largest colour distance (Euclidean, 0..255 RGB) from the border's colour that still
+    #: counts as background.
+    plain_colour_distance: float = 24.0
+    #: Margin kept around the subject on a plain background, as a share of the photo's
+    #: longer side (a background-removal mask with a 3% margin matched hand-made crops).
+    plain_margin: float = 0.03
+
     # --- faces ----------------------------------------------------------------------------
     #: YuNet score threshold (its own demos use 0.6-0.9; lower finds more, risks false faces).
     face_score_threshold: float = 0.6
@@ -129,7 +158,7 @@ class CropOptions:
     face_min_size: float = 0.013
     #: The head around a YuNet face box (brow to chin), in face heights above (hair) and
     #: below (chin), and face widths at each side (ears, hair). A face is kept with all of
-    #: its head inside the window or dropped with all of it outside (the `heads` term), its
+    #: its head inside the window or dropped with all of it outside (`head_margins_sliced`), its
     #: bare box always is (a hard rule). Defaults: about the 95th
     #: percentile of how far EyeCrowd's labelled head boxes reach beyond YuNet's boxes
     #: (medians: 0.42 above, 0.12 below, 0.3 at the sides).
@@ -171,7 +200,8 @@ class CropOptions:
     #: which lets a smaller window win when the face rule pushes larger ones off the subject).
     weight_saliency: float = 1.0
     saliency_relative: float = 1.0
-    #: Share of face importance (area x confidence) kept whole inside the window.
+    #: Share of face importance (area x confidence) kept whole inside the window (the
+    #: breakdown's `faces_kept_whole`; `no_protected_face` where there is none to keep).
     weight_faces: float = 0.1
     #: Heads sliced by the window (see face_margin_*), each weighted by its importance
     #: relative to the most important face; 1 = that face's head cut in half.
@@ -211,6 +241,7 @@ class CropOptions:
         object.__setattr__(self, "ratios", ratios)
         object.__setattr__(self, "boost", tuple(self.boost))
         object.__setattr__(self, "keep", tuple(self.keep))
+        object.__setattr__(self, "boxes", tuple((str(r).strip(), b) for r, b in self.boxes))
         if not ratios:
             raise InvalidOptionsError("at least one ratio is needed")
         for r in ratios:
@@ -218,6 +249,10 @@ class CropOptions:
         for region in (*self.boost, *self.keep):
             if not isinstance(region, Region):
                 raise InvalidOptionsError(f"boost/keep entries must be Region, got {region!r}")
+        for ratio, region in self.boxes:
+            parse_ratio(ratio)
+            if not isinstance(region, Region):
+                raise InvalidOptionsError(f"boxes entries are (ratio, Region), got {region!r}")
         if self.focal_point is not None:
             fx, fy = (float(v) for v in self.focal_point)
             if not (0.0 <= fx <= 1.0 and 0.0 <= fy <= 1.0):
@@ -249,6 +284,12 @@ class CropOptions:
             raise InvalidOptionsError("face thresholds must be in (0, 1)")
         if not all(0.0 <= v <= 1.0 for v in (self.face_saliency_even, self.face_importance_tie, self.face_score_tie)):
             raise InvalidOptionsError("face_saliency_even, face_importance_tie and face_score_tie must be in 0..1")
+        if not 0.0 <= self.whole_photo_tolerance <= 0.1:
+            raise InvalidOptionsError("whole_photo_tolerance must be in 0..0.1 (a larger stretch shows)")
+        if not all(0.0 <= v <= 1.0 for v in (self.plain_border_share, self.plain_margin)):
+            raise InvalidOptionsError("plain_border_share and plain_margin must be in 0..1")
+        if not 0.0 < self.plain_colour_distance <= 255.0:
+            raise InvalidOptionsError("plain_colour_distance must be in (0, 255]")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name.startswith(("weight_", "face_margin_", "face_guard_")) and (
@@ -273,6 +314,11 @@ class CropOptions:
     def ratio_values(self) -> tuple[float, ...]:
         """Each ratio as W / H."""
         return tuple(parse_ratio(r) for r in self.ratios)
+
+    def box_for(self, ratio: str) -> Region | None:
+        """The box given for `ratio` (any spelling of the same W / H), if any."""
+        value = parse_ratio(ratio)
+        return next((region for r, region in self.boxes if abs(parse_ratio(r) - value) < 1e-9), None)
 
 
 __all__ = [

@@ -196,6 +196,8 @@ class LearnedRanker:
     def __init__(self, path: Path | str = DEFAULT_RANKER_MODEL, num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
+        from .litert import litert_banner_filtered
+
         self.path = Path(path)
         card_path = self.path.with_suffix(".json")
         self.card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.exists() else {}
@@ -205,9 +207,10 @@ class LearnedRanker:
         expected = self.card.get("stats")
         if expected is not None and tuple(expected) != STAT_NAMES:
             raise ValueError(f"{self.path} was trained on other window statistics than this code computes")
-        self._interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-        self._reduce = self._interpreter.get_signature_runner(REDUCE_SIGNATURE)
-        self._score = self._interpreter.get_signature_runner(SCORE_SIGNATURE)
+        with litert_banner_filtered():  # allocating prints LiteRT's banner
+            self._interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+            self._reduce = self._interpreter.get_signature_runner(REDUCE_SIGNATURE)
+            self._score = self._interpreter.get_signature_runner(SCORE_SIGNATURE)
         self.channels = int(self._reduce.get_input_details()["features"]["shape_signature"][-1])
         self.reduced = int(self._reduce.get_output_details()["reduced"]["shape_signature"][-1])
         width = int(self._score.get_input_details()["descriptor"]["shape_signature"][-1])

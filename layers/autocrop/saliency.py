@@ -174,9 +174,12 @@ class TFLiteModel:
     def __init__(self, path: Path | str, num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
+        from .litert import litert_banner_filtered
+
         self.path = Path(path)
-        self._interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        with litert_banner_filtered():  # allocating prints LiteRT's banner
+            self._interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+            self._interpreter.allocate_tensors()
         self._runner = self._interpreter.get_signature_runner()
         details = self._runner.get_input_details()
         self._input_name, self._input = next(iter(details.items()))

@@ -130,7 +130,9 @@ class FaceReport:
     ratio could keep or drop every one of them whole, and then the least important ones were
     given up. `heads_cut`: protected faces kept or dropped whole whose guard (the face with
     the usual head around it, `face_guard_*`) the crop slices, where no window of the ratio
-    could keep every head whole.
+    could keep every head whole. (The breakdown's `head_margins_sliced` charges the wider
+    head margins, `face_margin_*`, by how much is sliced: it can be below 0 while
+    `heads_cut` is 0; `autocrop.scoring.TERM_MEANINGS`.)
     """
 
     kept: int = 0
@@ -170,17 +172,22 @@ class Crop:
     faces_kept: int
     chosen_by: str = "composition"
     face_report: FaceReport = field(default_factory=FaceReport)
+    #: What a person should know about this crop (a box override that slices a face, or
+    #: one that does not fit the photo and was set aside); only present when there is some.
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ratio": self.ratio,
             "box": self.box.to_list(),
             "score": round(float(self.score), 4),
-            "breakdown": {k: round(float(v), 4) for k, v in self.breakdown.items()},
+            # + 0.0: a term that is zero reads 0.0, never -0.0
+            "breakdown": {k: round(float(v), 4) + 0.0 for k, v in self.breakdown.items()},
             "saliency_kept": round(float(self.saliency_kept), 4),
             "faces_kept": int(self.faces_kept),
             "face_report": self.face_report.to_dict(),
             "chosen_by": self.chosen_by,
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
         }
 
 

@@ -10,9 +10,11 @@
   query string, so a CDN's cache key is the path alone.
 - key id: which signing key made it (`KeyRing`: the current key and the previous one both
   verify, so rotating the key leaves published URLs working until the next rotation).
-- version: the slot for the version of the photo's crops, signed like the rest, so a new
-  version is a new URL and no cache serves the old crops; "_" where a URL names none. The
-  service serves the photo as stored whatever the version says.
+- version: the version of the photo's crops (crops.json's "version", which changes whenever
+  the photo, its overrides, the models or the output settings change what is cropped), signed
+  like the rest, so a new version is a new URL and no cache serves the old crops. "_" where a
+  URL names none (the shape before versions). The service answers a URL naming another
+  version than the current one with a short-lived redirect to the current URL.
 
 One spelling per crop: the path is exactly `CropUrl.path()`, each key segment written as
 `quote(segment, safe="")` (UTF-8, uppercase hex, only A-Z a-z 0-9 _ . - ~ as they are).

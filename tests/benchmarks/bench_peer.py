@@ -11,17 +11,19 @@ each box extracted at full resolution and encoded as JPEG q85 with sharp.
 Both sides get the photo's bytes in memory and are timed inside their own process (the engine
 with perf_counter around the call, the peer with process.hrtime around its promise chain),
 so neither pays the other's IPC. One core: this process and the Node.js worker are pinned to
-the same CPU, VIPS_CONCURRENCY=1, one OpenCV/LiteRT thread, `render_crops(threads=1)`. Then,
+the same CPU, VIPS_CONCURRENCY=1, one OpenCV/LiteRT/onnxruntime thread, `render_crops(threads=1)`. Then,
 unless --no-two-cores, the same on two cores (Lambda grants a function one vCPU's worth of
 time at 1,769 MB and two at 3,538 MB): the
-engine with two threads for OpenCV (YuNet), LiteRT (saliency) and the encoding, the peer with libvips concurrency 2 and its four analyses,
+engine with two threads for onnxruntime (YuNet), LiteRT (saliency) and the encoding, the peer with libvips concurrency 2 and its four analyses,
 then its four crops, run at once (Promise.all), as a user with two cores would write it.
 
 Per photo and round, in turn: engine boxes only; peer boxes only; engine boxes + four
 full-resolution JPEG crops (one decode, `render_crops`); peer boxes + crops; and on every
 third round the engine's previous path (one full decode per crop, `render_crop` per ratio,
-what the S3 function did before), for the record. Medians over photos and rounds, by group
-(few-face photos, crowds); the ratios engine / peer are printed and written with --json.
+what the S3 function did before), for the record; with --also-opencv, the engine's boxes
+with YuNet on OpenCV's DNN module too (its fallback runtime). Medians over photos and rounds,
+by group (few-face photos; crowds: EyeCrowd's photos named in bench_engine.EYECROWD_CROWDS);
+the ratios engine / peer are printed and written with --json.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -52,6 +55,7 @@ QUALITY = 85
 ENGINE_BOXES, PEER_BOXES = "autoCropper, boxes", "smartcrop.js + sharp, boxes"
 ENGINE_JOB, PEER_JOB = "autoCropper, boxes + 4 crops", "smartcrop.js + sharp, boxes + 4 crops"
 ENGINE_BEFORE = "autoCropper before (a decode per crop), boxes + 4 crops"
+ENGINE_BOXES_OPENCV = "autoCropper, boxes, YuNet on OpenCV's DNN (the fallback runtime)"
 
 
 def install_peer() -> Path:
@@ -103,20 +107,31 @@ class Peer:
         self.proc.wait(timeout=30)
 
 
-def engine_job(data: bytes, threads: int, crops: bool) -> tuple[float, list]:
+def engine_job(data: bytes, threads: int, crops: bool, opencv_faces: bool = False) -> tuple[float, list]:
     """ms for the engine's boxes (and, with `crops`, the four full-resolution JPEGs); the
-    saliency interpreter and OpenCV's pool (set by `measure`) run `threads` threads."""
+    saliency interpreter and OpenCV's pool (set by `measure`) run `threads` threads.
+    `opencv_faces`: YuNet on cv2.FaceDetectorYN (the engine's fallback runtime) instead."""
     from autocrop import CropOptions, RenderRequest, render_crops
     from autocrop.engine import analyse_image, decode_for
+    from autocrop.faces import load_face_detector
     from autocrop.saliency import load_saliency
 
     start = time.perf_counter()
     options = CropOptions(ratios=RATIOS)
-    result = analyse_image(decode_for(data, options), options, saliency=load_saliency(num_threads=threads))
+    detector = opencv_detector() if opencv_faces else load_face_detector(num_threads=threads)
+    result = analyse_image(decode_for(data, options), options, saliency=load_saliency(num_threads=threads),
+                           detector=detector)
     out = []
     if crops:
         out = render_crops(data, [RenderRequest(c.box, quality=QUALITY) for c in result.crops], threads=threads)
     return (time.perf_counter() - start) * 1000, [(c.box, o) for c, o in zip(result.crops, out)]
+
+
+@lru_cache(maxsize=1)
+def opencv_detector():  # type: ignore[no-untyped-def]
+    from autocrop.faces import OpenCVYuNetDetector
+
+    return OpenCVYuNetDetector()
 
 
 def engine_before(data: bytes) -> float:
@@ -131,7 +146,7 @@ def engine_before(data: bytes) -> float:
 
 
 def measure(
-    photos: dict[str, tuple[str, Path, bytes]], repeats: int, cpus: set[int], threads: int
+    photos: dict[str, tuple[str, Path, bytes]], repeats: int, cpus: set[int], threads: int, opencv: bool = False
 ) -> tuple[dict, dict]:
     """Medians per group and method, every method interleaved photo by photo."""
     import cv2
@@ -149,6 +164,9 @@ def measure(
             for group, path, data in photos.values():
                 ms, _ = engine_job(data, threads, crops=False)
                 runs.setdefault((group, ENGINE_BOXES), []).append(ms)
+                if opencv:
+                    ms, _ = engine_job(data, threads, crops=False, opencv_faces=True)
+                    runs.setdefault((group, ENGINE_BOXES_OPENCV), []).append(ms)
                 runs.setdefault((group, PEER_BOXES), []).append(peer.run(path, crops=False)["ms"])
                 ms, written = engine_job(data, threads, crops=True)
                 runs.setdefault((group, ENGINE_JOB), []).append(ms)
@@ -194,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="rounds over every photo")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--no-two-cores", action="store_true", help="skip the two-core run")
+    parser.add_argument("--also-opencv", action="store_true",
+                        help="also time the engine's boxes with YuNet on OpenCV (its fallback runtime)")
     args = parser.parse_args(argv)
 
     import cv2
@@ -214,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(tmp) / f"photo_{i}.jpg"
             path.write_bytes(data)
             photos[name] = (group, path, data)
-        table, info = measure(photos, args.repeats, one, threads=1)
+        table, info = measure(photos, args.repeats, one, threads=1, opencv=args.also_opencv)
         results["one_core"] = {"table": table, **info}
         print_table(f"one core (CPU {min(one)}), 12 MP JPEGs, four ratios, JPEG q{QUALITY}", table, info)
         if not args.no_two_cores and len(available) >= 2:

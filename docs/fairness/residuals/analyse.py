@@ -13,17 +13,17 @@ for p in PAIRS:
     sub = [r for r in rows if r["pair"] == p]
     print(f"== {p}: {len(sub)} crops")
     print("  engine            ", share(sub, lambda r: r["engine"]))
-    for t in ["saliency", "heads", "edges", "faces", "position", "area"]:
+    for t in ["saliency", "head_margins_sliced", "edges", "faces_kept_whole", "position", "area"]:
         print(f"  without {t:10s}", share(sub, lambda r, t=t: r["drop"][t]))
     print("  saliency term only", share(sub, lambda r: r["only_sal"]))
     # term differences a - b (positive favours group a)
     dd = [r for r in sub if "diff" in r]
-    for t in ["saliency", "heads", "edges", "faces", "position", "area", "total"]:
+    for t in ["saliency", "head_margins_sliced", "edges", "faces_kept_whole", "position", "area", "total"]:
         v = np.array([r["diff"][t] for r in dd])
         m, lo, hi = bootstrap_by_face([r["a"] for r in dd], [r["b"] for r in dd], v)
         print(f"  diff {t:9s} mean {m:+.4f} [{lo:+.4f}, {hi:+.4f}]  mean|d| {np.abs(v).mean():.4f}  favours a {np.mean(v>1e-9):.3f} b {np.mean(v<-1e-9):.3f}")
     # decisive: which terms alone flip the decision (engine winner changes when dropped)
-    for t in ["saliency", "heads", "edges", "faces", "position", "area"]:
+    for t in ["saliency", "head_margins_sliced", "edges", "faces_kept_whole", "position", "area"]:
         fl = [r for r in sub if r["engine"] in "ab" and r["drop"][t] in "ab" and r["drop"][t] != r["engine"]]
         na = sum(r["engine"] == "a" for r in fl); print(f"  dropping {t:9s} flips {len(fl)} crops: {na} a->b, {len(fl)-na} b->a")
     # detections

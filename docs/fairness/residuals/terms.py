@@ -62,7 +62,7 @@ def face(rec):
     if rec.file not in cache:
         cache[rec.file] = cv2.cvtColor(cv2.imread(str(root / "images" / rec.file)), cv2.COLOR_BGR2RGB)
     return cache[rec.file]
-DROP = ["saliency", "heads", "edges", "faces", "position", "area"]
+DROP = ["saliency", "head_margins_sliced", "edges", "faces_kept_whole", "position", "area"]
 out = []
 for i, (gp, a, b) in enumerate(trials):
     layout = draw_layout(*combos[i % 4], rng, photos)
