@@ -84,6 +84,14 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return http_error(request, exc)
 
 
+@app.exception_handler(Exception)
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """Anything else (an AWS failure no route maps) in the same shape; Starlette still logs it."""
+    return JSONResponse({"error": "internal_error", "detail": f"the request failed inside the service "
+                         f"({type(exc).__name__}); try again, and if it persists, look at the function's log"},
+                        status_code=500)  # fmt: skip
+
+
 @app.get("/", include_in_schema=False)
 def demo_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")

@@ -356,6 +356,9 @@ def crop_from_url(path: str, request: Request, settings: SettingsDep) -> Respons
         source = "original"
         data, read_etag = photo_bytes(s3, settings, wanted.key)
         if read_etag != etag:  # replaced since the HEAD: answer for the version read
+            moved = redirect_to_current(wanted, current_version(sidecar, read_etag), keys)
+            if moved is not None:  # the URL's version is the photo's before: never the new bytes under it
+                return moved
             etag, box = read_etag, stored_box(sidecar, read_etag, wanted.ratio)
             headers["ETag"] = crop_tag(etag, wanted)
         laps.lap("fetch")

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from autocrop.options import CropOptions
 from autocrop.overrides import Overrides
@@ -166,13 +167,19 @@ def invalid_request(exc: RequestValidationError) -> JSONResponse:
 def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """Starlette's own errors (no such route, method or static file) in the same shape."""
     codes = {404: "not_found", 405: "method_not_allowed"}
-    detail = str(exc.detail)
+    detail, headers = str(exc.detail), dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names the methods of the first route of the path only
+        methods = {method for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+                   if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                          for route in request.app.router.routes)}  # fmt: skip
+        if methods:
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"} | {"Allow": ", ".join(sorted(methods))}
     if detail in ("Not Found", "Method Not Allowed"):  # Starlette's bare phrases
-        allow = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow")
+        allow = {k.lower(): v for k, v in headers.items()}.get("allow")
         detail = (f"no {request.method} {request.url.path} here" + (f"; this path answers {allow}" if allow else "")
                   + ": the routes are listed at /docs")  # fmt: skip
     return JSONResponse({"error": codes.get(exc.status_code, "http_error"), "detail": detail},
-                        status_code=exc.status_code, headers=exc.headers)  # fmt: skip
+                        status_code=exc.status_code, headers=headers or None)  # fmt: skip
 
 
 Photo = Annotated[PhotoRequest, Depends(photo_request)]

@@ -12,7 +12,8 @@ service crops), then stored beside the photo's outputs (`<prefix>/<key>/override
 where it wins over the upload's metadata and outlives a replaced photo. PUT and DELETE answer
 202: the upload function crops the photo again, through the same job and records as an upload
 (an SQS message, `functions.s3_events.regenerate_message`), since that can take longer than
-the API's 29 s; GET says when the new crops and their version are there.
+the API's 29 s; GET says when the new crops and their version are there. Where that message
+cannot be sent, the stored overrides are put back as they were and the answer is 503.
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ from autocrop.options import parse_ratio
 from autocrop.overrides import Overrides, photo_size
 from autocrop.urls import SigningKeyError, crop_url
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from functions.api_crops import current_version, photo_bytes, photo_head, signing_keys
 from functions.api_models import ApiError, SettingsDep
 from functions.s3_events import bare_etag, regenerate_message
-from functions.s3_outputs import KEY_LIMIT, OVERRIDES, SIDECAR, is_missing, output_base, read_json, read_overrides, s3_client
+from functions.s3_outputs import (KEY_LIMIT, OVERRIDES, SIDECAR, is_missing, lost_race, output_base, read_json, read_overrides,
+                                  s3_client)  # fmt: skip
 from functions.settings import Settings
 
 if TYPE_CHECKING:
@@ -59,15 +61,16 @@ def photo_key(request: Request, key: str) -> str:
     keeps it (a local server; its path parameter may have been decoded twice), else as API
     Gateway decoded it (`functions.api_gateway`)."""
     raw = request.scope.get("raw_path")
-    if raw is None:
-        return key
-    sent = raw.decode("latin-1")
-    inner = sent[len(PREFIX):-len(SUFFIX)] if sent.startswith(PREFIX) and sent.endswith(SUFFIX) else ""
-    try:
-        decoded = unquote_to_bytes(inner).decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ApiError(400, "bad_key", "the key in the path is not UTF-8") from e
-    return decoded or key
+    if raw is not None:
+        sent = raw.decode("latin-1")
+        inner = sent[len(PREFIX):-len(SUFFIX)] if sent.startswith(PREFIX) and sent.endswith(SUFFIX) else ""
+        try:
+            key = unquote_to_bytes(inner).decode("utf-8") or key
+        except UnicodeDecodeError as e:
+            raise ApiError(400, "bad_key", "the key in the path is not UTF-8") from e
+    if not key:  # (S3 has no object under an empty key: no request should reach it)
+        raise ApiError(400, "bad_key", f"the key in the path is empty: {PREFIX}<key>{SUFFIX}")
+    return key
 
 
 def overrides_key(key: str, settings: Settings) -> str:
@@ -139,9 +142,9 @@ def require_regeneration(settings: Settings) -> None:
 def state(key: str, settings: Settings) -> dict[str, Any]:
     """What GET answers: the stored overrides, what the crops were made with, their version and URLs."""
     s3 = s3_client()
+    stored_key = overrides_key(key, settings)  # (400 before S3 is asked about a key it would refuse)
     head = photo_head(s3, settings, key)
     etag = str(bare_etag(head.get("ETag")))
-    stored_key = overrides_key(key, settings)
     stored, _, problem = read_overrides(s3, settings.output_bucket, stored_key)
     sidecar = read_json(s3, settings.output_bucket, f"{output_base(key, settings.normalised_prefix)}/{SIDECAR}")
     version = current_version(sidecar, etag)
@@ -195,9 +198,10 @@ def store_overrides(key: str, overrides: Overrides, settings: Settings) -> None:
         etag = str(bare_etag(head.get("ETag")))
         sidecar = read_json(s3, settings.output_bucket, f"{output_base(key, settings.normalised_prefix)}/{SIDECAR}")
         overrides.check_fits(*upright_size(key, sidecar, etag, settings))
+    previous = stored_document(s3, settings.output_bucket, stored_key)
     document = json.dumps(overrides.to_json(), indent=2).encode()
-    s3.put_object(Bucket=settings.output_bucket, Key=stored_key, Body=document, ContentType="application/json")
-    regenerate(key, settings)
+    put = s3.put_object(Bucket=settings.output_bucket, Key=stored_key, Body=document, ContentType="application/json")
+    regenerate_or_restore(key, settings, stored_key, previous, bare_etag(put.get("ETag")))
 
 
 @router.delete(ROUTE, tags=["overrides"], status_code=202)
@@ -215,11 +219,40 @@ def clear_overrides(key: str, settings: Settings) -> None:
     stored_key = overrides_key(key, settings)
     s3 = s3_client()
     photo_head(s3, settings, key)
+    previous = stored_document(s3, settings.output_bucket, stored_key)
+    if previous is None:
+        raise ApiError(404, "no_overrides", f"{key!r} has no stored overrides")
+    s3.delete_object(Bucket=settings.output_bucket, Key=stored_key)
+    regenerate_or_restore(key, settings, stored_key, previous, None)
+
+
+def stored_document(s3: Any, bucket: str, stored_key: str) -> bytes | None:
+    """The stored overrides document as it is (None: there is none)."""
     try:
-        s3.head_object(Bucket=settings.output_bucket, Key=stored_key)
+        return bytes(s3.get_object(Bucket=bucket, Key=stored_key)["Body"].read())
     except ClientError as e:
         if is_missing(e):
-            raise ApiError(404, "no_overrides", f"{key!r} has no stored overrides") from e
+            return None
         raise
-    s3.delete_object(Bucket=settings.output_bucket, Key=stored_key)
-    regenerate(key, settings)
+
+
+def regenerate_or_restore(key: str, settings: Settings, stored_key: str, previous: bytes | None, written: str | None) -> None:
+    """Have the photo cropped again; where that cannot be asked for, put its stored overrides
+    back as they were (503): overrides stored and never applied would be "regenerating" for
+    good. The restore is conditional on what this request left there (`written`: the ETag it
+    wrote; None: it deleted), so a newer request's overrides are never undone."""
+    try:
+        regenerate(key, settings)
+    except (BotoCoreError, ClientError) as e:
+        s3, bucket = s3_client(), settings.output_bucket
+        try:
+            if previous is not None:
+                condition = {"IfMatch": f'"{written}"'} if written else {"IfNoneMatch": "*"}
+                s3.put_object(Bucket=bucket, Key=stored_key, Body=previous, ContentType="application/json", **condition)
+            else:
+                s3.delete_object(Bucket=bucket, Key=stored_key, IfMatch=f'"{written}"')
+        except ClientError as lost:
+            if not lost_race(lost, True):
+                raise
+        raise ApiError(503, "regeneration_unavailable", f"the photo could not be queued to be cropped again ({e}); "
+                       "its stored overrides are as they were: try again") from e  # fmt: skip

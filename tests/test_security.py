@@ -142,6 +142,10 @@ EXPECTED_STATEMENTS: dict[str, list[dict[str, Any]]] = {
          "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/autocrop/dev/url-signing-key"}},
         {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": {"Fn::Sub":
          "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/autocrop/dev/url-origin-secret"}},
+        # overrides: write and delete the overrides files alone, and ask for the photo's regeneration
+        {"Effect": "Allow", "Action": ["s3:DeleteObject", "s3:PutObject"],
+         "Resource": {"Fn::Sub": "${OutputBucket.Arn}/crops/*/overrides.json"}},
+        {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": {"Fn::GetAtt": ["RegenerateQueue", "Arn"]}},
     ],
     # Batch Operations: invoke the upload function, list the input (its generated
     # manifest), write its report; never read or change a photo itself.
@@ -166,6 +170,9 @@ EXPECTED_STATEMENTS: dict[str, list[dict[str, Any]]] = {
         {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": {"Fn::GetAtt": ["OutputBucket", "Arn"]}},
         # the failure destination
         {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": {"Fn::GetAtt": ["FailureQueue", "Arn"]}},
+        # regenerations: the event source mapping of their queue
+        {"Effect": "Allow", "Action": ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+         "Resource": {"Fn::GetAtt": ["RegenerateQueue", "Arn"]}},
     ],
 }  # fmt: skip
 #: The S3 calls the upload function makes -> the IAM action each needs.
@@ -227,15 +234,20 @@ def test_every_s3_call_in_the_code_is_granted_and_nothing_more(templates: dict[s
         assert resource != '"*"' and "*" not in [statement["Action"]]
 
 
-def test_the_api_only_reads_s3(templates: dict[str, Any]):
+def test_the_api_only_reads_s3_but_overrides(templates: dict[str, Any]):
     """Crop URLs read photos (a HEAD for the ETag, then a GET only where the master cannot
-    serve), crops.json and masters: the API's code calls nothing else on S3, and both calls
-    need only s3:GetObject (HeadObject has no action of its own)."""
+    serve), crops.json and masters: that code calls nothing else on S3, and both calls need
+    only s3:GetObject (HeadObject has no action of its own). The overrides routes also write
+    and delete, and only the overrides files are granted that."""
     source = (ROOT / "functions" / "api_crops.py").read_text()
     assert set(re.findall(r"\bs3\.(\w+)\(", source)) == {"get_object", "head_object"}
+    overrides = (ROOT / "functions" / "api_photos.py").read_text()
+    assert set(re.findall(r"\bs3\.(\w+)\(", overrides)) == {"get_object", "put_object", "delete_object"}
     api = statements(of_type(templates["iam"], "AWS::IAM::Role")["ApiRole"])
-    assert {a for st in api for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
-            if a.startswith("s3:")} == {"s3:GetObject", "s3:ListBucket"}  # fmt: skip
+    actions = {a: st["Resource"] for st in api for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    assert {a for a in actions if a.startswith("s3:")} == {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:DeleteObject"}
+    for write in ("s3:PutObject", "s3:DeleteObject"):
+        assert actions[write] == {"Fn::Sub": "${OutputBucket.Arn}/crops/*/overrides.json"}
 
 
 def test_crop_urls_go_through_a_path_keyed_cdn_that_serves_nothing_else(templates: dict[str, Any]):
@@ -302,8 +314,9 @@ def test_no_network_client_in_the_handlers_or_the_engine():
         bad = {m for m in modules if m in NETWORK_MODULES or m.split(".")[0] in NETWORK_MODULES}
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
         # The only AWS client: S3, in the upload function (its handler and its output store).
-        # (and the API's crop URLs reading photos and their stored analysis)
-        if path.name not in ("s3_trigger.py", "s3_outputs.py", "s3_batch.py", "api_crops.py"):
+        # (and the API's crop URLs reading photos and their stored analysis, and its overrides
+        # routes writing overrides files and sending regenerations)
+        if path.name not in ("s3_trigger.py", "s3_outputs.py", "s3_batch.py", "api_crops.py", "api_photos.py"):
             assert not {m for m in modules if m.split(".")[0] in ("boto3", "botocore")}, path
 
 

@@ -47,7 +47,10 @@ def _fraction(value: Any, what: str) -> float:
     """A finite number in 0..1 (JSON true/false and strings are refused, as are NaN and Infinity)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidOptionsError(f"{what} must be a number, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer too large for any float: out of range as well
+        number = math.inf
     if not math.isfinite(number) or not 0.0 <= number <= 1.0:
         raise InvalidOptionsError(f"{what} must be a fraction in 0..1 of the photo, got {value!r}")
     return number
@@ -68,6 +71,15 @@ def _region(value: Any, what: str) -> Region:
     if x + w > 1 + 1e-9 or y + h > 1 + 1e-9:
         raise InvalidOptionsError(f"{what} reaches past the photo's edge (x + w and y + h are at most 1): {list(value)!r}")
     return Region(x, y, min(w, 1 - x), min(h, 1 - y))
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose names are unique (which of two values was meant cannot be told)."""
+    names = [name for name, _ in pairs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidOptionsError(f"a JSON object names {', '.join(map(repr, repeated))} more than once")
+    return dict(pairs)
 
 
 def _text_numbers(text: str, count: int, what: str) -> list[float]:
@@ -124,8 +136,9 @@ class Overrides:
         if unknown:
             raise InvalidOptionsError(f"unknown override field(s) {', '.join(map(repr, unknown))}: the fields are {', '.join(FIELDS)}")
         focal = document.get("focal_point")
-        keep = document.get("keep") or []
-        boxes = document.get("boxes") or {}
+        # (null is "not set"; any other value of the wrong type is refused, falsy ones too)
+        keep = [] if document.get("keep") is None else document["keep"]
+        boxes = {} if document.get("boxes") is None else document["boxes"]
         if not isinstance(keep, list):
             raise InvalidOptionsError(f"keep is a list of [x, y, w, h], got {keep!r}")
         if not isinstance(boxes, Mapping):
@@ -142,9 +155,11 @@ class Overrides:
     def from_text(cls, text: str | bytes) -> Overrides:
         """`from_json` of a document's text (bad JSON is an InvalidOptionsError too)."""
         try:
-            document = json.loads(text)
+            document = json.loads(text, object_pairs_hook=_unique_names)
         except ValueError as e:
             raise InvalidOptionsError(f"overrides are JSON: {e}") from e
+        except RecursionError as e:  # nested deeper than the parser goes: no overrides document is
+            raise InvalidOptionsError("overrides are JSON nested a few levels deep, not thousands") from e
         return cls.from_json(document)
 
     @classmethod
