@@ -7,13 +7,22 @@
 The key is the photo's key in the input bucket, each segment percent-encoded as in crop URLs.
 These routes are authorised like the crop API (API Gateway's authorizer on every route but
 /healthz and crop URLs). A PUT is checked whole before anything is written (422 with the
-reason; a box must have its ratio's shape on the photo as it is now, and name a ratio the
-service crops), then stored beside the photo's outputs (`<prefix>/<key>/overrides.json`),
-where it wins over the upload's metadata and outlives a replaced photo. PUT and DELETE answer
+reason; a box must fit the photo as it is now, `autocrop.overrides.box_fits`, and name a ratio
+the service crops), then stored beside the photo's outputs (`<prefix>/<key>/overrides.json`),
+where it wins over the upload's metadata and outlives a replaced photo. `PUT {}` stores "no
+overrides": automatic crops, the upload's metadata ignored (metadata cannot be changed without
+uploading the photo again; DELETE is the way back to it). PUT and DELETE answer
 202: the upload function crops the photo again, through the same job and records as an upload
 (an SQS message, `functions.s3_events.regenerate_message`), since that can take longer than
 the API's 29 s; GET says when the new crops and their version are there. Where that message
 cannot be sent, the stored overrides are put back as they were and the answer is 503.
+
+Stored overrides outlive their photo too, on purpose: the upload function is told only of new
+objects (s3:ObjectCreated in serverless.yml) and does not clear overrides.json on a delete. A
+photo is often replaced by deleting it and uploading it again (a CMS's "replace file", sync
+tools), and S3's events are not ordered, so a delete's event handled after the new upload's
+would take a person's correction from the new photo. DELETE clears a deleted photo's
+overrides (200: nothing to crop again); 404 only where there is neither photo nor overrides.
 """
 
 from __future__ import annotations
@@ -206,24 +215,46 @@ def store_overrides(key: str, overrides: Overrides, settings: Settings) -> None:
 
 @router.delete(ROUTE, tags=["overrides"], status_code=202)
 def delete_overrides(key: str, request: Request, settings: SettingsDep) -> JSONResponse:
-    """Clear the photo's stored overrides (404 if it has none) and crop it again."""
+    """Clear the photo's stored overrides (404 if it has none) and crop it again (202), or, for
+    a photo that is gone, only clear them (200)."""
     key = photo_key(request, key)
-    clear_overrides(key, settings)
-    return JSONResponse({"key": key, "overrides": None, "status": "regenerating"}, status_code=202)
+    if clear_overrides(key, settings):
+        return JSONResponse({"key": key, "overrides": None, "status": "regenerating"}, status_code=202)
+    return JSONResponse({"key": key, "overrides": None, "status": "cleared", "detail": f"no photo {key!r} in the input "
+                         "bucket: its stored overrides are deleted, and there is nothing to crop again"})  # fmt: skip
 
 
-def clear_overrides(key: str, settings: Settings) -> None:
-    """Delete the photo's stored overrides (ApiError 404 if it has none) and have it cropped
-    again: the DELETE route and `autocrop override --clear`."""
-    require_regeneration(settings)
+def clear_overrides(key: str, settings: Settings) -> bool:
+    """Delete the photo's stored overrides and have it cropped again: the DELETE route and
+    `autocrop override --clear`. Returns False where the photo is gone (its overrides deleted,
+    nothing to crop); ApiError 404 where there are no stored overrides."""
     stored_key = overrides_key(key, settings)
     s3 = s3_client()
-    photo_head(s3, settings, key)
+    exists = photo_exists(s3, settings, key)
+    if exists:
+        require_regeneration(settings)
     previous = stored_document(s3, settings.output_bucket, stored_key)
     if previous is None:
+        if not exists:
+            raise ApiError(404, "no_such_photo", f"no photo {key!r} in the input bucket, and no stored overrides")
         raise ApiError(404, "no_overrides", f"{key!r} has no stored overrides")
     s3.delete_object(Bucket=settings.output_bucket, Key=stored_key)
+    # (a photo uploaded since the first look may have been cropped with what was just deleted)
+    if not exists and not photo_exists(s3, settings, key):
+        return False
     regenerate_or_restore(key, settings, stored_key, previous, None)
+    return True
+
+
+def photo_exists(s3: Any, settings: Settings, key: str) -> bool:
+    """Whether the input bucket holds a photo under `key` (other S3 errors are raised)."""
+    try:
+        photo_head(s3, settings, key)
+    except ApiError as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
 
 
 def stored_document(s3: Any, bucket: str, stored_key: str) -> bytes | None:

@@ -10,7 +10,8 @@ does, through the same code (`functions.api_photos.store_overrides`): checked wh
 malformed value, a box of a ratio the service does not crop or not of its ratio's shape on the
 photo: exit 2 with the reason, nothing written), written to `<prefix>/<key>/overrides.json`,
 replacing what was stored, and the photo is cropped again by the upload function through the
-regeneration queue. `--clear` deletes them (the DELETE route); `--show` prints what the GET
+regeneration queue. `--clear` deletes them (the DELETE route; a deleted photo's too, with
+nothing to crop again); `--show` prints what the GET
 route answers: the stored overrides, what the crops were made with, their version and URLs.
 
 `autocrop url` asks `current_version` for the version its URL names.
@@ -192,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(api_photos.state(args.key, settings), indent=2, ensure_ascii=False))
             return EXIT_OK
         if args.action == "clear":
-            api_photos.clear_overrides(args.key, settings)
+            if not api_photos.clear_overrides(args.key, settings):
+                print(f"{args.key}: stored overrides deleted; the photo is not in the input bucket: nothing to crop again")
+                return EXIT_OK
             print(f"{args.key}: stored overrides deleted; cropping it again")
         else:
             overrides = given_overrides(args, settings)

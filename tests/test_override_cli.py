@@ -121,6 +121,21 @@ def test_bad_overrides_exit_2_with_the_reason_and_change_nothing(stack: Stack, s
     assert sidecar(s3, stack, key) == before
 
 
+def test_clear_deletes_the_overrides_of_a_deleted_photo(stack: Stack, s3: Any, api: TestClient,
+                                                        capsys: pytest.CaptureFixture[str]):  # fmt: skip
+    key = "gone/été.png"
+    cropped(s3, stack, key, photo())
+    assert run(capsys, "override", key, "--focal-point", "0.2,0.2")[0] == 0
+    Poller(stack).drain()
+    s3.delete_object(Bucket=stack.input_bucket, Key=key)
+    code, out, err = run(capsys, "override", key, "--clear")
+    assert code == 0, err
+    assert "nothing to crop again" in out and "--show" not in out
+    assert stored(s3, stack, key) is None and Poller(stack).drain() == 0
+    code, out, err = run(capsys, "override", key, "--clear")
+    assert code == 2 and "no photo" in err and "no stored overrides" in err
+
+
 def test_the_autocrop_command_dispatches_override(stack: Stack, s3: Any, api: TestClient):
     """The installed console script, in a process of its own, as a person runs it."""
     key = "cli/cat.png"

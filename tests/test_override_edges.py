@@ -15,13 +15,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from autocrop import InvalidOptionsError
-from autocrop.overrides import Overrides
+from autocrop.engine import analyse
+from autocrop.options import CropOptions
+from autocrop.overrides import MIN_BOX_SIDE, Overrides, box_fits
 from autocrop.urls import crop_url
 from functions import api_crops
 from functions.settings import get_settings
 from infra.local_stack import LocalContext, Poller, Stack
 from tests.test_crop_urls import SECRET
-from tests.test_overrides import api, cropped, route, sidecar
+from tests.test_overrides import RATIOS, api, boxes, cropped, route, sidecar
 from tests.test_s3_trigger import load_event, photo, s3, stack
 
 __all__ = ["api", "s3", "stack"]  # fixtures imported for pytest
@@ -157,3 +159,105 @@ def test_a_key_too_long_for_outputs_is_400_on_every_route(method: str, stack: St
     kwargs = {"json": {"focal_point": [0.5, 0.5]}} if method == "put" else {}
     answer = getattr(client, method)(route("é" * 600), **kwargs)
     assert answer.status_code == 400 and answer.json()["error"] == "key_too_long", answer.text
+
+
+# --- a box is a crop a person could have drawn: big enough, and of its ratio to the pixel ------
+
+#: (box, ratio, photo width, photo height) -> None (it fits) or a phrase of the reason.
+BOX_TABLE = [
+    ([0, 0, 1e-6, 1e-6 * 9 / 16], "16:9", 512, 512, f"at least {MIN_BOX_SIDE} px"),  # 1x1 px once rounded
+    ([0, 0, 15 * 16 / 9 / 512, 15 / 512], "16:9", 512, 512, f"at least {MIN_BOX_SIDE} px"),
+    ([0, 0, 16 * 16 / 9 / 512, 16 / 512], "16:9", 512, 512, None),  # the smallest box there is
+    ([0, 0, 10 / 512, 10 * 16 / 9 / 512], "9:16", 512, 512, f"at least {MIN_BOX_SIDE} px"),
+    ([0, 0, 1, 1], "3:2", 12, 8, f"at least {MIN_BOX_SIDE} px"),  # a photo too small for any box
+    ([0, 0, 1, 1], "16:9", 512, 512, "not 16:9"),
+    ([0, 0, 1, 0.995], "16:9", 4000, 2250, "not 16:9"),  # 0.5% off: 11 px short on this photo
+    ([0, 0, 1, 1 - 1.5 / 2250], "16:9", 4000, 2250, "not 16:9"),  # a pixel and a half
+    ([0, 0, 1, 1 - 0.9 / 2250], "16:9", 4000, 2250, None),  # under a pixel: rounding, not a shape
+    ([0.1, 0.0, 0.5, 0.5 * 451 / 300 * 9 / 16], "16:9", 451, 300, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("box,ratio,width,height,why", BOX_TABLE, ids=range(len(BOX_TABLE)))
+def test_a_box_is_measured_in_pixels_of_the_photo(box: list[float], ratio: str, width: int, height: int, why: str | None):
+    region = Overrides.from_json({"boxes": {ratio: box}}).boxes[0][1]
+    found = box_fits(region, ratio, width, height)
+    if why is None:
+        assert found is None
+    else:
+        assert found is not None and why in found and f"{width}x{height}" in found
+
+
+def test_a_tiny_box_is_set_aside_at_crop_time_with_a_warning():
+    """A box stored for a photo of another size, now a few pixels: not a 1x1 crop stretched."""
+    tiny = Overrides.from_json({"boxes": {"16:9": [0.5, 0.5, 1e-6, 1e-6 * 9 / 16]}})
+    crop = analyse(photo("astronaut.png"), tiny.apply(CropOptions(ratios=RATIOS))).crop("16:9")
+    assert crop.chosen_by != "override" and crop.box.h >= 144
+    assert crop.warnings and f"at least {MIN_BOX_SIDE} px" in crop.warnings[0] and "set aside" in crop.warnings[0]
+
+
+def test_a_tiny_or_slightly_misshapen_box_is_refused_at_put(stack: Stack, s3: Any, api: TestClient, tmp_path):
+    key = "tiny/cat.png"  # chelsea: 451 x 300
+    before = cropped(s3, stack, key, photo())
+    for box, why in (([0.5, 0.5, 1e-6, 1e-6 * 9 / 16], f"at least {MIN_BOX_SIDE} px"),
+                     ([0, 0, 1, 0.84375 * 0.995], "not 16:9")):  # 0.7% off: within 1%, not within a pixel
+        answer = api.put(route(key), json={"boxes": {"16:9": box}})
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"] == "invalid_options" and why in answer.json()["detail"]
+    listed = s3.list_objects_v2(Bucket=stack.output_bucket).get("Contents", [])
+    assert not [o for o in listed if o["Key"].endswith("overrides.json")]
+    assert Poller(stack).drain() == 0 and sidecar(s3, stack, key) == before
+    # the command line refuses it for a local photo too
+    from autocrop import cli
+
+    local = tmp_path / "cat.png"
+    local.write_bytes(photo())
+    assert cli.main(["crop", str(local), "--ratio", "16:9", "--box", "16:9=0,0,0.000001,0.0000005625",
+                     "-o", str(tmp_path / "out")]) == 2  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
+# --- clearing the overrides of a photo that is gone; an empty document ----------------------------
+
+
+def test_delete_clears_the_overrides_of_a_deleted_photo(stack: Stack, s3: Any, api: TestClient,
+                                                        monkeypatch: pytest.MonkeyPatch):  # fmt: skip
+    key = "gone/cat portrait.png"
+    cropped(s3, stack, key, photo())
+    assert api.put(route(key), json={"focal_point": [0.2, 0.2]}).status_code == 202
+    Poller(stack).drain()
+    s3.delete_object(Bucket=stack.input_bucket, Key=key)
+    monkeypatch.delenv("AUTOCROP_REGENERATE_QUEUE_URL")  # nothing is cropped again: no queue needed
+    get_settings.cache_clear()
+    answer = api.delete(route(key))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "cleared" and answer.json()["overrides"] is None
+    assert "no photo" in answer.json()["detail"] and "nothing to crop again" in answer.json()["detail"]
+    listed = s3.list_objects_v2(Bucket=stack.output_bucket).get("Contents", [])
+    assert not [o for o in listed if o["Key"].endswith("overrides.json")]
+    assert Poller(stack).drain() == 0
+    # neither photo nor overrides: 404
+    for gone in (key, "never/there.png"):
+        again = api.delete(route(gone))
+        assert again.status_code == 404 and again.json()["error"] == "no_such_photo", again.text
+        assert "no stored overrides" in again.json()["detail"]
+
+
+def test_an_empty_put_means_automatic_crops_whatever_the_upload_metadata_says(stack: Stack, s3: Any, api: TestClient):
+    """`PUT {}` stores "no overrides": it wins over the upload's metadata as any stored
+    overrides do (DELETE, not PUT {}, goes back to the metadata)."""
+    key = "empty/cat.png"
+    first = cropped(s3, stack, key, photo(), **{"autocrop-focus": "0.1,0.1"})
+    plain = cropped(s3, stack, "empty/plain.png", photo())
+    assert api.put(route(key), json={}).status_code == 202
+    Poller(stack).drain()
+    emptied = sidecar(s3, stack, key)
+    assert emptied["overrides"] == {"from": "stored"}
+    assert boxes(emptied) == boxes(plain) != boxes(first)  # the automatic crops
+    state = api.get(route(key)).json()
+    assert state["overrides"] == {} and state["upload_metadata"] == {"focal_point": [0.1, 0.1]}
+    assert not state["regenerating"]
+    assert api.delete(route(key)).status_code == 202
+    Poller(stack).drain()
+    back = sidecar(s3, stack, key)
+    assert back["overrides"] == {"from": "upload", "focal_point": [0.1, 0.1]} and back["version"] == first["version"]

@@ -45,6 +45,8 @@ BODY_DEPTH = 3.0
 #: Chosen on the validation photos: 1 (the share shown, as it is) kept their face cuts and
 #: crop quality; 0.25 (a quarter counts fully) cut one more labelled face in 144 crops.
 STRAY_FULL = 1.0
+#: In a crowd only this many of the largest faces' bodies are kept off the edges (`stray_bodies`).
+STRAY_MAX_FACES = 24
 #: What each object cut by a crop edge costs, of the whole weight (`objects_cut`).
 OBJECT_CUT = 1.0
 
@@ -305,27 +307,42 @@ def body_boxes(faces: np.ndarray, width: int, height: int) -> np.ndarray:
     ], axis=1)  # fmt: skip
 
 
-def stray_bodies(windows: Windows, faces: np.ndarray, width: int, height: int) -> np.ndarray:
+def stray_bodies(windows: Windows, faces: np.ndarray, width: int, height: int,
+                 among: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """0..1 per window: the most of any person's body it shows whose face it drops, as a
-    share of that body's width (over `STRAY_FULL`, capped at 1).
+    share of that body's width (over `STRAY_FULL`, capped at 1). With `among` (a mask), only
+    those windows are measured and the rest are NaN, as `face_rule.head_cuts` does.
 
     Why: the face rule drops a face cleanly, but the body under it is not salient to the
     network and nothing kept the crop's edge off it: a group photo cropped to 9:16 came out
     with a sliver of a dropped person's arm at its edge. `faces`: the protected faces (the
-    rule's, full-resolution px)."""
+    rule's, full-resolution px); in a crowd only the `STRAY_MAX_FACES` largest count (a
+    foreground person's arm at the edge shows; so does the cost of measuring hundreds of
+    faces against every window).
+    """
     n = len(windows)
     if len(faces) == 0 or n == 0:
         return np.zeros(n)
-    bodies = body_boxes(faces, width, height)
+    if len(faces) > STRAY_MAX_FACES:
+        faces = faces[np.argsort(-(faces[:, 2] * faces[:, 3]), kind="stable")[:STRAY_MAX_FACES]]
+    rows = np.arange(n) if among is None else np.flatnonzero(among)
+    out = np.zeros(n) if among is None else np.full(n, np.nan)
+    if len(rows) == 0:
+        return out
+    bodies = body_boxes(faces, width, height).astype(np.float32)
     bx0, by0, bx1, by1 = (bodies[None, :, i] for i in range(4))
-    wx0, wy0, wx1, wy1 = windows.x[:, None], windows.y[:, None], windows.x1[:, None], windows.y1[:, None]
-    inside_w = np.clip(np.minimum(wx1, bx1) - np.maximum(wx0, bx0), 0, None)
-    inside_h = np.clip(np.minimum(wy1, by1) - np.maximum(wy0, by0), 0, None)
-    share = np.where(inside_h > 0, inside_w / np.maximum(bx1 - bx0, 1e-9), 0.0)
-    fx0, fy0 = faces[None, :, 0], faces[None, :, 1]
-    fx1, fy1 = fx0 + faces[None, :, 2], fy0 + faces[None, :, 3]
-    kept = (wx0 <= fx0 + EPS) & (wy0 <= fy0 + EPS) & (wx1 >= fx1 - EPS) & (wy1 >= fy1 - EPS)
-    return np.clip(np.where(kept, 0.0, share).max(axis=1) / STRAY_FULL, 0.0, 1.0)
+    wx0, wy0 = windows.x[rows, None].astype(np.float32), windows.y[rows, None].astype(np.float32)
+    wx1, wy1 = windows.x1[rows, None].astype(np.float32), windows.y1[rows, None].astype(np.float32)
+    f = faces.astype(np.float32)
+    fx0, fy0 = f[None, :, 0], f[None, :, 1]
+    fx1, fy1 = fx0 + f[None, :, 2], fy0 + f[None, :, 3]
+    # A face the window keeps whole shows its own body, which is no sliver.
+    shown = ~((wx0 <= fx0 + EPS) & (wy0 <= fy0 + EPS) & (wx1 >= fx1 - EPS) & (wy1 >= fy1 - EPS))
+    shown &= (np.minimum(wy1, by1) > np.maximum(wy0, by0))
+    inside_w = np.minimum(wx1, bx1) - np.maximum(wx0, bx0)
+    share = np.where(shown, inside_w, 0.0) / np.maximum(bx1 - bx0, 1e-6)
+    out[rows] = np.clip(share.max(axis=1) / STRAY_FULL, 0.0, 1.0)
+    return out
 
 
 def centredness(windows: Windows, width: int, height: int) -> np.ndarray:
@@ -412,7 +429,7 @@ def measure_windows(
         faces_kept=faces_kept,
         head_cut=head_cuts(windows, protected, width, height, options, among=feasible if heads_of_allowed_only else None),
         edge_cut=edge_cuts(windows, index, options, width, height),
-        people_cut=stray_bodies(windows, protected, width, height),
+        people_cut=stray_bodies(windows, protected, width, height, among=feasible if heads_of_allowed_only else None),
         objects_cut=objects_cut(windows, objects, width, height),
         position=centredness(windows, width, height),
         area=(windows.w * windows.h) / float(windows.w.max() * windows.h.max()),

@@ -7,7 +7,9 @@ Every number is a fraction (0..1) of the upright photo, so an override does not 
 photo's resolution and survives a replaced photo of another size. A focal point and keep
 regions are the engine's own hints (`CropOptions.focal_point`, `CropOptions.keep`); a box is
 the crop of its ratio, exactly (`CropOptions.boxes`): it wins over the engine, which still
-measures it against the face rule and warns when it slices a detected face.
+measures it against the face rule and warns when it slices a detected face. A box is checked
+in pixels of the photo it crops (`box_fits`: at least MIN_BOX_SIDE px, of its ratio within a
+pixel); on a photo where it is not, the engine sets it aside and says why.
 
 They arrive as JSON (the API, the CLI's sidecar file), as S3 user metadata at upload
 (`autocrop-focus: x,y`, `autocrop-keep: x,y,w,h[;x,y,w,h...]`, the way CMSes store a focal
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidOptionsError
-from .options import DEFAULT_MAX_PIXELS, RATIO_TOLERANCE, CropOptions, parse_ratio
+from .options import DEFAULT_MAX_PIXELS, CropOptions, parse_ratio
 from .types import Box, Region
 
 #: S3 user metadata names (lower case, as S3 returns them) of the upload-time overrides.
@@ -39,6 +41,16 @@ FIELDS = ("focal_point", "keep", "boxes")
 #: Keep regions and boxes one photo may carry: enough for any page, small enough to check fast.
 MAX_KEEP = 16
 MAX_BOXES = 16
+#: A box's shorter side, at least, in pixels of the photo it crops. Every output of a box is
+#: resized from it: below 16 px it is one JPEG colour block (4:2:0 codes colour in 16x16),
+#: nothing in it can be made out, each output is an upscaled smear, and one pixel of rounding
+#: is over 6% of its shape. A fraction that small is a slip (or a photo far larger than the one
+#: the box was drawn on), not a crop anyone means.
+MIN_BOX_SIDE = 16
+#: How far a box's side may be from its ratio's shape, in pixels of the photo: what drawing it
+#: on whole pixels can miss by. More is a box of another shape, stretched in every output (a
+#: relative tolerance would let a large box be tens of pixels off).
+SHAPE_TOLERANCE_PX = 1.0
 #: Hex digits of a crop version (64 bits of SHA-256: no two versions of a photo collide).
 VERSION_DIGITS = 16
 
@@ -101,11 +113,20 @@ def box_pixels(region: Region, width: int, height: int) -> Box:
 
 
 def box_fits(region: Region, ratio: str, width: int, height: int) -> str | None:
-    """Why the box `region` cannot be the `ratio` crop of a `width` x `height` photo (None: it can)."""
-    shape = (region.w * width) / (region.h * height)
-    if abs(shape / parse_ratio(ratio) - 1) > RATIO_TOLERANCE:
-        return (f"the {ratio} box {[region.x, region.y, region.w, region.h]} is {shape:.3f}:1 on this "
-                f"{width}x{height} photo, not {ratio} ({parse_ratio(ratio):.3f}:1)")  # fmt: skip
+    """Why the box `region` cannot be the `ratio` crop of a `width` x `height` photo (None: it
+    can): measured in the photo's pixels, it is under MIN_BOX_SIDE or off its ratio's shape."""
+    named = f"the {ratio} box {[region.x, region.y, region.w, region.h]}"
+    box = box_pixels(region, width, height)
+    if min(box.w, box.h) < MIN_BOX_SIDE:
+        return (f"{named} is {box.w}x{box.h} px on this {width}x{height} photo: a box is at least "
+                f"{MIN_BOX_SIDE} px on its shorter side")  # fmt: skip
+    # Its sides at the photo's size, before rounding to whole pixels (which moves each by under
+    # one, so a box given exactly is never refused for it).
+    w, h, value = region.w * width, region.h * height, parse_ratio(ratio)
+    off = min(abs(h - w / value), abs(w - h * value))
+    if off > SHAPE_TOLERANCE_PX:
+        return (f"{named} is {w:.1f}x{h:.1f} px on this {width}x{height} photo, not {ratio}: a side is "
+                f"{off:.1f} px from its shape (a box is of its ratio within {SHAPE_TOLERANCE_PX:g} px)")  # fmt: skip
     return None
 
 
@@ -265,5 +286,5 @@ def crop_version(inputs: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:VERSION_DIGITS]
 
 
-__all__ = ["METADATA_FOCUS", "METADATA_KEEP", "SIDECAR_SUFFIX", "Overrides", "box_fits", "box_pixels", "crop_version",
+__all__ = ["METADATA_FOCUS", "METADATA_KEEP", "MIN_BOX_SIDE", "SIDECAR_SUFFIX", "Overrides", "box_fits", "box_pixels", "crop_version",
            "photo_size", "sidecar_path"]
