@@ -46,7 +46,7 @@ BODY_DEPTH = 3.0
 #: crop quality; 0.25 (a quarter counts fully) cut one more labelled face in 144 crops.
 STRAY_FULL = 1.0
 #: In a crowd only this many of the largest faces' bodies are kept off the edges (`stray_bodies`).
-STRAY_MAX_FACES = 24
+STRAY_MAX_FACES = 12
 #: What each object cut by a crop edge costs, of the whole weight (`objects_cut`).
 OBJECT_CUT = 1.0
 
@@ -219,15 +219,25 @@ def region_coverage(windows: Windows, regions: np.ndarray) -> np.ndarray:
     return (iw * ih / area).mean(axis=1)
 
 
-def edge_cuts(windows: Windows, index: SaliencyIndex, options: CropOptions, width: int, height: int) -> np.ndarray:
+def edge_cuts(windows: Windows, index: SaliencyIndex, options: CropOptions, width: int, height: int,
+              among: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """How much each window's edges cut through salient content, 0..1.
 
     For each edge, the mean saliency above the map's mean in a band just inside and in a
     band just outside; the smaller of the two (salient on both sides = a subject sliced).
     Edges on the photo's border cut nothing, and a flat map has nothing to cut. Mean over
     the four edges, relative to the map's peak above its mean. Worked out on the analysis
-    grid, where the bands are whole cells.
+    grid, where the bands are whole cells. With `among` (a mask), only those windows are
+    measured and the rest are NaN (the engine ranks the feasible windows only).
     """
+    if among is not None:
+        rows_of = np.flatnonzero(among)
+        out = np.full(len(windows), np.nan)
+        if len(rows_of):
+            subset = Windows(windows.x[rows_of], windows.y[rows_of], windows.w[rows_of], windows.h[rows_of],
+                             windows.scale[rows_of])  # fmt: skip
+            out[rows_of] = edge_cuts(subset, index, options, width, height)
+        return out
     ii = index.integral
     rows, cols = ii.shape[0] - 1, ii.shape[1] - 1
     c0, r0, c1, r1 = index.cells(windows.x, windows.y, windows.x1, windows.y1)
@@ -428,7 +438,7 @@ def measure_windows(
         faces_share=faces_share,
         faces_kept=faces_kept,
         head_cut=head_cuts(windows, protected, width, height, options, among=feasible if heads_of_allowed_only else None),
-        edge_cut=edge_cuts(windows, index, options, width, height),
+        edge_cut=edge_cuts(windows, index, options, width, height, among=feasible if heads_of_allowed_only else None),
         people_cut=stray_bodies(windows, protected, width, height, among=feasible if heads_of_allowed_only else None),
         objects_cut=objects_cut(windows, objects, width, height),
         position=centredness(windows, width, height),

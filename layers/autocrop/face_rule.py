@@ -173,14 +173,18 @@ def even_face_saliency(saliency: np.ndarray, faces: np.ndarray, width: int, heig
         members = cells[group == g]
         if len(members) < 2:
             continue
-        union = np.zeros((h, w), bool)
+        # Worked inside the box around the group's heads only (a crowd has many groups).
+        bx0, by0 = members[:, 0].min(), members[:, 1].min()
+        bx1, by1 = members[:, 2].max(), members[:, 3].max()
+        local = out[by0:by1, bx0:bx1]
+        union = np.zeros(local.shape, bool)
         for x0, y0, x1, y1 in members:
-            union[y0:y1, x0:x1] = True
-        pooled = float(out[union].sum())
-        even = np.zeros((h, w), np.float64)
+            union[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = True
+        pooled = float(local[union].sum())
+        even = np.zeros(local.shape, np.float64)
         for x0, y0, x1, y1 in members:
-            even[y0:y1, x0:x1] += pooled / len(members) / max((x1 - x0) * (y1 - y0), 1)
-        out[union] = (1 - share) * out[union] + share * even[union]
+            even[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] += pooled / len(members) / max((x1 - x0) * (y1 - y0), 1)
+        local[union] = (1 - share) * local[union] + share * even[union]
     return out
 
 

@@ -286,5 +286,5 @@ def crop_version(inputs: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:VERSION_DIGITS]
 
 
-__all__ = ["METADATA_FOCUS", "METADATA_KEEP", "MIN_BOX_SIDE", "SIDECAR_SUFFIX", "Overrides", "box_fits", "box_pixels", "crop_version",
-           "photo_size", "sidecar_path"]
+__all__ = ["METADATA_FOCUS", "METADATA_KEEP", "MIN_BOX_SIDE", "SIDECAR_SUFFIX", "Overrides", "box_fits", "box_pixels",
+           "crop_version", "photo_size", "sidecar_path"]
