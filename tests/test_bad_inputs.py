@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RATIOS = ("1:1", "16:9", "4:5", "9:16")
 OPTIONS = CropOptions.from_ratios(RATIOS)
 ENGINE_ERRORS = {"unsupported_image": UnsupportedImageError, "image_too_large": ImageTooLargeError}
-#: The issue's ceiling for the worst case of the corpus, as peak RSS of a whole process.
+#: The ceiling for the worst case of the corpus, as peak RSS of a whole process.
 PEAK_RSS_LIMIT_MB = 500
 
 CASES = corpus()

@@ -61,7 +61,7 @@ def test_recall_table_on_real_photos(tmp_path: Path) -> None:
 
 @needs_data
 def test_blazeface_finds_a_face_yunet_finds_and_merges_with_it(tmp_path: Path) -> None:
-    """The second-detector comparison (issue 11): BlazeFace full range through LiteRT, decoded
+    """The second-detector comparison (docs/faces.md): BlazeFace full range through LiteRT, decoded
     from its 48x48 anchors, finds the face YuNet finds, and the merged run finds no fewer."""
     import cv2
 

@@ -351,7 +351,7 @@ def test_the_engine_says_who_chose_each_crop():
     from skimage import data as skdata
 
     import autocrop
-    from autocrop.ranking import select_ranker
+    from autocrop.ranker_choice import select_ranker
 
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
     assert ok
@@ -375,7 +375,7 @@ def test_the_engine_says_who_chose_each_crop():
 
 
 def test_auto_uses_the_learned_ranker_only_when_its_card_says_it_won(monkeypatch):
-    from autocrop import ranker, ranking
+    from autocrop import ranker, ranker_choice
 
     class Won(AreaRanker):
         beats_composition = True
@@ -383,28 +383,28 @@ def test_auto_uses_the_learned_ranker_only_when_its_card_says_it_won(monkeypatch
     class Lost(AreaRanker):
         beats_composition = False
 
-    monkeypatch.setattr(ranking, "ranker_beats_composition", lambda: True)
+    monkeypatch.setattr(ranker_choice, "ranker_beats_composition", lambda: True)
     monkeypatch.setattr(ranker, "load_ranker", lambda: Won())
-    assert isinstance(ranking.select_ranker(CropOptions(ranker="auto")), Won)
+    assert isinstance(ranker_choice.select_ranker(CropOptions(ranker="auto")), Won)
     monkeypatch.setattr(ranker, "load_ranker", lambda: Lost())  # the card and the model disagree
-    assert isinstance(ranking.select_ranker(CropOptions(ranker="auto")), CompositionRanker)
-    assert isinstance(ranking.select_ranker(CropOptions(ranker="learned")), Lost)
-    assert isinstance(ranking.select_ranker(CropOptions(ranker="composition")), CompositionRanker)
+    assert isinstance(ranker_choice.select_ranker(CropOptions(ranker="auto")), CompositionRanker)
+    assert isinstance(ranker_choice.select_ranker(CropOptions(ranker="learned")), Lost)
+    assert isinstance(ranker_choice.select_ranker(CropOptions(ranker="composition")), CompositionRanker)
 
 
 def test_auto_never_builds_the_model_when_its_card_says_it_lost(monkeypatch, tmp_path):
     """Cold start: `ranker="auto"` reads the card alone and loads no interpreter it would not use."""
     import json
 
-    from autocrop import ranker, ranking
-    from autocrop.ranking import ranker_beats_composition
+    from autocrop import ranker, ranker_choice
+    from autocrop.ranker_choice import ranker_beats_composition
 
     loaded = []
     monkeypatch.setattr(ranker, "load_ranker", lambda: loaded.append(1) or AreaRanker())
-    monkeypatch.setattr(ranking, "ranker_beats_composition", lambda: False)
-    assert isinstance(ranking.select_ranker(CropOptions(ranker="auto")), CompositionRanker)
+    monkeypatch.setattr(ranker_choice, "ranker_beats_composition", lambda: False)
+    assert isinstance(ranker_choice.select_ranker(CropOptions(ranker="auto")), CompositionRanker)
     assert loaded == []
-    assert isinstance(ranking.select_ranker(CropOptions(ranker="learned")), AreaRanker)
+    assert isinstance(ranker_choice.select_ranker(CropOptions(ranker="learned")), AreaRanker)
     assert loaded == [1]
     # The card reader itself: the field, a card that says no, no card, a broken card.
     for name, text, expected in (
@@ -438,7 +438,7 @@ def test_analysing_with_the_composition_ranker_never_imports_the_learned_one():
         "assert (result.models['ranker'] != 'composition') == learned, result.models\n"
         "print('ok')\n"
     )
-    from autocrop.ranking import ranker_beats_composition
+    from autocrop.ranker_choice import ranker_beats_composition
 
     # Whatever the shipped card says: "auto" imports the learned ranker only when it wins.
     wins = str(ranker_beats_composition())

@@ -1,5 +1,5 @@
 """`serverless package` (osls, pinned in package.json) runs offline, and cfn-lint passes on
-the CloudFormation template it writes; the template says what the issue asks for."""
+the CloudFormation template it writes; the template says what the deployment promises."""
 
 from __future__ import annotations
 

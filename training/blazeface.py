@@ -1,8 +1,8 @@
 """BlazeFace (MediaPipe's full-range face detector, ../shared/data/weights/faces) as a
-measured alternative to YuNet: issue 11's "second detector" direction.
+measured alternative to YuNet: a second face detector.
 
 Not shipped: `training.face_eval --detector blazeface` measures it with the same matching
-rules and buckets as the engine's YuNet pass, and the README records the verdict.
+rules and buckets as the engine's YuNet pass, and docs/faces.md records the verdict.
 
 The full-range model takes a 192x192 RGB image in [-1, 1] and predicts, per cell of a 48x48
 grid (stride 4, one anchor per cell), a box (centre offset, width, height in input pixels)

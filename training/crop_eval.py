@@ -29,7 +29,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-
 from autocrop import Box, CropOptions, analyse
 from autocrop.candidates import largest_window
 from autocrop.options import parse_ratio
@@ -48,7 +47,15 @@ from .crop_labels import (  # noqa: F401  (re-exported: the evaluation's labels 
     point_integral,
     window_sums,
 )
-from .datasets import DEFAULT_DATA_ROOT, REPORT_ONLY_SETS, FaceLabel, FixationRecord, load_eyecrowd_faces, load_saliency_sets
+from .datasets import (
+    DEFAULT_DATA_ROOT,
+    REPORT_ONLY_SETS,
+    FaceLabel,
+    FixationRecord,
+    load_eyecrowd_faces,
+    load_saliency_sets,
+)
+from .engine_options import parse_overrides
 
 RATIOS = ("1:1", "16:9", "4:5", "9:16")
 #: The croppers compared by default; "density-engine" (a ceiling, not a method) on request.
@@ -161,7 +168,7 @@ class YuNetOnLabels:
         from autocrop.faces import load_face_detector
         from autocrop.geometry import xywh_to_xyxy
 
-        from .face_eval import as_rects, match_mask  # face_eval imports this module
+        from .face_eval import as_rects, match_mask
 
         found = load_face_detector().detect(bgr, score_threshold)
         if len(found) == 0 or not self.faces:
@@ -339,19 +346,6 @@ def format_table(summaries: dict[str, dict[str, Any]], ratios: Sequence[str] = R
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """['min_scale=0.8', 'face_small_pass=always'] -> typed CropOptions overrides."""
-    defaults = CropOptions()
-    out: dict[str, Any] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        if not hasattr(defaults, key):
-            raise SystemExit(f"unknown option {key!r}")
-        current = getattr(defaults, key)
-        out[key] = type(current)(value) if isinstance(current, (int, float, str)) else json.loads(value)
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,7 +41,7 @@ from autocrop.faces import detect_faces, load_face_detector, merge_detections
 from autocrop.geometry import iou, overlap_area
 from autocrop.options import parse_size
 
-from .crop_eval import parse_overrides
+from .engine_options import parse_overrides
 from .datasets import DEFAULT_DATA_ROOT, VALIDATION_EVERY, FaceLabel, load_eyecrowd_faces
 
 MIN_WIDTH = 24.0

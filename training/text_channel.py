@@ -1,4 +1,4 @@
-"""A text channel for saliency, measured (issue 10's "text" direction; not shipped).
+"""A text channel for saliency, measured (not shipped; docs/saliency.md).
 
     pip download rapidocr_onnxruntime==1.4.4 --no-deps -d /tmp/rocr
     unzip -o /tmp/rocr/rapidocr_onnxruntime-1.4.4-py3-none-any.whl \
@@ -10,7 +10,7 @@ People read: text draws fixations almost as faces do. PaddleOCR's PP-OCRv4 text 
 which the layer already has. Its text-probability map, blurred like the ground truth
 (sigma 0.03 x the long side), scaled to peak 1, is added to the shipped model's map with a
 weight; the weight is chosen on the in-domain validation split and the MIT1003 sample only
-reports, as everywhere in issue 10. Prints CC per set and weight.
+reports, as for every saliency experiment. Prints CC per set and weight.
 """
 
 from __future__ import annotations

@@ -14,16 +14,36 @@ import time
 import cv2
 import numpy as np
 
-from .candidates import SaliencyIndex, Windows, largest_window, measure_windows, propose_windows
+from .candidates import (
+    SaliencyIndex,
+    Windows,
+    largest_window,
+    measure_windows,
+    propose_windows,
+)
 from .decode import decode
 from .face_rule import even_face_saliency, face_report
-from .geometry import iou
 from .faces import FaceDetector, detect_faces, load_face_detector
+from .geometry import iou
 from .options import CropOptions, parse_ratio
 from .overrides import box_fits, box_pixels
-from .rules import PLAIN_BACKGROUND, WHOLE_PHOTO, Subject, keeps_whole, plain_subject, subject_box
-from .ranking import PhotoContext, Ranker, rank_candidates, select_ranker
-from .saliency import SaliencyOutput, SaliencyPredictor, SaliencyWithFeatures, SaliencyWithPrior, load_saliency
+from .ranker_choice import select_ranker
+from .ranking import PhotoContext, Ranker, rank_candidates
+from .rules import (
+    PLAIN_BACKGROUND,
+    WHOLE_PHOTO,
+    Subject,
+    keeps_whole,
+    plain_subject,
+    subject_box,
+)
+from .saliency import (
+    SaliencyOutput,
+    SaliencyPredictor,
+    SaliencyWithFeatures,
+    SaliencyWithPrior,
+    load_saliency,
+)
 from .scoring import composition_terms, total_score
 from .types import Box, Crop, CropResult, DecodedImage, Face, Region
 

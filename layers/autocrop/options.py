@@ -171,7 +171,7 @@ class CropOptions:
     #: chin) kept whole still let crops slice the hair and ears of the heads EVALUATION.md
     #: counts: every face cut on the validation photos was of a detected face. Defaults: the
     #: 25th percentiles of how far EyeCrowd's labelled heads reach beyond YuNet's boxes on the
-    #: training photos (2,308 faces; medians 0.43, 0.12, 0.29). Measured (README): validation
+    #: training photos (2,308 faces; medians 0.43, 0.12, 0.29). Measured (docs/crop_quality.md): validation
     #: face cuts 0.021 -> 0.014 and of_oracle 0.952 -> 0.949; cross-fitted training photos
     #: 0.055 -> 0.043 and 0.924 -> 0.923. The medians cut more (0.039) and cost more (0.921,
     #: OSIE's 9:16 portraits most); 0 for all three is the bare-face rule of before.

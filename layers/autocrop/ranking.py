@@ -2,18 +2,16 @@
 
 The composition score (`scoring.py`) always orders the feasible windows (`order_by`, the
 ordering the engine, the ranker's training and its export all call). A learned ranker
-(`ranker.py`, imported only when it may run) re-orders the best of them: the face-safe
+(`ranker.py`, imported only when it may run: `ranker_choice`) re-orders the best of them: the face-safe
 head of the order (`face_safe`), of the first window's size with scope "position".
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -23,9 +21,6 @@ from .options import CropOptions
 from .preprocess import Letterbox
 from .scoring import RANKER_NAME as COMPOSITION_NAME
 from .scoring import composition_score, composition_terms, total_score
-
-if TYPE_CHECKING:
-    from .ranker import LearnedRanker
 
 DEFAULT_RANKER_MODEL = Path(__file__).parent / "models" / "ranker.tflite"
 #: How many of the best windows `break_face_ties` looks at for near-ties.
@@ -247,31 +242,6 @@ def card_beats_composition(card: object) -> bool:
     return isinstance(card, dict) and bool(card.get("validation", {}).get("beats_composition", False))
 
 
-@lru_cache(maxsize=4)
-def ranker_beats_composition(path: str | None = None) -> bool:
-    """Whether the shipped ranker's card says it beat the composition score: read from the
-    card alone, so `ranker="auto"` neither imports the learned ranker nor builds its
-    interpreter (cold-start costs) when the card already says no."""
-    try:
-        card = json.loads((Path(path) if path else DEFAULT_RANKER_MODEL).with_suffix(".json").read_text())
-    except (OSError, ValueError):
-        return False
-    return card_beats_composition(card)
-
-
-def select_ranker(options: CropOptions) -> Ranker:
-    """The ranker `options.ranker` names: the learned one (or its fallback), the composition
-    score, or ("auto") the learned one only where its model card shows it is the better one."""
-    if options.ranker == "composition" or (options.ranker == "auto" and not ranker_beats_composition()):
-        return CompositionRanker()
-    from .ranker import load_ranker  # only here: the learned ranker may run
-
-    ranker: LearnedRanker | CompositionRanker = load_ranker()
-    if options.ranker == "auto" and (isinstance(ranker, CompositionRanker) or not ranker.beats_composition):
-        return CompositionRanker()  # the card and the model disagree, or it did not load
-    return ranker
-
-
 __all__ = [
     "DEFAULT_RANKER_MODEL",
     "DEFAULT_SCOPE",
@@ -285,7 +255,5 @@ __all__ = [
     "of_first_size",
     "order_by",
     "rank_candidates",
-    "ranker_beats_composition",
-    "select_ranker",
     "take",
 ]

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from autocrop import CropOptions
     from autocrop.faces import OpenCVYuNetDetector, load_face_detector
-    from autocrop.ranking import select_ranker
+    from autocrop.ranker_choice import select_ranker
     from autocrop.saliency import load_saliency
 
     cpu = pin_to_one_core()

@@ -200,7 +200,7 @@ def time_rankers(photos: dict[str, bytes], repeats: int) -> dict[str, dict[str, 
     composition score's run in the same moment, not as a number from another day.
     """
     from autocrop import CropOptions, analyse
-    from autocrop.ranking import select_ranker
+    from autocrop.ranker_choice import select_ranker
 
     options = {name: CropOptions(ratios=RATIOS, ranker=name) for name in ("composition", "learned")}
     if select_ranker(options["learned"]).name == "composition":

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 MODEL_PATH = "layers/autocrop/models/saliency.tflite"
-#: The last commit with the fine-tuned single-prior model (before issue 10's model).
+#: The last commit with the fine-tuned single-prior model (before the per-dataset-prior experiments).
 DEFAULT_BASELINE_REV = "a0ecc1f"
 
 

@@ -9,7 +9,8 @@ from autocrop import CropOptions
 from autocrop.engine import decode_for, prepare_photo
 from autocrop.candidates import propose_windows, measure_windows
 from autocrop.scoring import composition_terms, total_score
-from autocrop.ranking import order_by, break_face_ties, select_ranker
+from autocrop.ranker_choice import select_ranker
+from autocrop.ranking import order_by, break_face_ties
 from autocrop.face_rule import face_importance
 from training.fairness_audit import *
 from training.fairness_audit import Models
