@@ -13,15 +13,12 @@ photo to the input bucket and collect its crops from the output bucket.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from pathlib import Path
 from typing import Any
 
-from autocrop import CropOptions
-from autocrop.errors import AutocropError, ImageTooLargeError, InvalidOptionsError, OutputTooLargeError, UnsupportedImageError
-from autocrop.job import OutputSpec, run_job
-from autocrop.options import parse_size
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -29,11 +26,21 @@ from fastapi.staticfiles import StaticFiles
 from mangum import Mangum
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from autocrop import CropOptions
+from autocrop.errors import (
+    AutocropError,
+    ImageTooLargeError,
+    InvalidOptionsError,
+    OutputTooLargeError,
+    UnsupportedImageError,
+)
+from autocrop.job import OutputSpec, run_job
+from autocrop.options import parse_size
 from functions.api_crops import router as crop_urls
-from functions.api_photos import router as photo_overrides
 from functions.api_gateway import HttpApiGateway
 from functions.api_limits import BodyLimitMiddleware
 from functions.api_models import PHOTO_BODY, ApiError, CropResponse, Photo, SettingsDep, http_error, invalid_request
+from functions.api_photos import router as photo_overrides
 from functions.settings import ANSWER_BYTES
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -212,4 +219,22 @@ def _data_url(data: bytes, media_type: str) -> str:
 
 
 # HttpApiGateway: the path as API Gateway decoded it, never decoded a second time.
-handler = Mangum(app, lifespan="off", custom_handlers=[HttpApiGateway])
+_mangum = Mangum(app, lifespan="off", custom_handlers=[HttpApiGateway])
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point: Mangum, run on the thread's event loop, made first where the
+    thread has none. Mangum reads `asyncio.get_event_loop()`, which raises once anything in
+    the process has run `asyncio.run()` (it leaves the thread without a loop): a warm
+    container's other code, or a test run before this one."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        policy = asyncio.get_event_loop_policy()
+        try:
+            loop = policy.get_event_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or loop.is_closed():
+            asyncio.set_event_loop(asyncio.new_event_loop())
+    return _mangum(event, context)

@@ -35,23 +35,33 @@ import hashlib
 import hmac
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from autocrop import Box, CropOptions, RenderRequest, render_crops
-from autocrop.render import answer_bound
-from autocrop.errors import AutocropError, InvalidOptionsError
-from autocrop.job import OutputSpec, run_job
-from autocrop.master import Master
-from autocrop.overrides import FIELDS, Overrides
-from autocrop.urls import NO_VERSION, ROUTE, CropUrl, KeyRing, NonCanonicalUrlError, SigningKeyError, check, crop_url, parse
 from botocore.exceptions import ClientError
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from autocrop import Box, CropOptions, RenderRequest, render_crops
+from autocrop.errors import AutocropError, InvalidOptionsError
+from autocrop.job import OutputSpec, run_job
+from autocrop.master import Master
+from autocrop.overrides import FIELDS, Overrides
+from autocrop.render import answer_bound
+from autocrop.urls import (
+    NO_VERSION,
+    ROUTE,
+    CropUrl,
+    KeyRing,
+    NonCanonicalUrlError,
+    SigningKeyError,
+    check,
+    crop_url,
+    parse,
+)
 from functions.api_models import ApiError, SettingsDep
 from functions.s3_events import bare_etag
 from functions.s3_outputs import (
@@ -109,7 +119,9 @@ def signing_keys(settings: Settings) -> KeyRing:
     if not stored.strip() and settings.url_signing_key_parameter:
         stored = ssm_value(settings.url_signing_key_parameter, settings, decrypt=True)
     elif not stored.strip():
-        raise not_configured("crop URLs need AUTOCROP_URL_SIGNING_KEY_PARAMETER (an SSM parameter) or AUTOCROP_URL_SIGNING_KEY")
+        raise not_configured(
+            "crop URLs need AUTOCROP_URL_SIGNING_KEY_PARAMETER (an SSM parameter) or AUTOCROP_URL_SIGNING_KEY"
+        )
     try:
         return KeyRing.parse(stored)
     except SigningKeyError as e:  # a blank or short key would let anyone sign
@@ -136,7 +148,9 @@ def require_cdn(request: Request, settings: Settings) -> None:
         return
     sent = request.headers.get(ORIGIN_HEADER, "").encode()
     if not hmac.compare_digest(sent, expected):
-        raise ApiError(403, "not_through_the_cdn", "crop URLs are served through the CDN (CropUrlDomain), not from here")
+        raise ApiError(
+            403, "not_through_the_cdn", "crop URLs are served through the CDN (CropUrlDomain), not from here"
+        )
 
 
 def checked_request(request: Request, path: str, keys: KeyRing, settings: Settings) -> CropUrl:
@@ -148,7 +162,7 @@ def checked_request(request: Request, path: str, keys: KeyRing, settings: Settin
             sent = raw.decode("latin-1")  # bytes as they came: anything but ASCII is non-canonical
             if not sent.startswith(ROUTE + "/"):
                 raise NonCanonicalUrlError(f"a crop URL starts {ROUTE}/ as written")
-            signed = parse(sent[len(ROUTE) + 1:])
+            signed = parse(sent[len(ROUTE) + 1 :])
         else:
             signed = parse(path, decoded=True)
     except NonCanonicalUrlError as e:
@@ -331,7 +345,11 @@ def crop_from_url(path: str, request: Request, settings: SettingsDep) -> Respons
     # record under a hashed key): nothing stored to read, and S3 would refuse the request.
     stored_fits = len(f"{base}/{SIDECAR}".encode()) <= KEY_LIMIT
     stored = pool.submit(read_json, s3, settings.output_bucket, f"{base}/{SIDECAR}") if stored_fits else None
-    master = pool.submit(master_bytes, s3, settings.output_bucket, master_key) if settings.url_master and stored_fits else None
+    master = (
+        pool.submit(master_bytes, s3, settings.output_bucket, master_key)
+        if settings.url_master and stored_fits
+        else None
+    )
     photo = photo_head(s3, settings, wanted.key)
     etag = str(bare_etag(photo.get("ETag")))
     sidecar = stored.result() if stored is not None else None
@@ -364,7 +382,8 @@ def crop_from_url(path: str, request: Request, settings: SettingsDep) -> Respons
         laps.lap("fetch")
         if box is None:
             options = overrides_now(s3, settings, f"{base}/{OVERRIDES}", sidecar, etag, photo).apply(
-                CropOptions.from_ratios([wanted.ratio]))
+                CropOptions.from_ratios([wanted.ratio])
+            )
             done = run_job(data, options, OutputSpec(render=False))
             box, analysis = done.result.crops[0].box, "fresh"
             laps.lap("analysis")

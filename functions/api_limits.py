@@ -51,9 +51,7 @@ class BodyLimitMiddleware:
 def _too_large(size: int, limit: int) -> ApiError:
     settings = get_settings()
     upload_to = f"s3://{settings.input_bucket or '<input bucket>'}/<key>"
-    crops_at = (
-        f"s3://{settings.output_bucket or '<output bucket>'}/{settings.normalised_prefix}/<key>/"
-    )
+    crops_at = f"s3://{settings.output_bucket or '<output bucket>'}/{settings.normalised_prefix}/<key>/"
     return ApiError(
         413,
         "payload_too_large",

@@ -32,9 +32,7 @@ class ApiError(Exception):
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
 
     def response(self) -> JSONResponse:
-        return JSONResponse(
-            {"error": self.code, "detail": self.detail, **self.extra}, status_code=self.status
-        )
+        return JSONResponse({"error": self.code, "detail": self.detail, **self.extra}, status_code=self.status)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,12 +212,15 @@ class FaceReportOut(BaseModel):
     kept: int = Field(description="detected faces wholly inside the crop")
     dropped: int = Field(description="detected faces wholly outside")
     cut: int = Field(description="detected faces partly inside (faces too small to protect may be)")
-    protected_cut: int = Field(description="protected faces the crop slices: 0 unless no crop of the "
-                               "ratio could keep or drop them all whole")
-    heads_cut: int = Field(description="protected faces kept or dropped whole whose guard (the face with "
-                           "the usual head around it, face_guard_*) the crop slices: where no crop of the ratio "
-                           "could keep every guard whole. The breakdown's head_margins_sliced charges the wider "
-                           "head margins, so it can be below 0 while this is 0")
+    protected_cut: int = Field(
+        description="protected faces the crop slices: 0 unless no crop of the ratio could keep or drop them all whole"
+    )
+    heads_cut: int = Field(
+        description="protected faces kept or dropped whole whose guard (the face with "
+        "the usual head around it, face_guard_*) the crop slices: where no crop of the ratio "
+        "could keep every guard whole. The breakdown's head_margins_sliced charges the wider "
+        "head margins, so it can be below 0 while this is 0"
+    )
     all_protected_whole: bool
 
 
@@ -244,9 +245,7 @@ class CropOut(BaseModel):
     image: str | None = Field(None, description="Preview data URL (include=images)")
     size: list[int] | None = Field(None, description="[W, H] of the preview image (include=images)")
     media_type: str | None = Field(None, description="Media type of the preview (include=images)")
-    upscaled: bool | None = Field(
-        None, description="Whether the preview is larger than the part of the photo it shows"
-    )
+    upscaled: bool | None = Field(None, description="Whether the preview is larger than the part of the photo it shows")
 
 
 class FaceOut(BaseModel):

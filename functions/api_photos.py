@@ -29,24 +29,33 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from urllib.parse import unquote_to_bytes
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
 
 import boto3
-from autocrop.errors import InvalidOptionsError, UnsupportedImageError
-from autocrop.options import parse_ratio
-from autocrop.overrides import Overrides, photo_size
-from autocrop.urls import SigningKeyError, crop_url
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from autocrop.errors import InvalidOptionsError, UnsupportedImageError
+from autocrop.options import parse_ratio
+from autocrop.overrides import Overrides, photo_size
+from autocrop.urls import SigningKeyError, crop_url
 from functions.api_crops import current_version, photo_bytes, photo_head, signing_keys
 from functions.api_models import ApiError, SettingsDep
 from functions.s3_events import bare_etag, regenerate_message
-from functions.s3_outputs import (KEY_LIMIT, OVERRIDES, SIDECAR, is_missing, lost_race, output_base, read_json, read_overrides,
-                                  s3_client)  # fmt: skip
+from functions.s3_outputs import (
+    KEY_LIMIT,
+    OVERRIDES,
+    SIDECAR,
+    is_missing,
+    lost_race,
+    output_base,
+    read_json,
+    read_overrides,
+    s3_client,  # fmt: skip
+)
 from functions.settings import Settings
 
 if TYPE_CHECKING:
@@ -72,7 +81,7 @@ def photo_key(request: Request, key: str) -> str:
     raw = request.scope.get("raw_path")
     if raw is not None:
         sent = raw.decode("latin-1")
-        inner = sent[len(PREFIX):-len(SUFFIX)] if sent.startswith(PREFIX) and sent.endswith(SUFFIX) else ""
+        inner = sent[len(PREFIX) : -len(SUFFIX)] if sent.startswith(PREFIX) and sent.endswith(SUFFIX) else ""
         try:
             key = unquote_to_bytes(inner).decode("utf-8") or key
         except UnicodeDecodeError as e:
@@ -94,7 +103,9 @@ def overrides_key(key: str, settings: Settings) -> str:
 def checked_overrides(body: bytes, settings: Settings) -> Overrides:
     """The overrides a PUT body (or the CLI's file) holds, as far as the document alone tells (422 otherwise)."""
     if len(body) > settings.overrides_max_bytes:
-        raise ApiError(413, "overrides_too_large", f"an overrides document is at most {settings.overrides_max_bytes} bytes")
+        raise ApiError(
+            413, "overrides_too_large", f"an overrides document is at most {settings.overrides_max_bytes} bytes"
+        )
     return Overrides.from_text(body)  # InvalidOptionsError: 422 at the edge
 
 
@@ -103,7 +114,9 @@ def check_ratios(overrides: Overrides, settings: Settings) -> None:
     cropped = [parse_ratio(r) for r in settings.ratios.split(",") if r.strip()]
     for ratio, _ in overrides.boxes:
         if not any(abs(parse_ratio(ratio) - value) < 1e-9 for value in cropped):
-            raise InvalidOptionsError(f"a box for {ratio}, which this service does not crop (it crops {settings.ratios})")
+            raise InvalidOptionsError(
+                f"a box for {ratio}, which this service does not crop (it crops {settings.ratios})"
+            )
 
 
 def upright_size(key: str, sidecar: dict[str, Any] | None, etag: str, settings: Settings) -> tuple[int, int]:
@@ -139,13 +152,17 @@ def crop_urls(key: str, sidecar: dict[str, Any] | None, version: str | None, set
 
 def regenerate(key: str, settings: Settings) -> None:
     """Have the upload function crop the photo again (asynchronously)."""
-    sqs_client().send_message(QueueUrl=settings.regenerate_queue_url, MessageBody=regenerate_message(settings.input_bucket, key))
+    sqs_client().send_message(
+        QueueUrl=settings.regenerate_queue_url, MessageBody=regenerate_message(settings.input_bucket, key)
+    )
 
 
 def require_regeneration(settings: Settings) -> None:
     """503 before anything is written where no regeneration queue is configured."""
     if not settings.regenerate_queue_url:
-        raise ApiError(503, "regeneration_not_configured", "overrides need AUTOCROP_REGENERATE_QUEUE_URL: nothing would apply them")
+        raise ApiError(
+            503, "regeneration_not_configured", "overrides need AUTOCROP_REGENERATE_QUEUE_URL: nothing would apply them"
+        )
 
 
 def state(key: str, settings: Settings) -> dict[str, Any]:
@@ -173,8 +190,12 @@ def state(key: str, settings: Settings) -> dict[str, Any]:
         "version": version,
         # the crops do not yet reflect the photo as it is and its overrides
         "regenerating": version is None or made_with != in_force,
-        "crops": [{k: c.get(k) for k in ("ratio", "box", "chosen_by", "warnings") if k in c}
-                  for c in (sidecar or {}).get("crops") or ()] if version is not None else [],  # fmt: skip
+        "crops": [
+            {k: c.get(k) for k in ("ratio", "box", "chosen_by", "warnings") if k in c}
+            for c in (sidecar or {}).get("crops") or ()
+        ]
+        if version is not None
+        else [],  # fmt: skip
         "urls": crop_urls(key, sidecar, version, settings) if version is not None else {},
     }
 
@@ -267,7 +288,9 @@ def stored_document(s3: Any, bucket: str, stored_key: str) -> bytes | None:
         raise
 
 
-def regenerate_or_restore(key: str, settings: Settings, stored_key: str, previous: bytes | None, written: str | None) -> None:
+def regenerate_or_restore(
+    key: str, settings: Settings, stored_key: str, previous: bytes | None, written: str | None
+) -> None:
     """Have the photo cropped again; where that cannot be asked for, put its stored overrides
     back as they were (503): overrides stored and never applied would be "regenerating" for
     good. The restore is conditional on what this request left there (`written`: the ETag it

@@ -61,7 +61,9 @@ def answer(event: dict[str, Any], process: Callable[[SourceObject], dict[str, An
     return response.asdict()
 
 
-def task_result(task: S3BatchOperationTask, process: Callable[[SourceObject], dict[str, Any]]) -> S3BatchOperationResponseRecord:
+def task_result(
+    task: S3BatchOperationTask, process: Callable[[SourceObject], dict[str, Any]]
+) -> S3BatchOperationResponseRecord:
     """One task's result code and report string."""
     try:
         obj = SourceObject(bucket=task.s3_bucket, key=task.s3_key, version_id=task.s3_version_id or None)
@@ -88,7 +90,9 @@ def task_result(task: S3BatchOperationTask, process: Callable[[SourceObject], di
         return _result(task, "Succeeded", "skipped: replaced by a newer upload")
     if status == "skipped":  # gone since the manifest was made
         return _result(task, "PermanentFailure", f"NoSuchKey: {outcome['reason']}")
-    return _result(task, "PermanentFailure", f"{outcome['code']}: {outcome.get('detail', '')} ({outcome['error_record']})")
+    return _result(
+        task, "PermanentFailure", f"{outcome['code']}: {outcome.get('detail', '')} ({outcome['error_record']})"
+    )
 
 
 def _result(task: S3BatchOperationTask, code: Any, text: str) -> S3BatchOperationResponseRecord:

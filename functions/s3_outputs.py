@@ -52,14 +52,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from autocrop.errors import AutocropError, ImageTooLargeError, InvalidOptionsError, UnsupportedImageError
-from autocrop.job import JobResult, crop_file_name
-from autocrop.overrides import Overrides
 import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from autocrop.errors import AutocropError, ImageTooLargeError, InvalidOptionsError, UnsupportedImageError
+from autocrop.job import JobResult, crop_file_name
+from autocrop.overrides import Overrides
 from functions.s3_events import SourceObject, bare_etag
 from functions.settings import Settings
 
@@ -183,9 +183,16 @@ class Outputs:
         for record in (self.previous, self.previous_error):
             recorded = (record or {}).get("source") or {}
             same_object = (recorded.get("bucket"), recorded.get("etag")) == (source.bucket, source.etag)
-            same_overrides = any_overrides or record is self.previous_error or (
-                applied is not None and (record or {}).get("overrides") == applied)
-            if same_object and same_overrides and (not source.version_id or recorded.get("version_id") == source.version_id):
+            same_overrides = (
+                any_overrides
+                or record is self.previous_error
+                or (applied is not None and (record or {}).get("overrides") == applied)
+            )
+            if (
+                same_object
+                and same_overrides
+                and (not source.version_id or recorded.get("version_id") == source.version_id)
+            ):
                 return True
         return False
 
@@ -215,7 +222,9 @@ class Outputs:
         if not self.too_long and self._etag_at(self.overrides_key) != self.stored_etag:
             raise Superseded(source, self.wrote)  # new overrides: their own job crops with them
 
-    def write_crops(self, source: SourceObject, done: JobResult, applied: dict[str, Any], version: str) -> dict[str, str]:
+    def write_crops(
+        self, source: SourceObject, done: JobResult, applied: dict[str, Any], version: str
+    ) -> dict[str, str]:
         """Each crop as a JPEG with source metadata, the master (if the job rendered one),
         then the sidecar that marks completion, naming the overrides `applied` and the crops'
         `version` (and a fixed re-upload's old error record goes)."""

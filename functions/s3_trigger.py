@@ -18,15 +18,15 @@ import time
 from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes import SQSRecord
+
 from autocrop import CropOptions
 from autocrop.errors import AutocropError, InvalidOptionsError
 from autocrop.job import JobResult, OutputSpec, run_job
 from autocrop.master import MASTER_SIDE
 from autocrop.overrides import crop_version
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes import SQSRecord
-
 from functions.s3_batch import answer as batch_answer
 from functions.s3_batch import is_batch_operations
 from functions.s3_events import InvalidEventError, SourceObject, is_sqs_batch, objects_in, sqs_event

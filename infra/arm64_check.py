@@ -276,8 +276,9 @@ def ensure_root() -> tuple[Path, dict[str, Any], bool]:
         "python_package": python,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": seconds,
-        "mmdebstrap": subprocess.run(["mmdebstrap", "--version"], capture_output=True,
-                                     text=True).stdout.strip(),  # fmt: skip
+        "mmdebstrap": subprocess.run(
+            ["mmdebstrap", "--version"], capture_output=True, text=True
+        ).stdout.strip(),  # fmt: skip
     }
     build.root_record_path(root).write_text(json.dumps(record, indent=2) + "\n")
     log(f"arm64 root made in {seconds:.0f} s (python{build.PYTHON_VERSION} {python})")
@@ -442,9 +443,7 @@ def lambda_sys_path(version: str) -> str:
     return f"/var/task:/opt/python/lib/python{version}/site-packages:/opt/python:/var/runtime"
 
 
-def run_in_root(
-    root: Path, argv: list[str], env: dict[str, str], timeout: float
-) -> subprocess.CompletedProcess:
+def run_in_root(root: Path, argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
     """`argv` in the root, chrooted, in a mount namespace of its own (gone when it ends):
     /proc, a tmpfs /dev/shm, and /opt, /var/task and /var/runtime read-only as on Lambda. The
     network namespace is this machine's: 127.0.0.1 inside is 127.0.0.1 here.
@@ -500,9 +499,7 @@ def write_config(folder: Path, photos: list[dict[str, str]], output_bucket: str,
     return path
 
 
-def run_x86_64(
-    endpoint: str, photos: list[dict[str, str]], function_dir: Path, timeout: float
-) -> tuple[dict, float]:
+def run_x86_64(endpoint: str, photos: list[dict[str, str]], function_dir: Path, timeout: float) -> tuple[dict, float]:
     """The reference: the same driver, function package and events on this machine's .venv."""
     folder = WORK / "x86_64"
     config = write_config(folder, photos, OUTPUT_BUCKETS["x86_64"], EVENTS)
@@ -550,9 +547,7 @@ def run_arm64(
     done = run_in_root(root, argv, env, timeout)
     seconds = time.monotonic() - started
     if done.returncode != 0:
-        raise RuntimeError(
-            f"the arm64 run failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-6000:]}"
-        )
+        raise RuntimeError(f"the arm64 run failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-6000:]}")
     return json.loads((folder / "result.json").read_text()), seconds, done.stderr
 
 
@@ -575,7 +570,7 @@ def grid_step_px(size: list[int | None]) -> int:
 
 
 def classify(diff: int | None, step: int, scores: tuple[float | None, float | None], strict: bool) -> str:
-    """"match" (within TOLERANCE_PX), "near tie" (the neighbouring window of a tie), "mismatch"."""
+    """ "match" (within TOLERANCE_PX), "near tie" (the neighbouring window of a tie), "mismatch"."""
     if diff is not None and diff <= TOLERANCE_PX:
         return "match"
     a, b = scores
@@ -584,9 +579,7 @@ def classify(diff: int | None, step: int, scores: tuple[float | None, float | No
     return "near tie" if abs(a - b) <= NEAR_TIE * max(abs(a), abs(b)) else "mismatch"
 
 
-def compare(
-    arm: dict[str, Any], x86: dict[str, Any], strict: bool = False
-) -> tuple[list[dict[str, Any]], list[str]]:
+def compare(arm: dict[str, Any], x86: dict[str, Any], strict: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
     """Every box per door, photo and ratio (and every face), arm64 against x86_64."""
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
@@ -746,18 +739,29 @@ def check(function_zip: Path | None = None, timeout: float = 1800, cold_start: b
     summary = {
         "ok": not problems,
         "problems": problems,
-        "runtime": {"python": arm["python"], "machine": arm["machine"], "cache_tag": arm["implementation"],
-                    "sys_path": arm["sys_path"][:6], "root": environment["root"],
-                    "debian": f"{environment['recipe']['suite']} arm64, "
-                              f"python{version} {environment['python_package']}",
-                    "emulator": environment["emulator"],
-                    "cpu": "native" if environment["emulator"] == "native" else build.EMULATED_CPU},  # fmt: skip
-        "layer": {"zip": report["zip_path"], "sha256": zip_sha, "zipped_bytes": report["layer_zipped"],
-                  "unzipped_bytes": report["layer_unzipped"],
-                  "total_unzipped_bytes": report["total_unzipped"],
-                  "limit_bytes": report["limit"], "headroom_bytes": report["headroom"],
-                  "bytecode": report.get("bytecode"), "bytecode_modules": report.get("bytecode_modules", 0),
-                  "files_staged": staged, "loaded_bytecode": arm["bytecode"]},  # fmt: skip
+        "runtime": {
+            "python": arm["python"],
+            "machine": arm["machine"],
+            "cache_tag": arm["implementation"],
+            "sys_path": arm["sys_path"][:6],
+            "root": environment["root"],
+            "debian": f"{environment['recipe']['suite']} arm64, python{version} {environment['python_package']}",
+            "emulator": environment["emulator"],
+            "cpu": "native" if environment["emulator"] == "native" else build.EMULATED_CPU,
+        },  # fmt: skip
+        "layer": {
+            "zip": report["zip_path"],
+            "sha256": zip_sha,
+            "zipped_bytes": report["layer_zipped"],
+            "unzipped_bytes": report["layer_unzipped"],
+            "total_unzipped_bytes": report["total_unzipped"],
+            "limit_bytes": report["limit"],
+            "headroom_bytes": report["headroom"],
+            "bytecode": report.get("bytecode"),
+            "bytecode_modules": report.get("bytecode_modules", 0),
+            "files_staged": staged,
+            "loaded_bytecode": arm["bytecode"],
+        },  # fmt: skip
         "loaded_from": arm["loaded"],
         "models": arm["uploads"][0]["models"] if arm["uploads"] else {},
         "outputs": outputs,
@@ -768,10 +772,15 @@ def check(function_zip: Path | None = None, timeout: float = 1800, cold_start: b
             "near_ties": sum(1 for r in rows if r["verdict"] == "near tie"),
             "mismatches": sum(1 for r in rows if r["verdict"] == "mismatch"),
             "max_diff_px": max(diffs, default=None),
-            "rule": (f"match: every coordinate within {TOLERANCE_PX} px; "
-                     + ("nothing else (--strict)" if strict else
-                        f"near tie: a crop one candidate-grid step away whose best scores are "
-                        f"within {NEAR_TIE:.1%} (int8 saliency rounds differently per CPU)")),
+            "rule": (
+                f"match: every coordinate within {TOLERANCE_PX} px; "
+                + (
+                    "nothing else (--strict)"
+                    if strict
+                    else f"near tie: a crop one candidate-grid step away whose best scores are "
+                    f"within {NEAR_TIE:.1%} (int8 saliency rounds differently per CPU)"
+                )
+            ),
             "differing": [r for r in rows if r["diff_px"] != 0],
         },
         "timings_s": timings,

@@ -233,10 +233,15 @@ def audit_layer(*, pip_audit: Sequence[str] = PIP_AUDIT, runner: Runner = run_co
 def main(argv: list[str] | None = None, *, runner: Runner = run_command) -> int:
     parser = argparse.ArgumentParser(description="pip-audit the Lambda layer's dependencies.")
     parser.add_argument("--list", action="store_true", help="print the pinned set and exit")
-    parser.add_argument("--summary-file", type=Path,
-                        help="also write the one-line verdict here (infra/test.sh prints it again last)")
-    parser.add_argument("--pip-audit", type=shlex.split, default=list(PIP_AUDIT),
-                        help="the pip-audit command (default: this interpreter's pip_audit module)")
+    parser.add_argument(
+        "--summary-file", type=Path, help="also write the one-line verdict here (infra/test.sh prints it again last)"
+    )
+    parser.add_argument(
+        "--pip-audit",
+        type=shlex.split,
+        default=list(PIP_AUDIT),
+        help="the pip-audit command (default: this interpreter's pip_audit module)",
+    )
     args = parser.parse_args(argv)
     pins = pinned_closure(layer_requirements())
     if args.list:

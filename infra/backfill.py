@@ -71,10 +71,9 @@ def category(result: dict[str, Any]) -> str:
 
 def run_local(bucket: str, prefix: str, start_after: str = "", progress: bool = True) -> Counter[str]:
     """Drive the upload function's handler over the prefix, as Batch Operations would."""
-    from infra.local_stack import LocalContext
-
     from functions import s3_trigger
     from functions.settings import get_settings
+    from infra.local_stack import LocalContext
 
     get_settings.cache_clear()
     s3 = s3_trigger.s3_client()

@@ -78,8 +78,12 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--accept-unaudited", action="store_true",
                         help="deploy even when no advisory service checked the dependencies "
                              "(never overrides a known vulnerability)")  # fmt: skip
-    parser.add_argument("--serverless", type=shlex.split, default=None,
-                        help="the Serverless CLI command (default: node_modules/.bin/serverless, else npx)")
+    parser.add_argument(
+        "--serverless",
+        type=shlex.split,
+        default=None,
+        help="the Serverless CLI command (default: node_modules/.bin/serverless, else npx)",
+    )
     return parser.parse_args(ours), extra
 
 

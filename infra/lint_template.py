@@ -60,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     done = subprocess.run([str(cfn_lint) if cfn_lint.exists() else "cfn-lint", "--config-file", str(CONFIG),
                            "--", str(template)], cwd=ROOT)  # fmt: skip
-    print(f"lint_template: {template.relative_to(ROOT) if template.is_relative_to(ROOT) else template}: "
-          + ("cfn-lint found nothing" if done.returncode == 0 else f"cfn-lint exit {done.returncode}, findings above"))
+    print(
+        f"lint_template: {template.relative_to(ROOT) if template.is_relative_to(ROOT) else template}: "
+        + ("cfn-lint found nothing" if done.returncode == 0 else f"cfn-lint exit {done.returncode}, findings above")
+    )
     return done.returncode
 
 

@@ -141,18 +141,14 @@ def create_stack(
         QueueName=queue,
         Attributes={
             "VisibilityTimeout": str(visibility_timeout),
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": str(MAX_RECEIVES)}
-            ),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
         },
     )["QueueUrl"]
     queue_arn = _queue_arn(sqs, queue_url)
     s3.put_bucket_notification_configuration(
         Bucket=input_bucket,
         NotificationConfiguration={
-            "QueueConfigurations": [
-                {"Id": "autocrop-uploads", "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}
-            ]
+            "QueueConfigurations": [{"Id": "autocrop-uploads", "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]
         },
     )
     return Stack(
@@ -167,9 +163,7 @@ def create_stack(
 
 
 def _queue_arn(sqs: Any, url: str) -> str:
-    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,9 +260,7 @@ class Poller:
         if done:
             self.sqs.delete_message_batch(
                 QueueUrl=self.stack.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
-                ],
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
         if self.report is not None:
             self._report(messages, failed, took)
@@ -293,11 +285,7 @@ class Poller:
     def _outcome(self, message: dict[str, Any], obj: Any, failed: bool, timing: str) -> str:
         if failed:
             receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-            then = (
-                "it goes to the dead-letter queue"
-                if receives >= MAX_RECEIVES
-                else "it will be retried"
-            )
+            then = "it goes to the dead-letter queue" if receives >= MAX_RECEIVES else "it will be retried"
             return f"{obj.key} failed {timing} (delivery {receives} of {MAX_RECEIVES}); {then}"
         from functions.s3_outputs import ERROR_RECORD, KEY_LIMIT, SIDECAR, hashed_error_key, output_base, read_json
 
@@ -325,8 +313,7 @@ class Poller:
             code = (error.get("error") or {}).get("code", "error")
             return f"{obj.key} rejected ({code}) {timing} -> s3://{bucket}/{error_key}"
         return (
-            f"{obj.key} skipped {timing}: nothing written (the object is gone or was replaced, "
-            "or is a folder marker)"
+            f"{obj.key} skipped {timing}: nothing written (the object is gone or was replaced, or is a folder marker)"
         )
 
     def drain(self, max_batches: int = 100) -> int:
@@ -396,9 +383,7 @@ def send_photos(stack: Stack, photos: Iterable[tuple[str, Path]]) -> list[str]:
     keys = []
     for key, path in photos:
         content_type = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
-        s3.put_object(
-            Bucket=stack.input_bucket, Key=key, Body=path.read_bytes(), ContentType=content_type
-        )
+        s3.put_object(Bucket=stack.input_bucket, Key=key, Body=path.read_bytes(), ContentType=content_type)
         keys.append(key)
     return keys
 
@@ -463,9 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--s3-port", type=int, default=4566, help="moto (S3 + SQS); 0: any free")
     parser.add_argument("--api-port", type=int, default=8000, help="API and demo page")
     parser.add_argument("--no-samples", action="store_true", help="do not upload sample photos")
-    parser.add_argument(
-        "--once", action="store_true", help="send the samples through, report, and exit"
-    )
+    parser.add_argument("--once", action="store_true", help="send the samples through, report, and exit")
     parser.add_argument(
         "--download-to", type=Path, default=ROOT / "out" / "local_stack",
         help="where the sample photos' crops are copied for viewing",
@@ -563,8 +546,11 @@ def _show_crop_url(api_url: str, key: str, secret: bytes) -> int:
     with urllib.request.urlopen(url, timeout=120) as response:
         body, headers = response.read(), response.headers
     ok = response.status == 200 and headers["Content-Type"] == "image/webp"
-    print(f"crop URL:           {url}\n                    -> {response.status} {headers['Content-Type']}, "
-          f"{len(body)} bytes, {headers['X-Autocrop-Analysis']} analysis from the {headers.get('X-Autocrop-Source', 'original')}, {headers['Cache-Control']}", flush=True)
+    print(
+        f"crop URL:           {url}\n                    -> {response.status} {headers['Content-Type']}, "
+        f"{len(body)} bytes, {headers['X-Autocrop-Analysis']} analysis from the {headers.get('X-Autocrop-Source', 'original')}, {headers['Cache-Control']}",
+        flush=True,
+    )
     return 0 if ok else 1
 
 

@@ -130,10 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
                       help='JSON {"focal_point": [x, y], "keep": [[x, y, w, h]], "boxes": {"W:H": [x, y, w, h]}} '
                            "(- reads stdin); flags win over it")  # fmt: skip
     other = parser.add_mutually_exclusive_group()
-    other.add_argument("--show", action="store_const", const="show", dest="action", default="set",
-                       help="print the stored overrides, the crops' version and their URLs")
-    other.add_argument("--clear", action="store_const", const="clear", dest="action",
-                       help="delete the stored overrides (back to the upload's metadata or the automatic crops)")
+    other.add_argument(
+        "--show",
+        action="store_const",
+        const="show",
+        dest="action",
+        default="set",
+        help="print the stored overrides, the crops' version and their URLs",
+    )
+    other.add_argument(
+        "--clear",
+        action="store_const",
+        const="clear",
+        dest="action",
+        help="delete the stored overrides (back to the upload's metadata or the automatic crops)",
+    )
     aws = parser.add_argument_group("where (default: the AUTOCROP_* variables the functions read)")
     aws.add_argument("--endpoint-url", help="an AWS endpoint other than AWS's (the local stack: http://127.0.0.1:4566)")
     aws.add_argument("--input-bucket", help="the photos' bucket (AUTOCROP_INPUT_BUCKET; the stack's InputBucket)")
@@ -147,7 +158,6 @@ def build_parser() -> argparse.ArgumentParser:
 def given_overrides(args: argparse.Namespace, settings: Any) -> Any:
     """The overrides the flags and `--file` give (InvalidOptionsError / ApiError: the reason)."""
     from autocrop.overrides import Overrides
-
     from functions.api_photos import checked_overrides
 
     flags = Overrides.from_flags(args.focal_point, args.keep or (), args.box or ())
@@ -173,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
               "or --show / --clear", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
 
-    from autocrop.errors import InvalidOptionsError
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from autocrop.errors import InvalidOptionsError
     from functions import api_photos
     from functions.api_models import ApiError
 
@@ -194,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if args.action == "clear":
             if not api_photos.clear_overrides(args.key, settings):
-                print(f"{args.key}: stored overrides deleted; the photo is not in the input bucket: nothing to crop again")
+                print(
+                    f"{args.key}: stored overrides deleted; the photo is not in the input bucket: nothing to crop again"
+                )
                 return EXIT_OK
             print(f"{args.key}: stored overrides deleted; cropping it again")
         else:

@@ -12,6 +12,11 @@ verdict=$(mktemp)
 trap 'rm -f "$verdict"' EXIT
 .venv/bin/python -m infra.audit_deps --summary-file "$verdict"
 status=0
+# Lint, format and types on the engine, the doors and infra/ (pyproject.toml: [tool.ruff],
+# [tool.mypy]); a finding fails the run, and pytest still runs so one log shows everything.
+.venv/bin/ruff check layers/autocrop functions infra || status=1
+.venv/bin/ruff format --check layers/autocrop functions infra || status=1
+.venv/bin/mypy || status=1
 .venv/bin/python -m pytest "$@" || status=$?
 cat "$verdict"
 exit "$status"

@@ -28,8 +28,9 @@ __all__ = ["s3", "stack"]  # fixtures imported for pytest
 #: S3's limits (bytes, UTF-8), as AWS documents them: an object key; one object's user metadata.
 KEY_LIMIT = 1024
 METADATA_LIMIT = 2048
-#: The longest name written under a key's folder ("crops.json", "error.json", "master.jpg").
-LONGEST_NAME = len("/crops.json")
+#: The longest name written under a key's folder: "overrides.json" (stored corrections), longer
+#: than "crops.json", "error.json" and "master.jpg".
+LONGEST_NAME = len("/overrides.json")
 
 
 def s3_limits(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:

@@ -15,7 +15,15 @@ from matplotlib import cbook
 from PIL import Image
 
 from autocrop.faces import DEFAULT_FACE_MODEL, TOP_K, OpenCVYuNetDetector, YuNetDetector, load_face_detector
-from autocrop.yunet import OnnxYuNet, decode, free_input_size, input_blob, nms, padded_size
+from autocrop.yunet import (
+    OUTPUT_NAMES,
+    OnnxYuNet,
+    decode,
+    free_input_size,
+    input_blob,
+    nms,
+    padded_size,
+)
 
 pytest.importorskip("onnxruntime")
 

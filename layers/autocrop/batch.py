@@ -40,9 +40,7 @@ def find_images(paths: Sequence[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            )
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
         else:
             found.append(path)  # a missing or odd file is reported when it is read
     return found
@@ -147,9 +145,7 @@ def progress(items: Iterator[dict[str, Any]], total: int, desc: str) -> Iterator
     return iter(tqdm(items, total=total, desc=desc, unit="img", file=sys.stderr))
 
 
-def report(
-    lines: Iterator[dict[str, Any]], as_json: bool, skipped: Sequence[Path] = (), closing: str = ""
-) -> int:
+def report(lines: Iterator[dict[str, Any]], as_json: bool, skipped: Sequence[Path] = (), closing: str = "") -> int:
     """Print each result (a JSON line, or a line saying what was done), then a count of
     done / failed / skipped and `closing` (where the files went); return the exit status.
 

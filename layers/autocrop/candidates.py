@@ -205,7 +205,8 @@ def propose_windows(width: int, height: int, ratio: float, options: CropOptions)
         ws.append(np.full(n, w, np.int64))
         hs.append(np.full(n, h, np.int64))
         ss.append(np.full(n, s, np.float64))
-    return Windows(*(np.concatenate(a) for a in (xs, ys, ws, hs, ss)), grids=tuple(grids))
+    return Windows(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws), np.concatenate(hs), np.concatenate(ss),
+                   grids=tuple(grids))  # fmt: skip
 
 
 def region_coverage(windows: Windows, regions: np.ndarray) -> np.ndarray:
@@ -281,7 +282,9 @@ def edge_cuts(windows: Windows, index: SaliencyIndex, options: CropOptions, widt
     for inner, outer, thin_inner, thin_outer, open_edge in bands:
         # A clean cut (both deep bands salient), a sliver left inside (the thin inner band
         # and the deep outer one) or just outside (the deep inner band and the thin outer one).
-        cut = np.maximum.reduce([np.minimum(inner, outer), np.minimum(thin_inner, outer), np.minimum(inner, thin_outer)])
+        cut = np.maximum.reduce(
+            [np.minimum(inner, outer), np.minimum(thin_inner, outer), np.minimum(inner, thin_outer)]
+        )
         total += np.where(open_edge, np.clip(cut - baseline, 0.0, None), 0.0)
     return total / 4 / max(index.peak - baseline, 1e-9)
 
@@ -348,7 +351,7 @@ def stray_bodies(windows: Windows, faces: np.ndarray, width: int, height: int,
     fx1, fy1 = fx0 + f[None, :, 2], fy0 + f[None, :, 3]
     # A face the window keeps whole shows its own body, which is no sliver.
     shown = ~((wx0 <= fx0 + EPS) & (wy0 <= fy0 + EPS) & (wx1 >= fx1 - EPS) & (wy1 >= fy1 - EPS))
-    shown &= (np.minimum(wy1, by1) > np.maximum(wy0, by0))
+    shown &= np.minimum(wy1, by1) > np.maximum(wy0, by0)
     inside_w = np.minimum(wx1, bx1) - np.maximum(wx0, bx0)
     share = np.where(shown, inside_w, 0.0) / np.maximum(bx1 - bx0, 1e-6)
     out[rows] = np.clip(share.max(axis=1) / STRAY_FULL, 0.0, 1.0)
@@ -413,7 +416,7 @@ def measure_windows(
         coverage = region_coverage(windows, regions)
         restrict(coverage >= coverage.max() - 1e-6)
     # 2. the focal point lies in the window.
-    focus = np.zeros(n)
+    focus: np.ndarray = np.zeros(n)
     if options.focal_point is not None:
         fx, fy = options.focal_point[0] * width, options.focal_point[1] * height
         restrict((windows.x <= fx) & (fx <= windows.x1) & (windows.y <= fy) & (fy <= windows.y1))
@@ -425,7 +428,10 @@ def measure_windows(
     protected, _, tiers = rule_boxes(all_faces, width, height, options, windows.w.max(), windows.h.max())
     importance = face_importance(protected, options.face_importance_tie)
     feasible, (kept_importance, kept_count) = measure_faces(
-        windows, [(protected, importance), (all_faces, None)], tiers, allowed=feasible,
+        windows,
+        [(protected, importance), (all_faces, None)],
+        tiers,
+        allowed=feasible,
         importance_tie=options.face_importance_tie,
     )
     faces_share = kept_importance / importance.sum() if importance.sum() > 0 else np.ones(n)
@@ -437,7 +443,9 @@ def measure_windows(
         saliency_of_best=share_of_best_same_size(windows, kept_saliency),
         faces_share=faces_share,
         faces_kept=faces_kept,
-        head_cut=head_cuts(windows, protected, width, height, options, among=feasible if heads_of_allowed_only else None),
+        head_cut=head_cuts(
+            windows, protected, width, height, options, among=feasible if heads_of_allowed_only else None
+        ),
         edge_cut=edge_cuts(windows, index, options, width, height, among=feasible if heads_of_allowed_only else None),
         people_cut=stray_bodies(windows, protected, width, height, among=feasible if heads_of_allowed_only else None),
         objects_cut=objects_cut(windows, objects, width, height),

@@ -191,20 +191,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     crop = sub.add_parser("crop", help="crop photos to one or more aspect ratios")
     crop.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
-    crop.add_argument("--samples", action="store_true",
-                      help="also crop the sample photos that scikit-image and matplotlib ship")
-    crop.add_argument("--ratio", action="append", metavar="W:H",
-                      help=f"aspect ratio, repeatable (default: {' '.join(DEFAULT_RATIOS)})")
+    crop.add_argument(
+        "--samples", action="store_true", help="also crop the sample photos that scikit-image and matplotlib ship"
+    )
+    crop.add_argument(
+        "--ratio",
+        action="append",
+        metavar="W:H",
+        help=f"aspect ratio, repeatable (default: {' '.join(DEFAULT_RATIOS)})",
+    )
     crop.add_argument("--size", metavar="WxH", help="resize each crop to exactly this size")
-    crop.add_argument("--no-upscale", action="store_true",
-                      help="never enlarge: a crop smaller than --size keeps its own resolution "
-                           "(the size's ratio); without it such crops are enlarged and say upscaled")
+    crop.add_argument(
+        "--no-upscale",
+        action="store_true",
+        help="never enlarge: a crop smaller than --size keeps its own resolution "
+        "(the size's ratio); without it such crops are enlarged and say upscaled",
+    )
     crop.add_argument("-o", "--output", type=Path, metavar="DIR", help="write crops here")
     crop.add_argument("--format", default="jpeg", help="jpeg (default), png or webp")
     crop.add_argument("--quality", type=int, default=85, help="JPEG/WebP quality (default 85)")
     crop.add_argument("--focal-point", metavar="X,Y", help="point to centre on, fractions 0..1")
-    crop.add_argument("--keep", action="append", metavar="X,Y,W,H",
-                      help="a region every crop must contain (fractions 0..1), repeatable")
+    crop.add_argument(
+        "--keep",
+        action="append",
+        metavar="X,Y,W,H",
+        help="a region every crop must contain (fractions 0..1), repeatable",
+    )
     crop.add_argument("--box", action="append", metavar="W:H=X,Y,W,H",
                       help="the exact crop of a ratio (fractions 0..1 of the photo, of the ratio's shape), "
                            "repeatable; a sidecar FILE.autocrop.json beside a photo holds its own "
@@ -227,15 +239,20 @@ def build_parser() -> argparse.ArgumentParser:
     url.add_argument("--ratio", required=True, metavar="W:H", help="which crop")
     url.add_argument("--size", required=True, metavar="WxH", help="its size (of the ratio)")
     url.add_argument("--format", default="jpeg", help="jpeg (default), webp or png")
-    url.add_argument("--base-url", default="", metavar="URL", help="the CDN (or API) origin, e.g. https://d111.cloudfront.net")
+    url.add_argument(
+        "--base-url", default="", metavar="URL", help="the CDN (or API) origin, e.g. https://d111.cloudfront.net"
+    )
     url.add_argument("--signing-key-file", type=Path, metavar="FILE",
                      help="the signing key, or the key ring as SSM holds it: signs with its current key "
                           "(default: AUTOCROP_URL_SIGNING_KEY)")  # fmt: skip
     url.add_argument("--crop-version", metavar="VERSION",
                      help="the version of the photo's crops the URL names (default: the current one, from the "
                           "photo's crops.json in the outputs bucket)")  # fmt: skip
-    url.add_argument("--offline", action="store_true",
-                     help="do not read the outputs bucket: the version-less URL, which redirects to the current one")
+    url.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not read the outputs bucket: the version-less URL, which redirects to the current one",
+    )
     url.add_argument("--endpoint-url", help="an S3 endpoint other than AWS's (the local stack)")
     url.add_argument("--input-bucket", help="the photos' bucket (default: AUTOCROP_INPUT_BUCKET)")
     url.add_argument("--output-bucket", help="the crops' bucket (default: AUTOCROP_OUTPUT_BUCKET)")

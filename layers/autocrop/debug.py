@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 
 from .decode import decode
-from .options import DEFAULT_MAX_PIXELS
 from .memory import DEFAULT_MEMORY_BUDGET
+from .options import DEFAULT_MAX_PIXELS
 from .types import Box, CropResult
 
 #: One colour (BGR) per ratio, in request order, cycling.

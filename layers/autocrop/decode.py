@@ -45,7 +45,13 @@ _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 #: What Pillow and its plugins raise on damaged input; the AVIF plugin and pillow-heif raise
 #: RuntimeError from libavif/libheif.
 _DECODE_ERRORS = (
-    UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, TypeError, RuntimeError,
+    UnidentifiedImageError,
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    TypeError,
+    RuntimeError,
 )
 
 
@@ -129,8 +135,7 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         raise UnsupportedImageError(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"image is {width}x{height} = {width * height / 1e6:.1f} MP, "
-            f"over the {max_pixels / 1e6:.1f} MP limit"
+            f"image is {width}x{height} = {width * height / 1e6:.1f} MP, over the {max_pixels / 1e6:.1f} MP limit"
         )
     return im
 

@@ -1,10 +1,10 @@
 """The engine: one decode, one saliency pass, one face pass, then every ratio's best window.
 
-    bytes -> decode (upright, reduced) -> saliency map (+ backbone features) + faces
-          -> per ratio: propose windows -> measure (integral image, face rule)
-          -> rank (`ranking`: the composition order; a learned ranker, imported only when
-             `select_ranker` may use it, re-orders its shortlist)
-          -> CropResult (boxes in upright full-resolution pixels)
+bytes -> decode (upright, reduced) -> saliency map (+ backbone features) + faces
+      -> per ratio: propose windows -> measure (integral image, face rule)
+      -> rank (`ranking`: the composition order; a learned ranker, imported only when
+         `select_ranker` may use it, re-orders its shortlist)
+      -> CropResult (boxes in upright full-resolution pixels)
 """
 
 from __future__ import annotations
@@ -178,7 +178,8 @@ def box_crop(label: str, box: Box, photo: PhotoContext, options: CropOptions, ch
     the composition score would score it alone, and measured against the face rule (as the
     engine's own crops of the ratio are): a warning when it slices a detected face."""
     width, height = photo.width, photo.height
-    one = Windows(*(np.array([v], np.int64) for v in box.to_list()), scale=np.ones(1))
+    x, y, w, h = (np.array([v], np.int64) for v in box.to_list())
+    one = Windows(x, y, w, h, scale=np.ones(1))
     features = measure_windows(one, photo.index, photo.faces, width, height, options)
     terms = composition_terms(features, options)
     max_w, max_h = largest_window(width, height, parse_ratio(label))
@@ -264,7 +265,12 @@ def analyse_image(
                 chosen_by=ranking.chosen_by,
                 face_report=face_report(
                     (int(windows.x[best]), int(windows.y[best]), int(windows.w[best]), int(windows.h[best])),
-                    photo.faces, width, height, options, windows.w.max(), windows.h.max(),
+                    photo.faces,
+                    width,
+                    height,
+                    options,
+                    windows.w.max(),
+                    windows.h.max(),
                 ),
                 warnings=(f"{misfit}: the box override is set aside for this photo",) if misfit else (),
             )
@@ -273,9 +279,7 @@ def analyse_image(
     timings["candidates"] += _ms(t)
     timings["total"] = _ms(start)
 
-    faces = tuple(
-        Face(Box.from_xyxy(f[0], f[1], f[0] + f[2], f[1] + f[3]), float(f[4])) for f in photo.faces
-    )
+    faces = tuple(Face(Box.from_xyxy(f[0], f[1], f[0] + f[2], f[1] + f[3]), float(f[4])) for f in photo.faces)
     return CropResult(
         width=width,
         height=height,

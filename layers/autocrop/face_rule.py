@@ -127,7 +127,9 @@ def grown(faces: np.ndarray, top: float, bottom: float, side: float, width: int,
 
 def head_boxes(faces: np.ndarray, width: int, height: int, options: CropOptions, relax: float = 1.0) -> np.ndarray:
     """(N, 4) x0, y0, x1, y1 of each face's head (face box plus `relax` x the margins), clipped."""
-    top, bottom, side = (relax * m for m in (options.face_margin_top, options.face_margin_bottom, options.face_margin_side))
+    top, bottom, side = (
+        relax * m for m in (options.face_margin_top, options.face_margin_bottom, options.face_margin_side)
+    )
     return grown(faces, top, bottom, side, width, height)
 
 
@@ -140,7 +142,9 @@ def guard_boxes(faces: np.ndarray, width: int, height: int, options: CropOptions
     return np.concatenate([r[:, :2], r[:, 2:] - r[:, :2], faces[:, 4:5]], axis=1)
 
 
-def even_face_saliency(saliency: np.ndarray, faces: np.ndarray, width: int, height: int, options: CropOptions) -> np.ndarray:
+def even_face_saliency(
+    saliency: np.ndarray, faces: np.ndarray, width: int, height: int, options: CropOptions
+) -> np.ndarray:
     """The map with the saliency on the heads of equally important protected faces (near-ties,
     `face_importance` with `face_importance_tie`) pooled and shared out evenly among them
     (`face_saliency_even` of it; the rest stays as predicted), each head's share spread
@@ -179,11 +183,11 @@ def even_face_saliency(saliency: np.ndarray, faces: np.ndarray, width: int, heig
         local = out[by0:by1, bx0:bx1]
         union = np.zeros(local.shape, bool)
         for x0, y0, x1, y1 in members:
-            union[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = True
+            union[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0] = True
         pooled = float(local[union].sum())
         even = np.zeros(local.shape, np.float64)
         for x0, y0, x1, y1 in members:
-            even[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] += pooled / len(members) / max((x1 - x0) * (y1 - y0), 1)
+            even[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0] += pooled / len(members) / max((x1 - x0) * (y1 - y0), 1)
         local[union] = (1 - share) * local[union] + share * even[union]
     return out
 
@@ -234,8 +238,13 @@ def rule_boxes(
 
 
 def face_report(
-    box: tuple[int, int, int, int], faces: np.ndarray, width: int, height: int, options: CropOptions,
-    max_w: float, max_h: float,
+    box: tuple[int, int, int, int],
+    faces: np.ndarray,
+    width: int,
+    height: int,
+    options: CropOptions,
+    max_w: float,
+    max_h: float,
 ) -> FaceReport:
     """The `FaceReport` of the (x, y, w, h) crop `box` chosen among windows up to max_w x max_h."""
     faces = faces.reshape(-1, FACE_COLUMNS).astype(np.float64)
@@ -332,7 +341,7 @@ class _Lattice:
     def window_counts(self, rects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(overlapping, holding): per rect, how many windows overlap it / hold it whole."""
         runs = self.runs(rects)
-        return tuple(  # type: ignore[return-value]
+        return tuple(
             ((runs["x"][k][1] - runs["x"][k][0]) * (runs["y"][k][1] - runs["y"][k][0])).sum(axis=0) for k in (0, 1)
         )
 
@@ -437,8 +446,8 @@ def measure_faces(
     n = len(windows)
     allowed = np.ones(n, bool) if allowed is None else np.asarray(allowed, bool)
     tiers = [t.reshape(-1, FACE_COLUMNS) for t in tiers if len(t)]
-    counted = [(b, np.ones(len(b)) if w is None else np.asarray(w, np.float64)) for b, w in counted]
-    boxes = sum(len(b) for b, _ in counted) + sum(len(t) for t in tiers)
+    weighted = [(b, np.ones(len(b)) if w is None else np.asarray(w, np.float64)) for b, w in counted]
+    boxes = sum(len(b) for b, _ in weighted) + sum(len(t) for t in tiers)
     if not on_grid(windows, boxes):
         memo: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -449,27 +458,27 @@ def measure_faces(
                 memo[key] = _inside_outside(windows, r)
             return memo[key]
 
-        sums = [(relations(b)[0] * w[None, :]).sum(axis=1) if len(b) else np.zeros(n) for b, w in counted]
+        sums = [(relations(b)[0] * w[None, :]).sum(axis=1) if len(b) else np.zeros(n) for b, w in weighted]
         if not tiers:
             return allowed.copy(), sums
         cuts = [(~(relations(t)[0] | relations(t)[1])).astype(np.float64) for t in tiers]
         slicers = [lambda weights, cut=cut: cut @ np.asarray(weights, np.float64) for cut in cuts]
         return _tiered(tiers, slicers, allowed, importance_tie), sums
-    sets = [b for b, _ in counted] + tiers
+    sets = [b for b, _ in weighted] + tiers
     bounds = np.cumsum([0] + [len(b) for b in sets])
     if bounds[-1] == 0:
-        return allowed.copy(), [np.zeros(n) for _ in counted]
+        return allowed.copy(), [np.zeros(n) for _ in weighted]
     lattice = _lattice(windows)
     over, inside = lattice.corners(np.concatenate([rects_of(b.reshape(-1, FACE_COLUMNS)) for b in sets]))
     parts = [slice(bounds[k], bounds[k + 1]) for k in range(len(sets))]
     sums = [
         lattice.stab(lattice.prepare([(inside[..., part], 1.0)]), weights)[0] if len(boxes) else np.zeros(n)
-        for part, (boxes, weights) in zip(parts, counted)
+        for part, (boxes, weights) in zip(parts, weighted)
     ]
     if not tiers:
         return allowed.copy(), sums
     slicers = []
-    for tier, part in zip(tiers, parts[len(counted) :]):
+    for _tier, part in zip(tiers, parts[len(weighted) :]):
         prepared = lattice.prepare([(over[..., part], 1.0), (inside[..., part], -1.0)])  # overlapping, not inside
         slicers.append(lambda weights, prepared=prepared: lattice.stab(prepared, weights)[0])
     return _tiered(tiers, slicers, allowed, importance_tie), sums
@@ -478,7 +487,7 @@ def measure_faces(
 def _tiered(tiers: list[np.ndarray], slicers: list, allowed: np.ndarray, tie: float = 0.0) -> np.ndarray:
     """The tier rule of `measure_faces`, given per tier a function from face weights to the
     per-window sum of the weights of the faces each window slices."""
-    for k, (tier, slicing) in enumerate(zip(tiers, slicers)):
+    for tier, slicing in zip(tiers, slicers):
         ok = allowed & (slicing(np.ones(len(tier))) < 0.5)
         if ok.any():
             return ok

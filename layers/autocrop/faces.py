@@ -22,9 +22,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -99,9 +100,7 @@ class OpenCVYuNetDetector:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"face model not found: {self.path}")
-        self._detector = cv2.FaceDetectorYN.create(
-            str(self.path), "", (320, 320), 0.5, nms_iou, TOP_K
-        )
+        self._detector = cv2.FaceDetectorYN.create(str(self.path), "", (320, 320), 0.5, nms_iou, TOP_K)
         self._lock = threading.Lock()
 
     def detect(self, bgr: np.ndarray, score_threshold: float) -> np.ndarray:
@@ -200,7 +199,9 @@ def small_face_tiles(
     rows, cols = -(-height // cell), -(-width // cell)
     grid = np.zeros((rows * cell, cols * cell), np.float32)
     grid[:height, :width] = saliency
-    need = grid.reshape(rows, cell, cols, cell).max(axis=(1, 3)) >= SMALL_FACE_SALIENCY * max(float(saliency.max()), 1e-6)
+    need = grid.reshape(rows, cell, cols, cell).max(axis=(1, 3)) >= SMALL_FACE_SALIENCY * max(
+        float(saliency.max()), 1e-6
+    )
     reach = SMALL_FACE_REACH * max(width, height)
     for x, y, w, h in first[first[:, 2] < options.face_small_px, :4]:
         c0, r0 = max(0, int((x - reach) // cell)), max(0, int((y - reach) // cell))
@@ -228,7 +229,7 @@ def _run_tiles(
     """`_run_pass` on each tile of `bgr`; boxes in `bgr`'s pixels. A face cut by a tile's edge
     inside the photo is dropped: it lies in the tile's margin, outside where a face was sought."""
     height, width = bgr.shape[:2]
-    found = [np.zeros((0, 5), np.float32)]
+    found: list[np.ndarray] = [np.zeros((0, 5), np.float32)]
     for x0, y0, x1, y1 in tiles:
         rows = _run_pass(detector, bgr[y0:y1, x0:x1], scale, threshold).copy()
         rows[:, 0] += x0

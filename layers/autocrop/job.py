@@ -20,9 +20,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .decode import open_image, upright_in_header
 from .errors import InvalidOptionsError, OutputTooLargeError
 from .master import MASTER_QUALITY, Master
-from .decode import open_image, upright_in_header
 from .options import CropOptions, parse_ratio
 from .render import (
     MAX_OUTPUT_SIDE,
@@ -97,7 +97,9 @@ class OutputSpec:
             raise InvalidOptionsError(f"master_side must be a positive number of pixels, got {self.master_side}")
         for size in (self.size, *self.sizes.values()):
             if size is not None and max(size) > self.limit_side:
-                raise OutputTooLargeError(f"size {size[0]}x{size[1]} is over the largest side of {self.limit_side} pixels")
+                raise OutputTooLargeError(
+                    f"size {size[0]}x{size[1]} is over the largest side of {self.limit_side} pixels"
+                )
 
     def check(self, options: CropOptions) -> None:
         """Every ratio this spec names is one the options analyse."""
@@ -150,7 +152,9 @@ class OutputSpec:
                 "smaller sizes, fewer ratios, JPEG or WebP, or a lower quality"
             )
 
-    def largest_requests(self, options: CropOptions, width: int, height: int, either_way: bool = False) -> list[RenderRequest]:
+    def largest_requests(
+        self, options: CropOptions, width: int, height: int, either_way: bool = False
+    ) -> list[RenderRequest]:
         """What the job would render if every crop were its ratio's largest window (and the
         master), for an upright `width` x `height` photo (`either_way`: or the other way up,
         where the header cannot tell): an upper bound of the real requests, known from the
@@ -255,9 +259,23 @@ def run_job(data: bytes, options: CropOptions, spec: OutputSpec = OutputSpec()) 
         outputs = tuple(rendered[: len(crops)])
         if spec.master_side is not None and not rendered[-1].flattened:
             master = rendered[-1]
-    debug_png = debug_view(data, result, max_pixels=options.max_pixels, memory_budget=options.memory_budget) if spec.debug else None
+    debug_png = (
+        debug_view(data, result, max_pixels=options.max_pixels, memory_budget=options.memory_budget)
+        if spec.debug
+        else None
+    )
     render_ms = round((time.perf_counter() - started) * 1000.0, 2)
     return JobResult(result, crops if spec.render else (), outputs, debug_png, {"render_ms": render_ms}, master)
 
 
-__all__ = ["JobResult", "OutputSpec", "crop_file_name", "fit_within", "largest_window", "plan_frame", "plan_job", "ratio_slug", "run_job"]
+__all__ = [
+    "JobResult",
+    "OutputSpec",
+    "crop_file_name",
+    "fit_within",
+    "largest_window",
+    "plan_frame",
+    "plan_job",
+    "ratio_slug",
+    "run_job",
+]

@@ -44,4 +44,3 @@ def litert_banner_filtered() -> Iterator[None]:
             kept = b"".join(line for line in captured.read().splitlines(keepends=True) if BANNER not in line)
             if kept:
                 os.write(2, kept)
-

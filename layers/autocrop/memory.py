@@ -53,7 +53,9 @@ class OutputCost:
         return self.working + 2 * self.encoded
 
 
-def render_peak(data_bytes: int, decoded_bytes: int, decoder_bytes: int, costs: Sequence[OutputCost], threads: int) -> int:
+def render_peak(
+    data_bytes: int, decoded_bytes: int, decoder_bytes: int, costs: Sequence[OutputCost], threads: int
+) -> int:
     """Peak RSS of rendering `costs` from one decode with `threads` at once (baseline included)."""
     in_flight = sorted((c.in_flight for c in costs), reverse=True)[: max(1, threads)]
     kept = sum(c.encoded for c in costs)

@@ -81,7 +81,9 @@ def _region(value: Any, what: str) -> Region:
     if w <= 0 or h <= 0:
         raise InvalidOptionsError(f"{what} needs a positive width and height, got {list(value)!r}")
     if x + w > 1 + 1e-9 or y + h > 1 + 1e-9:
-        raise InvalidOptionsError(f"{what} reaches past the photo's edge (x + w and y + h are at most 1): {list(value)!r}")
+        raise InvalidOptionsError(
+            f"{what} reaches past the photo's edge (x + w and y + h are at most 1): {list(value)!r}"
+        )
     return Region(x, y, min(w, 1 - x), min(h, 1 - y))
 
 
@@ -152,10 +154,14 @@ class Overrides:
     def from_json(cls, document: Any) -> Overrides:
         """The overrides a JSON document holds (the API's body, a sidecar, overrides.json)."""
         if not isinstance(document, Mapping):
-            raise InvalidOptionsError(f"overrides are a JSON object with {', '.join(FIELDS)}, got {type(document).__name__}")
+            raise InvalidOptionsError(
+                f"overrides are a JSON object with {', '.join(FIELDS)}, got {type(document).__name__}"
+            )
         unknown = sorted(set(document) - set(FIELDS))
         if unknown:
-            raise InvalidOptionsError(f"unknown override field(s) {', '.join(map(repr, unknown))}: the fields are {', '.join(FIELDS)}")
+            raise InvalidOptionsError(
+                f"unknown override field(s) {', '.join(map(repr, unknown))}: the fields are {', '.join(FIELDS)}"
+            )
         focal = document.get("focal_point")
         # (null is "not set"; any other value of the wrong type is refused, falsy ones too)
         keep = [] if document.get("keep") is None else document["keep"]
@@ -200,8 +206,9 @@ class Overrides:
         focus, keep = (focus or "").strip(), (keep or "").strip()
         return cls(
             focal_point=_numbers(_text_numbers(focus, 2, focus_name), 2, focus_name) if focus else None,  # type: ignore[arg-type]
-            keep=tuple(_region(_text_numbers(part, 4, keep_name), keep_name)
-                       for part in keep.split(";") if part.strip()),  # fmt: skip
+            keep=tuple(
+                _region(_text_numbers(part, 4, keep_name), keep_name) for part in keep.split(";") if part.strip()
+            ),  # fmt: skip
         )
 
     @classmethod
@@ -216,7 +223,9 @@ class Overrides:
         for ratio, _ in parsed_boxes:
             parse_ratio(ratio)
         return cls(
-            focal_point=_numbers(_text_numbers(focal_point, 2, "--focal-point"), 2, "--focal-point") if focal_point else None,  # type: ignore[arg-type]
+            focal_point=_numbers(_text_numbers(focal_point, 2, "--focal-point"), 2, "--focal-point")
+            if focal_point
+            else None,  # type: ignore[arg-type]
             keep=tuple(_region(_text_numbers(k, 4, "--keep"), "--keep") for k in keep),
             boxes=tuple(parsed_boxes),
         )
@@ -286,5 +295,15 @@ def crop_version(inputs: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:VERSION_DIGITS]
 
 
-__all__ = ["METADATA_FOCUS", "METADATA_KEEP", "MIN_BOX_SIDE", "SIDECAR_SUFFIX", "Overrides", "box_fits", "box_pixels",
-           "crop_version", "photo_size", "sidecar_path"]
+__all__ = [
+    "METADATA_FOCUS",
+    "METADATA_KEEP",
+    "MIN_BOX_SIDE",
+    "SIDECAR_SUFFIX",
+    "Overrides",
+    "box_fits",
+    "box_pixels",
+    "crop_version",
+    "photo_size",
+    "sidecar_path",
+]

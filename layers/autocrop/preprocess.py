@@ -58,9 +58,7 @@ def letterbox(rgb: np.ndarray, canvas: int = CANVAS) -> tuple[np.ndarray, Letter
         raise ValueError(f"expected an HxWx3 RGB image, got shape {rgb.shape}")
     box = letterbox_geometry(rgb.shape[0], rgb.shape[1], canvas)
     shrinking = box.w < rgb.shape[1]
-    resized = cv2.resize(
-        rgb, (box.w, box.h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    )
+    resized = cv2.resize(rgb, (box.w, box.h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     out = np.empty((canvas, canvas, 3), np.float32)
     out[...] = PAD_RGB
     out[box.y : box.y + box.h, box.x : box.x + box.w] = resized

@@ -87,7 +87,9 @@ def pool_regions(photo: PhotoContext, boxes: np.ndarray, integral: np.ndarray | 
     photo_area = (ox1 - ox) * (oy1 - oy)
     rest_area = photo_area - window_area
     # A window (almost) as large as the photo discards nothing: its border features are 0.
-    border = np.where((rest_area > 1e-3)[:, None], (photo_sum[None, :] - window_sum) / np.maximum(rest_area, 1e-3)[:, None], 0.0)
+    border = np.where(
+        (rest_area > 1e-3)[:, None], (photo_sum[None, :] - window_sum) / np.maximum(rest_area, 1e-3)[:, None], 0.0
+    )
     whole = np.broadcast_to(photo_sum / max(photo_area, 1e-9), (n, ii.shape[2]))
     out = np.concatenate([bins.reshape(n, GRID * GRID, -1), border[:, None], whole[:, None]], axis=1)
     return out.astype(np.float32)
@@ -120,7 +122,9 @@ def window_stats(photo: PhotoContext, windows: Windows, measured: WindowFeatures
     cdx = (shares.sum(axis=1) * centres).sum(axis=1)
     cdy = (shares.sum(axis=2) * centres).sum(axis=1)
     thirds = np.array([-1 / 6, 1 / 6])
-    thirds_distance = np.sqrt(np.min((cdx[:, None] - thirds) ** 2, axis=1) + np.min((cdy[:, None] - thirds) ** 2, axis=1))
+    thirds_distance = np.sqrt(
+        np.min((cdx[:, None] - thirds) ** 2, axis=1) + np.min((cdy[:, None] - thirds) ** 2, axis=1)
+    )
     layout = [*shares.reshape(len(windows), -1).T, cdx, cdy, thirds_distance]
     faces = face_stats(photo, windows, measured, options)
     stats = np.stack([*geometry, *terms, *edges.T, *layout, *faces.T], axis=1)
@@ -230,7 +234,9 @@ class LearnedRanker:
         with self._lock:
             return self._score(descriptor=np.ascontiguousarray(x, np.float32))["score"].reshape(-1)
 
-    def score(self, photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions) -> np.ndarray:
+    def score(
+        self, photo: PhotoContext, windows: Windows, measured: WindowFeatures, options: CropOptions
+    ) -> np.ndarray:
         """The composition score plus the learned correction (needs the saliency pass's features)."""
         if not photo.has_features:
             raise ValueError("the learned ranker needs the saliency model's features")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -124,7 +124,7 @@ T = TypeVar("T", Windows, WindowFeatures)
 def take(values: T, index: np.ndarray) -> T:
     """The windows `index` of a Windows / WindowFeatures: the rows of every per-window array.
     A subset is no longer a grid (no `grids`); the face rule's `protected` faces stay."""
-    rows = {
+    rows: dict[str, Any] = {
         f.name: () if f.name == "grids" else getattr(values, f.name)[index]
         for f in fields(values)
         if f.name != "protected"

@@ -360,7 +360,9 @@ def frame_peak(frame: Frame, data_bytes: int, requests: Sequence[RenderRequest])
     return lambda threads: render_peak(data_bytes, frame.decoded_bytes, frame.decoder_bytes, costs, threads)
 
 
-def _peak(data: bytes, im: Image.Image, header: tuple[int, int], fmt: str, todo: Sequence[_Checked]) -> Callable[[int], int]:
+def _peak(
+    data: bytes, im: Image.Image, header: tuple[int, int], fmt: str, todo: Sequence[_Checked]
+) -> Callable[[int], int]:
     """Peak RSS of rendering `todo` from `im` (opened by `_opened`) by how many run at once."""
     return frame_peak(Frame.of(im, header, fmt, data), len(data), [r.request for r in todo])
 

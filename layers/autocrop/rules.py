@@ -83,7 +83,7 @@ def plain_subject(rgb: np.ndarray, width: int, height: int, options: CropOptions
         pixels[depth:-depth, :depth].reshape(-1, 3), pixels[depth:-depth, -depth:].reshape(-1, 3),
     ])  # fmt: skip
     colour = np.median(border, axis=0)
-    limit = options.plain_colour_distance ** 2
+    limit = options.plain_colour_distance**2
     if float((((border - colour) ** 2).sum(axis=1) <= limit).mean()) < options.plain_border_share:
         return None
     differs = (((pixels - colour) ** 2).sum(axis=2) > limit).astype(np.uint8)

@@ -118,10 +118,13 @@ class RuntimePrior:
     face_weight: float = 0.0
 
     @classmethod
-    def from_card(cls, card: dict[str, Any]) -> "RuntimePrior":
+    def from_card(cls, card: dict[str, Any]) -> RuntimePrior:
         spec = card.get("runtime_prior") or {}
-        return cls(float(spec.get("centre_exponent", 0.0)), float(spec.get("sigma_frac", 0.25)),
-                   float(spec.get("face_weight", 0.0)))
+        return cls(
+            float(spec.get("centre_exponent", 0.0)),
+            float(spec.get("sigma_frac", 0.25)),
+            float(spec.get("face_weight", 0.0)),
+        )
 
     def apply(self, saliency: np.ndarray) -> np.ndarray:
         """`saliency` (HxW, >= 0) weighted by the centre prior, scaled to [0, 1]."""

@@ -30,7 +30,10 @@ def composition_terms(features: WindowFeatures, options: CropOptions) -> dict[st
     """Each term's weighted contribution, per window."""
     terms = {
         "saliency": options.weight_saliency
-        * (options.saliency_relative * features.saliency_of_best + (1 - options.saliency_relative) * features.saliency_kept),
+        * (
+            options.saliency_relative * features.saliency_of_best
+            + (1 - options.saliency_relative) * features.saliency_kept
+        ),
         faces_term_name(features): options.weight_faces * features.faces_share,
         "head_margins_sliced": -options.weight_heads * features.head_cut,
         "edges": -options.weight_edges * features.edge_cut,

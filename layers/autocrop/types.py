@@ -56,12 +56,7 @@ class Box:
 
     def contains(self, other: Box) -> bool:
         """True when `other` lies wholly inside this box."""
-        return (
-            self.x <= other.x
-            and self.y <= other.y
-            and other.right <= self.right
-            and other.bottom <= self.bottom
-        )
+        return self.x <= other.x and self.y <= other.y and other.right <= self.right and other.bottom <= self.bottom
 
 
 @dataclass(frozen=True)

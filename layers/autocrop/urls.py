@@ -257,7 +257,9 @@ def check(request: CropUrl, max_side: int | None = None) -> None:
         # characters: such a URL would be signed and never served.
         raise InvalidOptionsError(f"key {request.key!r} holds a control character: no crop URL can name it")
     if request.version is not None and not _VERSION.fullmatch(request.version):
-        raise InvalidOptionsError(f"a crop version is 1 to 64 of A-Z a-z 0-9 _ -, not starting with _: {request.version!r}")
+        raise InvalidOptionsError(
+            f"a crop version is 1 to 64 of A-Z a-z 0-9 _ -, not starting with _: {request.version!r}"
+        )
     w, h = parse_size(f"{request.size[0]}x{request.size[1]}")
     if not size_is_of_ratio((w, h), request.ratio):  # (parse_ratio inside refuses a bad ratio)
         raise InvalidOptionsError(f"size {w}x{h} is not of ratio {request.ratio}")

@@ -26,6 +26,8 @@ import numpy as np
 STRIDES = (8, 16, 32)
 #: The input is padded to a multiple of this (the coarsest stride), as FaceDetectorYN pads it.
 PAD_DIVISOR = 32
+#: The network's outputs by name, in the order `decode` takes them (the ONNX model's order).
+OUTPUT_NAMES = tuple(f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in STRIDES)
 #: onnxruntime's telemetry switch, read when it loads: the engine sends nothing anywhere.
 TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
 
@@ -187,7 +189,8 @@ def nms(rows: np.ndarray, score_threshold: float, iou_limit: float, top_k: int) 
     import cv2
 
     rects = np.trunc(rows[:, :4]).astype(np.int32)  # C++ int(): towards zero, as FaceDetectorYN
-    keep = cv2.dnn.NMSBoxes(rects, rows[:, 14].astype(np.float32), score_threshold, iou_limit, 1.0, top_k)
+    scores = rows[:, 14].astype(np.float32)
+    keep = cv2.dnn.NMSBoxes(rects, scores, score_threshold, iou_limit, 1.0, top_k)  # type: ignore[arg-type]
     return rows[np.asarray(keep, np.intp).reshape(-1)]
 
 
@@ -216,4 +219,12 @@ class OnnxYuNet:
         return nms(rows, score_threshold, self.nms_iou, self.top_k)
 
 
-__all__ = ["OnnxYuNet", "decode", "free_input_size", "input_blob", "nms", "padded_size"]
+__all__ = [
+    "OUTPUT_NAMES",
+    "OnnxYuNet",
+    "decode",
+    "free_input_size",
+    "input_blob",
+    "nms",
+    "padded_size",
+]
