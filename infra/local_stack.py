@@ -543,11 +543,13 @@ def _show_crop_url(api_url: str, key: str, secret: bytes) -> int:
     from autocrop.urls import crop_url
 
     url = crop_url(key, "16:9", (640, 360), secret, fmt="webp", base_url=api_url)
-    with urllib.request.urlopen(url, timeout=120) as response:
-        body, headers = response.read(), response.headers
+    with urllib.request.urlopen(url, timeout=120) as response:  # follows the redirect to the current version
+        body, headers, final = response.read(), response.headers, response.geturl()
     ok = response.status == 200 and headers["Content-Type"] == "image/webp"
+    if final != url:
+        print(f"crop URL, no version: {url}\n                    -> 302 to the current version's URL", flush=True)
     print(
-        f"crop URL:           {url}\n                    -> {response.status} {headers['Content-Type']}, "
+        f"crop URL:           {final}\n                    -> {response.status} {headers['Content-Type']}, "
         f"{len(body)} bytes, {headers['X-Autocrop-Analysis']} analysis from the {headers.get('X-Autocrop-Source', 'original')}, {headers['Cache-Control']}",
         flush=True,
     )

@@ -550,6 +550,9 @@ def test_local_stack_command_sends_the_samples_through(tmp_path: Path):
     # a signed crop URL of a sample, served from its stored analysis, cacheable for good
     assert re.search(r"-> 200 image/webp, \d+ bytes, stored analysis from the (master|original), public, max-age=31536000, immutable",
                      done.stdout), done.stdout  # fmt: skip
+    # ...under its version's URL, which the version-less URL redirects to (the printed one).
+    assert "-> 302 to the current version's URL" in done.stdout
+    assert re.search(r"^crop URL: +http://\S+/v1/crops/[^/]+/(?!_/)[^/]+/samples/", done.stdout, re.MULTILINE), done.stdout
     assert (
         "samples/astronaut.png -> s3://autocrop-output/crops/samples/astronaut.png/" in done.stdout
     )
