@@ -165,9 +165,10 @@ def test_the_real_pip_audit_accepts_the_command() -> None:
     assert outcome.verdict is not Verdict.FAILED, outcome.message
 
 
-def stub_tree(tmp_path: Path, pytest_status: int) -> Path:
+def stub_tree(tmp_path: Path, pytest_status: int, lint_status: int = 0) -> Path:
     """A copy of infra/test.sh with a no-op bootstrap and a .venv python that stands in for the
-    audit (NOT AUDITED) and for pytest (exits `pytest_status`)."""
+    audit (NOT AUDITED) and for pytest (exits `pytest_status`); ruff and mypy stand-ins exit
+    `lint_status`."""
     (tmp_path / "infra").mkdir()
     shutil.copy(ROOT / "infra" / "test.sh", tmp_path / "infra" / "test.sh")
     (tmp_path / "infra" / "bootstrap.sh").write_text("true\n")
@@ -182,6 +183,10 @@ def stub_tree(tmp_path: Path, pytest_status: int) -> Path:
         fi
         """))
     python.chmod(0o755)
+    for tool in ("ruff", "mypy"):
+        stand_in = python.parent / tool
+        stand_in.write_text(f"#!/bin/sh\necho {tool} stand-in; exit {lint_status}\n")
+        stand_in.chmod(0o755)
     return tmp_path
 
 
@@ -193,3 +198,11 @@ def test_test_sh_prints_the_verdict_last_and_keeps_pytests_status(tmp_path: Path
     assert done.returncode == pytest_status, done.stderr
     assert "3 passed" in lines and lines[-1] == "dependency audit: NOT AUDITED: stand-in"
     assert lines.index("3 passed") < len(lines) - 1, "the verdict comes after pytest's output"
+
+
+def test_test_sh_fails_on_a_lint_or_type_finding_and_still_runs_pytest(tmp_path: Path) -> None:
+    tree = stub_tree(tmp_path, pytest_status=0, lint_status=1)
+    done = subprocess.run(["bash", str(tree / "infra" / "test.sh")], capture_output=True, text=True, timeout=60)
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 1
+    assert "3 passed" in lines and lines[-1] == "dependency audit: NOT AUDITED: stand-in"
