@@ -12,6 +12,9 @@ verdict=$(mktemp)
 trap 'rm -f "$verdict"' EXIT
 .venv/bin/python -m infra.audit_deps --summary-file "$verdict"
 status=0
+# The setup above installed every outside tool (Chromium, node packages): a test that finds
+# one missing fails instead of skipping (tests/tools.py).
+export AUTOCROP_TOOLS_INSTALLED=1
 # Lint, format and types on the engine, the doors and infra/ (pyproject.toml: [tool.ruff],
 # [tool.mypy]); a finding fails the run, and pytest still runs so one log shows everything.
 .venv/bin/ruff check layers/autocrop functions infra || status=1

@@ -14,18 +14,15 @@ from autocrop import parse_ratio
 
 from functions.settings import get_settings
 from infra.local_stack import start_api
+from tests.tools import require
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PHOTO = Path(skimage.__file__).parent / "data" / "astronaut.png"
 WAIT = 180  # seconds: the first request loads the models on a busy 2-core machine
 
-if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-    if os.environ.get("CI"):
-        pytest.fail("chromium/chromedriver missing: run infra/ci_setup.sh", pytrace=False)
-    pytest.skip(
-        "needs Debian's chromium and chromium-driver (infra/ci_setup.sh)", allow_module_level=True
-    )
+require(os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER),
+        "needs Debian's chromium and chromium-driver (infra/ci_setup.sh)", module=True)  # fmt: skip
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -58,6 +55,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
         f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for tests that read it
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     yield driver
     driver.quit()

@@ -3,51 +3,17 @@ favicon included, which a browser asks for on its own)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from tests.test_demo_page import api_url, browser  # skips (or fails) without Chromium
 
-from functions.settings import get_settings
-from infra.local_stack import start_api
+from selenium import webdriver  # noqa: E402  (after test_demo_page's check for Chromium)
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+__all__ = ["api_url", "browser"]  # fixtures, imported for pytest
+
 STATIC = Path(__file__).resolve().parent.parent / "functions" / "static"
-
-if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-    if os.environ.get("CI"):
-        pytest.fail("chromium/chromedriver missing: run infra/ci_setup.sh", pytrace=False)
-    pytest.skip("needs Debian's chromium and chromium-driver (infra/ci_setup.sh)", allow_module_level=True)
-
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def api_url() -> Iterator[str]:
-    get_settings.cache_clear()
-    server, url = start_api("127.0.0.1", 0)
-    yield url
-    server.should_exit = True
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):  # fmt: skip
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 def console_after_load(driver: webdriver.Chrome, url: str) -> list[dict]:

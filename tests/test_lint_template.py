@@ -9,16 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from tests.test_serverless_package import SERVERLESS, offline_env
+from tests.tools import require
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_lint_packages_what_a_failed_deploy_left_out(lambda_layer: dict, tmp_path: Path) -> None:
-    if not SERVERLESS.exists():  # test_serverless_package fails in CI without it; say why here
-        pytest.skip("needs the Serverless CLI: npm ci (infra/ci_setup.sh)")
+    require(SERVERLESS.exists(), "needs the Serverless CLI: npm ci (infra/ci_setup.sh)")
     home = tmp_path / "home"
     home.mkdir()
     # What `serverless deploy` leaves in .serverless/ when it stops for lack of credentials:

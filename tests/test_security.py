@@ -24,6 +24,7 @@ from functions.api import app
 from functions.s3_trigger import output_base
 from functions.settings import get_settings
 from infra import audit_deps
+from tests.tools import require
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
@@ -49,8 +50,7 @@ def package(out: Path, home: Path, params: dict[str, str] | None = None) -> dict
 
 @pytest.fixture(scope="module")
 def templates(lambda_layer: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    if not SERVERLESS.exists():
-        pytest.skip("needs the Serverless CLI: npm ci (infra/ci_setup.sh)")
+    require(SERVERLESS.exists(), "needs the Serverless CLI: npm ci (infra/ci_setup.sh)")
     home = tmp_path_factory.mktemp("home")
     return {
         "iam": package(tmp_path_factory.mktemp("sls-iam"), home),
@@ -109,8 +109,7 @@ def test_jwt_template_passes_cfn_lint(templates: dict[str, Any]):
 
 
 def test_there_is_no_anonymous_mode(tmp_path: Path):
-    if not SERVERLESS.exists():
-        pytest.skip("needs the Serverless CLI")
+    require(SERVERLESS.exists(), "needs the Serverless CLI: npm ci (infra/ci_setup.sh)")
     from tests.test_serverless_package import offline_env
 
     done = subprocess.run(

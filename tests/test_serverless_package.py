@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 
+from tests.tools import require
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
 
-if not SERVERLESS.exists():
-    if os.environ.get("CI"):
-        pytest.fail("node_modules missing: run infra/ci_setup.sh (npm ci)", pytrace=False)
-    pytest.skip("needs the Serverless CLI: npm ci (infra/ci_setup.sh)", allow_module_level=True)
+require(SERVERLESS.exists(), "needs the Serverless CLI: npm ci (infra/ci_setup.sh)", module=True)
 
 
 def offline_env(home: Path) -> dict[str, str]:

@@ -32,7 +32,7 @@ import itertools
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -348,6 +348,40 @@ def audit_composite(rgb: np.ndarray, tiles: np.ndarray, options: CropOptions, mo
     return row
 
 
+def composites(
+    faces_root: Path,
+    pairs: Sequence[tuple[GroupPair, FaceRecord, FaceRecord]],
+    photos: Sequence[Path],
+    seed: int = 0,
+    only: Sequence[str] | None = None,
+) -> Iterator[tuple[int, GroupPair, FaceRecord, FaceRecord, bool, Layout, np.ndarray, np.ndarray]]:
+    """The audit's composites: (pair index, group pair, face a, face b, swapped, layout, RGB
+    image, tiles with row 0 always face a's), one layout drawn per pair and rendered in both
+    orders. `only` (group pair labels) yields just those pairs; every layout is still drawn,
+    so they are the composites of a full run (the analysis scripts under docs/fairness use
+    this too)."""
+    rng = np.random.default_rng(seed)
+    combos = [(k, b) for k in KINDS for b in BACKGROUNDS]
+    cache: dict[str, np.ndarray] = {}
+
+    def face(rec: FaceRecord) -> np.ndarray:
+        if rec.file not in cache:
+            bgr = cv2.imread(str(faces_root / "images" / rec.file), cv2.IMREAD_COLOR)
+            cache[rec.file] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return cache[rec.file]
+
+    for i, (group_pair, a, b) in enumerate(pairs):
+        kind, bg = combos[i % len(combos)]
+        layout = draw_layout(kind, bg, rng, photos)
+        if only is not None and group_pair.label not in only:
+            continue
+        canvas = background(layout)
+        for swap in (False, True):
+            first, second = (b, a) if swap else (a, b)
+            rgb, tiles = compose(face(first), face(second), layout, canvas)
+            yield i, group_pair, a, b, swap, layout, rgb, (tiles[::-1] if swap else tiles)
+
+
 def run_pairs(
     faces_root: Path,
     pairs: Sequence[tuple[GroupPair, FaceRecord, FaceRecord]],
@@ -361,34 +395,15 @@ def run_pairs(
     """Every (group pair, face a, face b) composited once per layout drawn for it, in both
     orders: one trial row per rendering. `only` (group pair labels) runs just those pairs'
     composites; every layout is still drawn, so they are the ones of a full run."""
-    rng = np.random.default_rng(seed)
     models = Models.load()
-    combos = [(k, b) for k in KINDS for b in BACKGROUNDS]
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
-    cache: dict[str, np.ndarray] = {}
-
-    def face(rec: FaceRecord) -> np.ndarray:
-        if rec.file not in cache:
-            cache[rec.file] = cv2.cvtColor(cv2.imread(str(faces_root / "images" / rec.file), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        return cache[rec.file]
-
-    for i, (group_pair, a, b) in enumerate(pairs):
-        kind, bg = combos[i % len(combos)]
-        layout = draw_layout(kind, bg, rng, photos)
-        if only is not None and group_pair.label not in only:
-            continue
-        canvas = background(layout)
-        for swap in (False, True):
-            first, second = (b, a) if swap else (a, b)
-            rgb, tiles = compose(face(first), face(second), layout, canvas)
-            if swap:
-                tiles = tiles[::-1]  # row "a" is always group a's face
-            row = audit_composite(rgb, tiles, options, models, control)
-            row.update(pair=group_pair.label, attribute=group_pair.attribute, a=a.file, b=b.file, a_age=a.age,
-                       b_age=b.age, swap=swap, kind=kind, background=layout.background)  # fmt: skip
-            rows.append(row)
-        if progress and (i + 1) % 50 == 0:
+    for i, group_pair, a, b, swap, layout, rgb, tiles in composites(faces_root, pairs, photos, seed, only):
+        row = audit_composite(rgb, tiles, options, models, control)
+        row.update(pair=group_pair.label, attribute=group_pair.attribute, a=a.file, b=b.file, a_age=a.age,
+                   b_age=b.age, swap=swap, kind=layout.kind, background=layout.background)  # fmt: skip
+        rows.append(row)
+        if progress and swap and (i + 1) % 50 == 0:
             print(f"  {i + 1}/{len(pairs)} pairs, {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return rows
 

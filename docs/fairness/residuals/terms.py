@@ -21,8 +21,8 @@ N, SEED, OUT = int(ARGS[0]), int(ARGS[1]), ARGS[2]
 BOXES = ARGS[3] if len(ARGS) > 3 else "yunet"
 import autocrop.engine as _engine
 _real_detect = _engine.detect_faces
-def _detect(rgb, detector, options):
-    f = _real_detect(rgb, detector, options)
+def _detect(rgb, detector, options, saliency=None):
+    f = _real_detect(rgb, detector, options, saliency)
     if BOXES == "yunet" or len(f) != 2:
         return f
     f = f.astype(np.float64).copy()
@@ -57,68 +57,54 @@ opts = CropOptions(ratios=RATIOS, **{k: float(v) for k, v in (kv.split('=') for 
 print("ranker", select_ranker(opts).name, file=sys.stderr)
 models = Models.load()
 rng = np.random.default_rng(SEED)
-combos = [(k, b) for k in KINDS for b in BACKGROUNDS]
-cache = {}
-def face(rec):
-    if rec.file not in cache:
-        cache[rec.file] = cv2.cvtColor(cv2.imread(str(root / "images" / rec.file)), cv2.COLOR_BGR2RGB)
-    return cache[rec.file]
 DROP = ["saliency", "head_margins_sliced", "edges", "faces_kept_whole", "position", "area"]
 out = []
-for i, (gp, a, b) in enumerate(trials):
-    layout = draw_layout(*combos[i % 4], rng, photos)
-    if gp.label not in ONLY:
-        continue
-    canvas = background(layout)
-    for swap in (False, True):
-        f, s = (b, a) if swap else (a, b)
-        rgb, tiles = compose(face(f), face(s), layout, canvas)
-        if swap:
-            tiles = tiles[::-1]
-        ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        dec = decode_for(png.tobytes(), opts)
-        photo, sal = prepare_photo(dec, opts, models.saliency, models.detector)
-        pf = photo.faces
-        # which detected face is a's / b's (centre in core)
-        core = core_of(tiles * np.array([dec.width / layout.width, dec.height / layout.height] * 2))
-        side_of = []
-        for fx in pf:
-            cx, cy = fx[0] + fx[2] / 2, fx[1] + fx[3] / 2
-            side_of.append("a" if core[0, 0] <= cx <= core[0, 2] and core[0, 1] <= cy <= core[0, 3] else
-                           "b" if core[1, 0] <= cx <= core[1, 2] and core[1, 1] <= cy <= core[1, 3] else "-")
-        imp = face_importance(pf, opts.face_importance_tie) if len(pf) else np.zeros(0)
-        imp0 = face_importance(pf, 0.0) if len(pf) else np.zeros(0)
-        tile_area = (tiles[0, 2] - tiles[0, 0]) * (tiles[0, 3] - tiles[0, 1]) * dec.width / layout.width * dec.height / layout.height
-        det = {sd: [float(pf[k, 2] * pf[k, 3] / tile_area), float(pf[k, 4]), float(imp0[k]), float(imp[k])]
-               for k, sd in enumerate(side_of) if sd in "ab"}
-        for label, ratio in zip(opts.ratios, opts.ratio_values):
-            win = propose_windows(dec.width, dec.height, ratio, opts)
-            feat = measure_windows(win, photo.index, photo.faces, dec.width, dec.height, opts, heads_of_allowed_only=True)
-            terms = composition_terms(feat, opts)
-            sx, sy = layout.width / dec.width, layout.height / dec.height
-            c = core_of(tiles)
-            x, y, w, h = win.x * sx, win.y * sy, win.w * sx, win.h * sy
-            iw = np.clip(np.minimum((x + w)[:, None], c[None, :, 2]) - np.maximum(x[:, None], c[None, :, 0]), 0, None)
-            ih = np.clip(np.minimum((y + h)[:, None], c[None, :, 3]) - np.maximum(y[:, None], c[None, :, 1]), 0, None)
-            k2 = iw * ih / ((c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1]))[None] >= KEPT_SHARE
-            kept = np.where(k2[:, 0] & k2[:, 1], "both", np.where(k2[:, 0], "a", np.where(k2[:, 1], "b", "none")))
-            def winner(score):
-                order = break_face_ties(order_by(score, feat.feasible, 64), score, win, feat, opts)
-                return str(kept[order[0]]) if len(order) else "none"
-            score = total_score(terms)
-            rec = dict(pair=gp.label, a=a.file, b=b.file, swap=swap, kind=layout.kind, bg=layout.background, ratio=label,
-                       det=det, engine=winner(score))
-            best = {}
-            for sd in "ab":
-                m = feat.feasible & (kept == sd)
-                if m.any():
-                    best[sd] = int(np.flatnonzero(m)[np.argmax(score[m])])
-            if len(best) == 2:
-                rec["diff"] = {k: float(v[best["a"]] - v[best["b"]]) for k, v in terms.items()}
-                rec["diff"]["total"] = float(score[best["a"]] - score[best["b"]])
-            rec["drop"] = {t: winner(score - terms[t]) for t in DROP}
-            rec["only_sal"] = winner(terms["saliency"] + 0 * score)
-            out.append(rec)
+# The audit's own composites (training.fairness_audit.composites), in its order.
+for i, gp, a, b, swap, layout, rgb, tiles in composites(root, trials, photos, SEED, ONLY):
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    dec = decode_for(png.tobytes(), opts)
+    photo, sal = prepare_photo(dec, opts, models.saliency, models.detector)
+    pf = photo.faces
+    # which detected face is a's / b's (centre in core)
+    core = core_of(tiles * np.array([dec.width / layout.width, dec.height / layout.height] * 2))
+    side_of = []
+    for fx in pf:
+        cx, cy = fx[0] + fx[2] / 2, fx[1] + fx[3] / 2
+        side_of.append("a" if core[0, 0] <= cx <= core[0, 2] and core[0, 1] <= cy <= core[0, 3] else
+                       "b" if core[1, 0] <= cx <= core[1, 2] and core[1, 1] <= cy <= core[1, 3] else "-")
+    imp = face_importance(pf, opts.face_importance_tie) if len(pf) else np.zeros(0)
+    imp0 = face_importance(pf, 0.0) if len(pf) else np.zeros(0)
+    tile_area = (tiles[0, 2] - tiles[0, 0]) * (tiles[0, 3] - tiles[0, 1]) * dec.width / layout.width * dec.height / layout.height
+    det = {sd: [float(pf[k, 2] * pf[k, 3] / tile_area), float(pf[k, 4]), float(imp0[k]), float(imp[k])]
+           for k, sd in enumerate(side_of) if sd in "ab"}
+    for label, ratio in zip(opts.ratios, opts.ratio_values):
+        win = propose_windows(dec.width, dec.height, ratio, opts)
+        feat = measure_windows(win, photo.index, photo.faces, dec.width, dec.height, opts, heads_of_allowed_only=True)
+        terms = composition_terms(feat, opts)
+        sx, sy = layout.width / dec.width, layout.height / dec.height
+        c = core_of(tiles)
+        x, y, w, h = win.x * sx, win.y * sy, win.w * sx, win.h * sy
+        iw = np.clip(np.minimum((x + w)[:, None], c[None, :, 2]) - np.maximum(x[:, None], c[None, :, 0]), 0, None)
+        ih = np.clip(np.minimum((y + h)[:, None], c[None, :, 3]) - np.maximum(y[:, None], c[None, :, 1]), 0, None)
+        k2 = iw * ih / ((c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1]))[None] >= KEPT_SHARE
+        kept = np.where(k2[:, 0] & k2[:, 1], "both", np.where(k2[:, 0], "a", np.where(k2[:, 1], "b", "none")))
+        def winner(score):
+            order = break_face_ties(order_by(score, feat.feasible, 64), score, win, feat, opts)
+            return str(kept[order[0]]) if len(order) else "none"
+        score = total_score(terms)
+        rec = dict(pair=gp.label, a=a.file, b=b.file, swap=swap, kind=layout.kind, bg=layout.background, ratio=label,
+                   det=det, engine=winner(score))
+        best = {}
+        for sd in "ab":
+            m = feat.feasible & (kept == sd)
+            if m.any():
+                best[sd] = int(np.flatnonzero(m)[np.argmax(score[m])])
+        if len(best) == 2:
+            rec["diff"] = {k: float(v[best["a"]] - v[best["b"]]) for k, v in terms.items()}
+            rec["diff"]["total"] = float(score[best["a"]] - score[best["b"]])
+        rec["drop"] = {t: winner(score - terms[t]) for t in DROP}
+        rec["only_sal"] = winner(terms["saliency"] + 0 * score)
+        out.append(rec)
     if (i + 1) % 50 == 0:
         print(i + 1, len(out), file=sys.stderr, flush=True)
 Path(OUT).write_text(json.dumps(out))
