@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .candidates import largest_window
 from .options import CropOptions
 from .types import Box
 
@@ -48,7 +49,9 @@ def shape_error(width: int, height: int, ratio: float) -> float:
 
 def keeps_whole(width: int, height: int, ratio: float, options: CropOptions) -> bool:
     """Whether the whole photo is the crop of `ratio` (`whole_photo_tolerance`)."""
-    return options.whole_photo_tolerance > 0 and shape_error(width, height, ratio) <= options.whole_photo_tolerance
+    # (+1e-12: a shape exactly at the tolerance counts, whatever the float rounding of its error)
+    tolerance = options.whole_photo_tolerance
+    return tolerance > 0 and shape_error(width, height, ratio) <= tolerance + 1e-12
 
 
 @dataclass(frozen=True)
@@ -119,18 +122,21 @@ def subject_box(subject: Subject, width: int, height: int, ratio: float, options
     need_w, need_h = x1 - x0, y1 - y0
     box_w = max(need_w, need_h * ratio)
     box_h = box_w / ratio
-    if box_w > width + 0.5 or box_h > height + 0.5:
+    # Measured against the largest whole-pixel window of the ratio, not the photo: a box
+    # rounded up past it would be clipped on its other side, off the ratio.
+    big_w, big_h = largest_window(width, height, ratio)
+    if box_w > big_w + 0.5 or box_h > big_h + 0.5:
         return None
     # Whole pixels, the ratio kept within half a pixel: the longer side first, the other
     # rounded from it, grown a pixel at a time until both hold what is needed.
     if ratio >= 1:
-        bw = min(width, max(1, int(np.ceil(box_w - 1e-9))))
-        while round(bw / ratio) < need_h - 1e-6 and bw < width:
+        bw = min(big_w, max(1, int(np.ceil(box_w - 1e-9))))
+        while round(bw / ratio) < need_h - 1e-6 and bw < big_w:
             bw += 1
         bh = min(height, max(1, round(bw / ratio)))
     else:
-        bh = min(height, max(1, int(np.ceil(box_h - 1e-9))))
-        while round(bh * ratio) < need_w - 1e-6 and bh < height:
+        bh = min(big_h, max(1, int(np.ceil(box_h - 1e-9))))
+        while round(bh * ratio) < need_w - 1e-6 and bh < big_h:
             bh += 1
         bw = min(width, max(1, round(bh * ratio)))
     cx, cy = (subject.x0 + subject.x1) / 2, (subject.y0 + subject.y1) / 2
