@@ -2,7 +2,7 @@
 
     python -m infra.arm64_check               # everything; a JSON summary; exit 1 on any mismatch
     python -m infra.arm64_check --root-only   # tools and the arm64 root only (from then on
-                                              # layers/build.py compiles the layer's bytecode there)
+                                              # infra/build_layer.py compiles the layer's bytecode there)
     python -m infra.arm64_check --function-zip .serverless/autocrop.zip   # the serverless package's
     python -m infra.arm64_check --cold-start  # also: the cold start's imports with and without
                                               # the layer's bytecode
@@ -12,21 +12,21 @@ From a fresh Debian or Ubuntu machine, as root (apt, binfmt_misc, chroot and mou
 1. installs qemu-user-static, mmdebstrap, arch-test and debian-archive-keyring when missing,
    and registers qemu-aarch64 with binfmt_misc (flag F, so it works inside a chroot);
 2. makes, once, an arm64 Debian root with mmdebstrap from Debian's archive: the release whose
-   python3.X is the runtime's (layers/build.py: python3.13 -> trixie), essential packages,
+   python3.X is the runtime's (infra/build_layer.py: python3.13 -> trixie), essential packages,
    python3.13 and libstdc++6 (the Lambda runtime has it; manylinux wheels such as OpenCV's
    rely on the system's). The runtime's boto3 goes into /var/runtime at the versions pinned
    here (the layer leaves boto3 out because Lambda provides it). Cached in
-   ~/.cache/autocrop-arm64 ($AUTOCROP_ARM64_CACHE) with the pyc cache of layers/build.py;
-3. builds build/layer-arm64.zip when stale (layers/build.py --if-stale: with the root there,
+   ~/.cache/autocrop-arm64 ($AUTOCROP_ARM64_CACHE) with the pyc cache of infra/build_layer.py;
+3. builds build/layer-arm64.zip when stale (infra/build_layer.py --if-stale: with the root there,
    the layer's bytecode is compiled by the root's python3.13);
 4. unpacks the layer zip as it is where Lambda does (/opt/python) and the function package
    (functions/** as serverless.yml packages it, or --function-zip) at /var/task, both
    mounted read-only as on Lambda;
 5. starts a moto server on 127.0.0.1 (the chroot shares this network namespace), uploads three
    photos (PNG, JPEG and a HEIC made here with pillow-heif), and calls the real handlers
-   - functions.s3_trigger.handler with an S3 ObjectCreated event per photo, writing the
+   - functions.s3.trigger.handler with an S3 ObjectCreated event per photo, writing the
      crops and crops.json to an output bucket, and
-   - functions.api.handler (Mangum) with an API Gateway HTTP API v2 event per photo,
+   - functions.api.app.handler (Mangum) with an API Gateway HTTP API v2 event per photo,
    once in the arm64 root under qemu and once here on x86_64 (the project's .venv, the same
    function package and events: the reference), each into its own output bucket;
 6. compares every crop box and face box per photo, ratio and door (allowed: 1 pixel), the
@@ -122,10 +122,10 @@ class Unavailable(RuntimeError):
 
 
 def load_build() -> Any:
-    """layers/build.py (the runtime, the root's place, the bytecode interpreter)."""
+    """infra/build_layer.py (the runtime, the root's place, the bytecode interpreter)."""
     if "layer_build" in sys.modules:
         return sys.modules["layer_build"]
-    spec = importlib.util.spec_from_file_location("layer_build", ROOT / "layers" / "build.py")
+    spec = importlib.util.spec_from_file_location("layer_build", ROOT / "infra" / "build_layer.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -337,13 +337,13 @@ def cache_lock() -> Iterator[None]:
 
 
 def build_layer() -> tuple[dict[str, Any], float, str]:
-    """layers/build.py --if-stale (arm64); returns its size report, seconds, and output."""
+    """infra/build_layer.py --if-stale (arm64); returns its size report, seconds, and output."""
     started = time.monotonic()
-    done = subprocess.run([sys.executable, str(ROOT / "layers" / "build.py"), "--if-stale"],
+    done = subprocess.run([sys.executable, str(ROOT / "infra" / "build_layer.py"), "--if-stale"],
                           cwd=ROOT, capture_output=True, text=True)  # fmt: skip
     seconds = time.monotonic() - started
     if done.returncode != 0:
-        raise RuntimeError(f"layers/build.py --if-stale failed:\n{done.stdout}{done.stderr}")
+        raise RuntimeError(f"infra/build_layer.py --if-stale failed:\n{done.stdout}{done.stderr}")
     report = json.loads((ROOT / "build" / "layer-arm64.json").read_text())
     return report, seconds, done.stdout
 
@@ -686,14 +686,14 @@ def check(function_zip: Path | None = None, timeout: float = 1800, cold_start: b
         root = Path(environment["root"])
         timings["prepare"] = environment["prepare_s"]
         timings["root_build"] = environment["root_build_s"]
-        log("layer: layers/build.py --if-stale")
+        log("layer: infra/build_layer.py --if-stale")
         report, seconds, _ = build_layer()
         timings["layer_build"] = round(seconds, 1)
         layer_zip = ROOT / report["zip_path"]
         recorded = json.loads(build.inputs_record_path(ROOT / "build", "arm64").read_text())
         zip_sha = build._file_sha256(layer_zip)
         if zip_sha != recorded["zip_sha256"]:
-            raise RuntimeError(f"{layer_zip} is not the zip layers/build.py built")
+            raise RuntimeError(f"{layer_zip} is not the zip infra/build_layer.py built")
 
         shutil.rmtree(WORK, ignore_errors=True)
         function_zip = function_zip or function_package(WORK / "function.zip")

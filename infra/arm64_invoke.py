@@ -105,11 +105,11 @@ def main(config_path: str, result_path: str) -> int:
     started = time.perf_counter()
     import boto3  # the runtime's
 
-    import functions.s3_trigger as s3_trigger
+    import functions.s3.trigger as trigger
 
     timings["import_upload_function"] = time.perf_counter() - started
     mark = time.perf_counter()
-    import functions.api as api
+    import functions.api.app as api
 
     timings["import_api"] = time.perf_counter() - mark
     if config.get("imports_only"):  # a cold start's imports, nothing else
@@ -118,7 +118,7 @@ def main(config_path: str, result_path: str) -> int:
             json.dump(result, f, indent=2)
         return 0
     s3 = boto3.client("s3")
-    from functions.s3_outputs import SIDECAR, output_base
+    from functions.s3.outputs import SIDECAR, output_base
 
     s3_template = json.load(open(config["s3_event"]))
     api_template = json.load(open(config["api_event"]))
@@ -127,7 +127,7 @@ def main(config_path: str, result_path: str) -> int:
         key = photo["key"]
         head = s3.head_object(Bucket=config["input_bucket"], Key=key)
         mark = time.perf_counter()
-        response = s3_trigger.handler(s3_event(s3_template, config["input_bucket"], key, head), Context())
+        response = trigger.handler(s3_event(s3_template, config["input_bucket"], key, head), Context())
         took = time.perf_counter() - mark
         base = output_base(key, config["output_prefix"])
         listed = s3.list_objects_v2(Bucket=config["output_bucket"], Prefix=base + "/")

@@ -3,7 +3,7 @@
     .venv/bin/python -m infra.audit_deps            # what infra/test.sh runs before pytest
     .venv/bin/python -m infra.audit_deps --summary-file build/audit.txt   # keep the verdict
 
-The audited set is the layer's requirements (`layers/build.py` `runtime_requirements`: the
+The audited set is the layer's requirements (`infra/build_layer.py` `runtime_requirements`: the
 engine's dependencies plus the handlers', less what Lambda provides) and everything they pull
 in, each pinned to the version installed here, the one the tests run on and the layer build
 is constrained to. pip-audit is run with `--disable-pip --no-deps` on that fully pinned list:
@@ -73,12 +73,9 @@ class Verdict(enum.Enum):
 
 
 def layer_requirements() -> list[str]:
-    """The layer's top-level requirements, as layers/build.py installs them."""
-    sys.path.insert(0, str(ROOT / "layers"))
-    try:
-        from build import runtime_requirements  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
+    """The layer's top-level requirements, as infra/build_layer.py installs them."""
+    from infra.build_layer import runtime_requirements
+
     return list(runtime_requirements())
 
 

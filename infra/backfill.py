@@ -1,16 +1,16 @@
 """Crop the photos already in a bucket: S3 Batch Operations, or the same handler driven locally.
 
     # on AWS: one Batch Operations job over a bucket or prefix (S3 lists it; no manifest file)
-    autocrop backfill s3://my-photos/2019/ --create-job --account-id 123456789012 \\
+    python -m infra.cli backfill s3://my-photos/2019/ --create-job --account-id 123456789012 \\
         --function-arn arn:aws:lambda:...:function:autocrop-dev-upload \\
         --role-arn arn:aws:iam::123456789012:role/autocrop-dev-batch-operations \\
         --report s3://my-crops/batch-reports/
 
     # locally (the local stack, or any S3 endpoint): the same handler, task by task
-    autocrop backfill --endpoint-url http://127.0.0.1:4566 --output-bucket autocrop-output \\
+    python -m infra.cli backfill --endpoint-url http://127.0.0.1:4566 --output-bucket autocrop-output \\
         s3://autocrop-input/PREFIX
 
-Locally every object under the prefix goes to `functions.s3_trigger.handler` as the
+Locally every object under the prefix goes to `functions.s3.trigger.handler` as the
 Batch Operations invocation (schema 2.0) AWS would send for it, with a progress bar and a
 summary: cropped, skipped (already cropped or already recorded as broken), failed (error
 records written), retry (AWS faults a rerun picks up). The handler's idempotency makes a run
@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote_plus, urlparse
 
+#: How a person runs `main` (infra/cli.py); error lines and usage start with it.
+PROG = "python -m infra.cli backfill"
 #: Summary categories, in the order they are printed.
 CATEGORIES = ("cropped", "skipped", "failed", "retry", "missing")
 
@@ -71,12 +73,12 @@ def category(result: dict[str, Any]) -> str:
 
 def run_local(bucket: str, prefix: str, start_after: str = "", progress: bool = True) -> Counter[str]:
     """Drive the upload function's handler over the prefix, as Batch Operations would."""
-    from functions import s3_trigger
+    from functions.s3 import trigger
     from functions.settings import get_settings
     from infra.local_stack import LocalContext
 
     get_settings.cache_clear()
-    s3 = s3_trigger.s3_client()
+    s3 = trigger.s3_client()
     keys = list(list_keys(s3, bucket, prefix, start_after))
     counts: Counter[str] = Counter({c: 0 for c in CATEGORIES})
     failures: list[str] = []
@@ -86,7 +88,7 @@ def run_local(bucket: str, prefix: str, start_after: str = "", progress: bool = 
 
         items = tqdm(keys, desc="backfill", unit="photo", file=sys.stderr)
     for n, key in enumerate(items):
-        [result] = s3_trigger.handler(batch_task_event(bucket, key, n), LocalContext())["results"]
+        [result] = trigger.handler(batch_task_event(bucket, key, n), LocalContext())["results"]
         kind = category(result)
         counts[kind] += 1
         if kind in ("failed", "retry", "missing"):
@@ -126,7 +128,7 @@ def create_job(s3control: Any, args: argparse.Namespace, bucket: str, prefix: st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autocrop backfill", description="Crop the photos already in a bucket.")
+    parser = argparse.ArgumentParser(prog=PROG, description="Crop the photos already in a bucket.")
     parser.add_argument("source", metavar="s3://BUCKET[/PREFIX]", help="the photos to crop")
     parser.add_argument("--endpoint-url", help="S3 endpoint (the local stack: http://127.0.0.1:4566)")
     parser.add_argument("--output-bucket", help="where crops go (default: AUTOCROP_OUTPUT_BUCKET)")
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bucket, prefix = parse_s3_url(args.source)
     except ValueError as e:
-        print(f"autocrop backfill: {e}", file=sys.stderr)
+        print(f"{PROG}: {e}", file=sys.stderr)
         return 2
     if args.endpoint_url:
         from infra.local_stack import OUTPUT_BUCKET, aws_environment
@@ -162,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         missing = [f"--{n.replace('_', '-')}" for n in ("account_id", "function_arn", "role_arn", "report")
                    if not getattr(args, n)]  # fmt: skip
         if missing:
-            print(f"autocrop backfill: --create-job needs {', '.join(missing)}", file=sys.stderr)
+            print(f"{PROG}: --create-job needs {', '.join(missing)}", file=sys.stderr)
             return 2
         if not parse_s3_url(args.report)[1].startswith("batch-reports"):
-            print("autocrop backfill: --report must be s3://<output bucket>/batch-reports/...: the only "
+            print(f"{PROG}: --report must be s3://<output bucket>/batch-reports/...: the only "
                   "prefix serverless.yml's BatchOperationsRole may write", file=sys.stderr)  # fmt: skip
             return 2
         import boto3
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     # break the progress bar (POWERTOOLS_LOG_LEVEL=INFO brings them back).
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     if not os.environ.get("AUTOCROP_OUTPUT_BUCKET"):
-        print("autocrop backfill: say where crops go: --output-bucket or AUTOCROP_OUTPUT_BUCKET", file=sys.stderr)
+        print(f"{PROG}: say where crops go: --output-bucket or AUTOCROP_OUTPUT_BUCKET", file=sys.stderr)
         return 2
     counts = run_local(bucket, prefix, args.start_after, progress=not args.no_progress)
     print(", ".join(f"{counts[c]} {c}" for c in CATEGORIES))

@@ -8,7 +8,7 @@ What runs, all in this process:
   bucket and S3 -> SQS ObjectCreated notifications (a dead-letter queue plays the failure
   destination);
 - a poller that hands delivered messages, as Lambda's SQS event, to the real
-  `functions.s3_trigger.handler`, deletes what it reports done and prints a line per upload
+  `functions.s3.trigger.handler`, deletes what it reports done and prints a line per upload
   (cropped, rejected or retried; where its crops.json or error.json is; how long it took);
 - the API with its demo page under uvicorn.
 
@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import sys
 import threading
 import time
@@ -225,9 +226,9 @@ class Poller:
         report: Report | None = None,
     ):
         if handler is None:
-            from functions.s3_trigger import handler as s3_trigger_handler
+            from functions.s3.trigger import handler as upload_handler
 
-            handler = s3_trigger_handler
+            handler = upload_handler
         self.stack = stack
         self.handler: Handler = handler
         self.batch_size = batch_size
@@ -287,7 +288,7 @@ class Poller:
             receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
             then = "it goes to the dead-letter queue" if receives >= MAX_RECEIVES else "it will be retried"
             return f"{obj.key} failed {timing} (delivery {receives} of {MAX_RECEIVES}); {then}"
-        from functions.s3_outputs import ERROR_RECORD, KEY_LIMIT, SIDECAR, hashed_error_key, output_base, read_json
+        from functions.s3.outputs import ERROR_RECORD, KEY_LIMIT, SIDECAR, hashed_error_key, output_base, read_json
 
         prefix = self.stack.output_prefix.strip("/")
         base = output_base(obj.key, prefix)
@@ -347,8 +348,8 @@ class Poller:
 
 
 def _uploads_in(message: dict[str, Any]) -> list[Any]:
-    """The objects (functions.s3_events.SourceObject) an SQS message's S3 event names."""
-    from functions.s3_trigger import objects_in
+    """The objects (functions.s3.events.SourceObject) an SQS message's S3 event names."""
+    from functions.s3.trigger import objects_in
 
     try:
         return objects_in(json.loads(message["Body"]))
@@ -390,7 +391,7 @@ def send_photos(stack: Stack, photos: Iterable[tuple[str, Path]]) -> list[str]:
 
 def wait_for_outputs(stack: Stack, keys: list[str], timeout: float = 300) -> dict[str, list[str]]:
     """Wait until each key has a sidecar or an error record; returns its output keys."""
-    from functions.s3_trigger import output_base
+    from functions.s3.trigger import output_base
 
     s3 = stack.client("s3")
     deadline = time.monotonic() + timeout
@@ -425,11 +426,11 @@ def download(stack: Stack, keys: Iterable[str], folder: Path) -> list[Path]:
 
 
 def start_api(host: str = "127.0.0.1", port: int = 0) -> tuple[Any, str]:
-    """uvicorn serving `functions.api:app` in a background thread (port 0: a free one);
+    """uvicorn serving `functions.api.app:app` in a background thread (port 0: a free one);
     returns (server, URL). Stop it with `server.should_exit = True`."""
     import uvicorn
 
-    config = uvicorn.Config("functions.api:app", host=host, port=port, log_level="warning")
+    config = uvicorn.Config("functions.api.app:app", host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="autocrop-api", daemon=True)
     thread.start()
@@ -468,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     # Overrides set through the API are cropped again by the poller, as the deployed queue does.
     os.environ["AUTOCROP_REGENERATE_QUEUE_URL"] = stack.queue_url
 
-    from functions.s3_trigger import s3_client
+    from functions.s3.trigger import s3_client
     from functions.settings import get_settings
 
     get_settings.cache_clear()
@@ -507,17 +508,17 @@ def main(argv: list[str] | None = None) -> int:
 CLI_AWS_VARIABLES = f"AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={REGION}"
 
 
-def _venv_command(name: str) -> str:
-    """`name` as a shell in any folder can run it: the absolute path of the script beside this
-    Python (the project's .venv/bin, not on PATH unless the venv is activated), else `name`."""
-    script = Path(sys.executable).parent / name
-    return str(script) if script.is_file() else name
+def cloud_command() -> str:
+    """`python -m infra.cli` as a shell in any folder can run it, the venv not activated: this
+    Python by its absolute path (the project's .venv/bin/python), with the checkout on
+    PYTHONPATH (infra/ and functions/ are not installed packages; infra/cli.py says why)."""
+    return f"PYTHONPATH={shlex.quote(str(ROOT))} {shlex.quote(sys.executable)} -m infra.cli"
 
 
 def usage_lines(stack: Stack, api_url: str, signing_key: str) -> list[str]:
     """What the stack prints on start: where everything is, and commands that run as printed
     in a fresh shell (no AWS configuration, venv not activated)."""
-    endpoint, autocrop = stack.endpoint, _venv_command("autocrop")
+    endpoint, cloud = stack.endpoint, cloud_command()
     where = f"--endpoint-url {endpoint} --input-bucket {stack.input_bucket} --output-bucket {stack.output_bucket}"
     return [
         f"S3 and SQS (moto):  {endpoint}   (any S3 client, with any credentials and region: "
@@ -529,11 +530,11 @@ def usage_lines(stack: Stack, api_url: str, signing_key: str) -> list[str]:
         f"s3 cp photo.jpg s3://{stack.input_bucket}/",
         f"see its crops:      {CLI_AWS_VARIABLES} aws --endpoint-url {endpoint} "
         f"s3 ls --recursive s3://{stack.output_bucket}/",
-        f"crop photos already in the bucket: {autocrop} backfill --endpoint-url {endpoint} "
+        f"crop photos already in the bucket: {cloud} backfill --endpoint-url {endpoint} "
         f"--output-bucket {stack.output_bucket} s3://{stack.input_bucket}/PREFIX",
-        f"a signed crop URL:  AUTOCROP_URL_SIGNING_KEY={signing_key} {autocrop} url KEY "
+        f"a signed crop URL:  AUTOCROP_URL_SIGNING_KEY={signing_key} {cloud} url KEY "
         f"--ratio 16:9 --size 640x360 --base-url {api_url} {where}",
-        f"a photo's focal point: {autocrop} override KEY --focal-point 0.3,0.6 {where} "
+        f"a photo's focal point: {cloud} override KEY --focal-point 0.3,0.6 {where} "
         f"--queue-url {stack.queue_url}   (--show, --clear)",
     ]
 

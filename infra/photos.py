@@ -1,12 +1,12 @@
 """The AWS commands on one stored photo: its overrides, and its crops' current version.
 
-    autocrop override KEY [--focal-point X,Y] [--keep X,Y,W,H ...] [--box W:H=X,Y,W,H ...] [--file F.json]
-    autocrop override KEY --show
-    autocrop override KEY --clear
+    python -m infra.cli override KEY [--focal-point X,Y] [--keep X,Y,W,H ...] [--box W:H=X,Y,W,H ...] [--file F.json]
+    python -m infra.cli override KEY --show
+    python -m infra.cli override KEY --clear
         [--endpoint-url URL] [--input-bucket B] [--output-bucket B] [--queue-url URL]
 
 Setting stores the overrides (`autocrop.overrides`) as the API's PUT /v1/photos/<key>/overrides
-does, through the same code (`functions.api_photos.store_overrides`): checked whole first (a
+does, through the same code (`functions.api.photos.store_overrides`): checked whole first (a
 malformed value, a box of a ratio the service does not crop or not of its ratio's shape on the
 photo: exit 2 with the reason, nothing written), written to `<prefix>/<key>/overrides.json`,
 replacing what was stored, and the photo is cropped again by the upload function through the
@@ -14,7 +14,7 @@ regeneration queue. `--clear` deletes them (the DELETE route; a deleted photo's 
 nothing to crop again); `--show` prints what the GET
 route answers: the stored overrides, what the crops were made with, their version and URLs.
 
-`autocrop url` asks `current_version` for the version its URL names.
+`python -m infra.cli url` (infra/cli.py) asks `current_version` for the version its URL names.
 
 Settings come from the AUTOCROP_* variables the functions read (`functions.settings`), the
 flags winning; `--endpoint-url` points at the local stack (`python -m infra.local_stack`),
@@ -31,15 +31,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+#: How a person runs `main` (infra/cli.py); error lines and usage start with it.
+PROG = "python -m infra.cli override"
 #: Exit status: done; AWS failed (nothing, or only the stored file, changed); bad usage or input.
 EXIT_OK, EXIT_AWS, EXIT_USAGE = 0, 1, 2
-#: A lookup for `autocrop url` waits this long for S3 before it prints the version-less URL.
+#: A lookup for `python -m infra.cli url` waits this long for S3 before it prints the version-less URL.
 LOOKUP_TIMEOUT_S = 5
 
 
 class Unreachable(Exception):
     """The photo's current version could not be read (no buckets configured, no credentials,
-    no network, no access): `autocrop url` then prints the version-less URL."""
+    no network, no access): `python -m infra.cli url` then prints the version-less URL."""
 
 
 class NoPhoto(LookupError):
@@ -69,7 +71,8 @@ def local_defaults(endpoint_url: str, queue: bool) -> dict[str, str]:
 def settings_from(endpoint_url: str | None, queue: bool = False, **given: str | None) -> Any:
     """The functions' settings (AUTOCROP_* variables), with the flags `given` over them and,
     with `endpoint_url`, the local stack's names where neither says."""
-    from functions import api_photos, s3_outputs
+    from functions.api import photos
+    from functions.s3 import outputs
     from functions.settings import Settings
 
     local = local_defaults(endpoint_url, queue) if endpoint_url else {}
@@ -78,8 +81,8 @@ def settings_from(endpoint_url: str | None, queue: bool = False, **given: str | 
     for name, value in local.items():  # the local stack's names, unless configured
         if not getattr(env, name) and name not in chosen:
             chosen[name] = value
-    s3_outputs.s3_client.cache_clear()  # (clients made before the endpoint was known)
-    api_photos.sqs_client.cache_clear()
+    outputs.s3_client.cache_clear()  # (clients made before the endpoint was known)
+    photos.sqs_client.cache_clear()
     return Settings(**chosen)
 
 
@@ -91,11 +94,11 @@ def current_version(key: str, endpoint_url: str | None = None, input_bucket: str
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from functions.api_crops import current_version as version_of
-    from functions.api_crops import photo_head
-    from functions.api_models import ApiError
-    from functions.s3_events import bare_etag
-    from functions.s3_outputs import SIDECAR, output_base, read_json
+    from functions.api.crops import current_version as version_of
+    from functions.api.crops import photo_head
+    from functions.api.models import ApiError
+    from functions.s3.events import bare_etag
+    from functions.s3.outputs import SIDECAR, output_base, read_json
 
     settings = settings_from(endpoint_url, input_bucket=input_bucket, output_bucket=output_bucket)
     if not (settings.input_bucket and settings.output_bucket):
@@ -117,7 +120,7 @@ def current_version(key: str, endpoint_url: str | None = None, input_bucket: str
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="autocrop override",
+        prog=PROG,
         description="Set, show or clear a stored photo's overrides; setting or clearing crops it again.",
     )
     parser.add_argument("key", metavar="KEY", help="the photo's key in the input bucket")
@@ -158,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 def given_overrides(args: argparse.Namespace, settings: Any) -> Any:
     """The overrides the flags and `--file` give (InvalidOptionsError / ApiError: the reason)."""
     from autocrop.overrides import Overrides
-    from functions.api_photos import checked_overrides
+    from functions.api.photos import checked_overrides
 
     flags = Overrides.from_flags(args.focal_point, args.keep or (), args.box or ())
     if not args.file:
@@ -176,18 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setting = bool(args.focal_point or args.keep or args.box or args.file)
     if args.action != "set" and setting:
-        print(f"autocrop override: --{args.action} takes no overrides", file=sys.stderr)
+        print(f"{PROG}: --{args.action} takes no overrides", file=sys.stderr)
         return EXIT_USAGE
     if args.action == "set" and not setting:
-        print("autocrop override: nothing to set: give --focal-point, --keep, --box or --file, "
+        print(f"{PROG}: nothing to set: give --focal-point, --keep, --box or --file, "
               "or --show / --clear", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
 
     from botocore.exceptions import BotoCoreError, ClientError
 
     from autocrop.errors import InvalidOptionsError
-    from functions import api_photos
-    from functions.api_models import ApiError
+    from functions.api import photos
+    from functions.api.models import ApiError
 
     settings = settings_from(args.endpoint_url, queue=args.action != "show", input_bucket=args.input_bucket,
                              output_bucket=args.output_bucket, output_prefix=args.prefix,
@@ -195,15 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     missing = [flag for flag, value in (("--input-bucket", settings.input_bucket),
                                         ("--output-bucket", settings.output_bucket)) if not value]  # fmt: skip
     if missing:
-        print(f"autocrop override: say where the photo is: {' and '.join(missing)} (or AUTOCROP_INPUT_BUCKET, "
+        print(f"{PROG}: say where the photo is: {' and '.join(missing)} (or AUTOCROP_INPUT_BUCKET, "
               "AUTOCROP_OUTPUT_BUCKET)", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     try:
         if args.action == "show":
-            print(json.dumps(api_photos.state(args.key, settings), indent=2, ensure_ascii=False))
+            print(json.dumps(photos.state(args.key, settings), indent=2, ensure_ascii=False))
             return EXIT_OK
         if args.action == "clear":
-            if not api_photos.clear_overrides(args.key, settings):
+            if not photos.clear_overrides(args.key, settings):
                 print(
                     f"{args.key}: stored overrides deleted; the photo is not in the input bucket: nothing to crop again"
                 )
@@ -211,22 +214,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.key}: stored overrides deleted; cropping it again")
         else:
             overrides = given_overrides(args, settings)
-            api_photos.store_overrides(args.key, overrides, settings)
+            photos.store_overrides(args.key, overrides, settings)
             print(f"{args.key}: overrides stored: {json.dumps(overrides.to_json())}; cropping it again")
     except InvalidOptionsError as e:
-        print(f"autocrop override: {e}; nothing changed", file=sys.stderr)
+        print(f"{PROG}: {e}; nothing changed", file=sys.stderr)
         return EXIT_USAGE
     except ApiError as e:
         if e.code == "regeneration_not_configured":
-            print("autocrop override: say which queue crops the photo again: --queue-url or "
+            print(f"{PROG}: say which queue crops the photo again: --queue-url or "
                   "AUTOCROP_REGENERATE_QUEUE_URL (the stack's RegenerateQueueUrl output); nothing changed", file=sys.stderr)  # fmt: skip
         else:
-            print(f"autocrop override: {e.detail}; nothing changed", file=sys.stderr)
+            print(f"{PROG}: {e.detail}; nothing changed", file=sys.stderr)
         return EXIT_USAGE
     except (BotoCoreError, ClientError) as e:
-        print(f"autocrop override: AWS: {e}", file=sys.stderr)
+        print(f"{PROG}: AWS: {e}", file=sys.stderr)
         return EXIT_AWS
-    print(f"  `autocrop override {shlex.quote(args.key)} --show` says when its new crops and their version are there")
+    print(f"  `{PROG} {shlex.quote(args.key)} --show` says when its new crops and their version are there")
     return EXIT_OK
 
 

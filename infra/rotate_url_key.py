@@ -1,6 +1,6 @@
 """Rotate the crop URL signing key in SSM Parameter Store: a new current key, the current one kept.
 
-    python -m infra.rotate_url_key --parameter /autocrop/dev/url-signing-key [--endpoint-url URL]
+    python -m infra.cli rotate-url-key --parameter /autocrop/dev/url-signing-key [--endpoint-url URL]
 
 The parameter (a SecureString, under the KMS key it already has) then holds the key ring that
 `autocrop.urls.KeyRing` reads: JSON {"current": {"id": "k2", "key": ...}, "previous": {"id":
@@ -22,6 +22,8 @@ from typing import Any
 
 from autocrop.urls import KeyRing, SigningKey, SigningKeyError
 
+#: How a person runs `main` (infra/cli.py); error lines and usage start with it.
+PROG = "python -m infra.cli rotate-url-key"
 #: Random bytes behind each new key (written base64url: 64 characters, twice MIN_KEY_BYTES).
 NEW_KEY_BYTES = 48
 
@@ -46,7 +48,7 @@ def rotate(ssm: Any, name: str) -> KeyRing:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Rotate the crop URL signing key (SSM Parameter Store).")
+    parser = argparse.ArgumentParser(prog=PROG, description="Rotate the crop URL signing key (SSM Parameter Store).")
     parser.add_argument("--parameter", required=True, help="the SSM parameter, e.g. /autocrop/dev/url-signing-key")
     parser.add_argument("--endpoint-url", help="an SSM endpoint other than AWS's (the local stack)")
     parser.add_argument("--region", help="default: the AWS configuration's")
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ring = rotate(ssm, args.parameter)
     except SigningKeyError as e:
-        print(f"rotate_url_key: the stored key ring is unusable, nothing written: {e}", file=sys.stderr)
+        print(f"{PROG}: the stored key ring is unusable, nothing written: {e}", file=sys.stderr)
         return 1
     previous = ring.previous.id if ring.previous else "none"
     print(f"{args.parameter}: current key {ring.current.id}, previous {previous}. Sign with "

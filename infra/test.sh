@@ -15,10 +15,11 @@ status=0
 # The setup above installed every outside tool (Chromium, node packages): a test that finds
 # one missing fails instead of skipping (tests/tools.py).
 export AUTOCROP_TOOLS_INSTALLED=1
-# Lint, format and types on the engine, the doors and infra/ (pyproject.toml: [tool.ruff],
-# [tool.mypy]); a finding fails the run, and pytest still runs so one log shows everything.
-.venv/bin/ruff check layers/autocrop functions infra || status=1
-.venv/bin/ruff format --check layers/autocrop functions infra || status=1
+# Lint and format on the engine, the doors, infra/, benchmarks/ and research/ (pyproject.toml: [tool.ruff]),
+# types on what [tool.mypy] lists; a finding fails the run, and pytest still runs so one log
+# shows everything.
+.venv/bin/ruff check layers/autocrop functions infra benchmarks research || status=1
+.venv/bin/ruff format --check layers/autocrop functions infra benchmarks research || status=1
 .venv/bin/mypy || status=1
 .venv/bin/python -m pytest "$@" || status=$?
 cat "$verdict"

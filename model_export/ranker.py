@@ -7,7 +7,7 @@ per photo before pooling) and `score` (descriptors (N, REGIONS x P + G) -> corre
 head is tens of kB, so quantizing it would save nothing worth a parity risk. Parity: on every
 validation photo and ratio, the float Keras scorer's pick from the engine's shortlist against
 the shipped runtime's (`autocrop.ranker.LearnedRanker`); top-1 agreement >= PARITY_BAR.
-Speed is measured by tests/benchmarks/bench_engine.py, beside the composition score.
+Speed is measured by benchmarks/bench_engine.py, beside the composition score.
 """
 
 from __future__ import annotations

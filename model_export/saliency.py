@@ -91,15 +91,27 @@ def architecture(train_cfg: dict) -> str:
             + "; sigmoid output")
 
 
+def shipped_prior(selection: dict | None) -> RuntimePrior:
+    """The run-time prior a selection ships as; ValueError for a face channel, which the
+    engine does not apply (`autocrop.saliency.RuntimePrior` refuses a card naming one)."""
+    if not selection:
+        return RuntimePrior()
+    face_weight = float(selection.get("face_weight", 0.0))
+    if face_weight != 0:
+        raise ValueError(f"the prior selection has a face channel (face_weight {face_weight:g}), which the engine "
+                         "does not apply: choose a candidate without one (training.prior_select's `chosen` is)")  # fmt: skip
+    return RuntimePrior(float(selection.get("centre_exponent", 0.0)))
+
+
 def runtime_prior(selection: dict | None) -> dict:
     """The card's `runtime_prior`: what autocrop.saliency.RuntimePrior applies, and why."""
+    shipped_prior(selection)  # a face channel cannot ship
     if not selection:
         return {"centre_exponent": 0.0, "sigma_frac": 0.25, "prior_map": "learned",
                 "chosen_by": "none: the net's own learned prior"}
     return {
         "centre_exponent": float(selection["centre_exponent"]),
         "sigma_frac": 0.25,
-        "face_weight": float(selection.get("face_weight", 0.0)),
         "prior_map": selection.get("prior", "learned"),
         "chosen_by": "leave-one-dataset-out: readouts trained on OSIE alone / EyeCrowd alone predict "
                      "the other set's training photos; best mean CC (training.prior_select); the "
@@ -159,13 +171,11 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
     machine that exports: a loaded 2-core machine times float16 over 10 ms one day and under
     it the next (8.8 ms on 2026-12-02, 12.3 ms on 2026-12-03 for the same network), and the
     shipped recipe should not flip to int8 (whose map differs on arm64) with the weather;
-    tests/benchmarks/bench_saliency.py compares recipes side by side in one run instead."""
+    benchmarks/bench_saliency.py compares recipes side by side in one run instead."""
     from training.datasets import load_saliency_sets
     from training.evaluate import evaluate_centre, evaluate_predictor
+    prior = shipped_prior(selection)  # before any work: a face channel cannot ship
     model = shipped_saliency_net(run_dir, selection)
-    prior = (RuntimePrior(float(selection.get("centre_exponent", 0.0)),
-                          face_weight=float(selection.get("face_weight", 0.0)))
-             if selection else RuntimePrior())
     # One pass, two outputs: the saliency map and the stride-16 encoder features the crop
     # ranker pools from, so ranking costs no second backbone pass.
     shipped = keras.Model(model.input, {

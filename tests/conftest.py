@@ -48,7 +48,7 @@ def lambda_layer() -> dict:
     """Build build/layer-arm64.zip (wheels cached under build/wheels, so reruns are offline
     and fast); returns {"report": the size report, "output": what the build printed}."""
     done = subprocess.run(
-        ["nice", "-n", "10", sys.executable, "layers/build.py", "--arch", "arm64"],
+        ["nice", "-n", "10", sys.executable, "infra/build_layer.py", "--arch", "arm64"],
         cwd=ROOT, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

@@ -17,7 +17,7 @@ from autocrop import parse_ratio
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from functions.api import app, handler
+from functions.api.app import app, handler
 from functions.settings import get_settings
 from infra.local_stack import LocalContext
 

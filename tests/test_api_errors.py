@@ -13,8 +13,8 @@ import pytest
 import skimage
 from fastapi.testclient import TestClient
 
-from functions.api import app, handler
-from functions.api_models import CropParams
+from functions.api.app import app, handler
+from functions.api.models import CropParams
 from functions.settings import get_settings
 from infra.local_stack import LocalContext
 

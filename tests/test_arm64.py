@@ -137,8 +137,8 @@ def test_runtime_is_one_version_everywhere():
 
 def test_function_package_is_what_serverless_packages(tmp_path: Path):
     names = zipfile.ZipFile(arm64_check.function_package(tmp_path / "f.zip")).namelist()
-    assert "functions/api.py" in names and "functions/s3_trigger.py" in names
-    assert "functions/static/index.html" in names
+    assert "functions/api/app.py" in names and "functions/s3/trigger.py" in names
+    assert "functions/api/static/index.html" in names
     assert all(n.startswith("functions/") and "__pycache__" not in n for n in names)
 
 
@@ -185,7 +185,7 @@ def test_events_are_what_s3_and_api_gateway_send():
     obj = event["Records"][0]["s3"]
     assert obj["bucket"]["name"] == "in" and obj["object"]["key"] == "photos/my+photo%2B1.heic"
     assert obj["object"]["eTag"] == "abc123" and obj["object"]["size"] == 1234
-    from functions.s3_events import objects_in
+    from functions.s3.events import objects_in
 
     [source] = objects_in(event)
     assert source.key == "photos/my photo+1.heic" and source.bucket == "in"

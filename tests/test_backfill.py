@@ -1,4 +1,4 @@
-"""`autocrop backfill`: the photos already in a bucket, through the upload function's Batch
+"""`python -m infra.cli backfill`: the photos already in a bucket, through the upload function's Batch
 Operations path on the live moto server; and the Batch Operations job request for AWS."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import skimage.data
 from botocore.stub import ANY, Stubber
 from PIL import Image
 
-from autocrop.cli import main as autocrop_main
 from infra import backfill
+from infra.cli import main as cloud_main
 from infra.local_stack import Stack
 from tests.test_s3_trigger import output_keys, s3, stack, upload
 
@@ -39,7 +39,7 @@ def photos(n: int) -> list[bytes]:
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = autocrop_main(["backfill", *args])
+    code = cloud_main(["backfill", *args])
     return code, capsys.readouterr().out.strip().splitlines()[-1]
 
 
@@ -77,12 +77,12 @@ def test_backfill_a_prefix_crops_the_rest_once_and_a_rerun_does_nothing(
 
 
 def test_a_bad_source_or_missing_job_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]):
-    assert autocrop_main(["backfill", "my-bucket/photos"]) == 2
+    assert cloud_main(["backfill", "my-bucket/photos"]) == 2
     assert "s3://BUCKET" in capsys.readouterr().err
-    assert autocrop_main(["backfill", "s3://b/p", "--create-job", "--account-id", "1"]) == 2
+    assert cloud_main(["backfill", "s3://b/p", "--create-job", "--account-id", "1"]) == 2
     assert "--function-arn" in capsys.readouterr().err
     job = ["s3://b/p", "--create-job", "--account-id", "1", "--function-arn", "f", "--role-arn", "r"]
-    assert autocrop_main(["backfill", *job, "--report", "s3://out/elsewhere/"]) == 2
+    assert cloud_main(["backfill", *job, "--report", "s3://out/elsewhere/"]) == 2
     assert "batch-reports" in capsys.readouterr().err  # the only prefix the role may write
 
 

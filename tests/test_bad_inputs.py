@@ -23,7 +23,7 @@ from autocrop.errors import ImageTooLargeError, UnsupportedImageError
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from functions.api import app
+from functions.api.app import app
 from functions.settings import get_settings
 from tests.corpus import Case, by_name, corpus, picture, write_corpus
 

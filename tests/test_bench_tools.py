@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "benchmarks"))
-
 from .test_decode import encode_image, quadrants
 
 
 def test_cost_model_prices_gb_seconds_at_the_arm64_list_price() -> None:
-    from cost_model import GB_SECOND_ARM64, PER_MILLION_REQUESTS, per_million
+    from benchmarks.cost_model import GB_SECOND_ARM64, PER_MILLION_REQUESTS, per_million
 
     gb_s, usd = per_million(1000.0, 1024)  # one second at 1 GB
     assert gb_s == pytest.approx(1.0)
@@ -27,7 +24,7 @@ def test_cost_model_prices_gb_seconds_at_the_arm64_list_price() -> None:
 def test_the_peer_worker_crops_every_ratio(tmp_path: Path) -> None:
     """bench_peer's Node.js worker, installed from its pinned package-lock: four boxes of the
     asked ratios inside the photo, and four JPEGs with crops=true."""
-    from bench_peer import RATIOS, Peer, install_peer
+    from benchmarks.bench_peer import RATIOS, Peer, install_peer
 
     install_peer()
     photo = tmp_path / "photo.jpg"

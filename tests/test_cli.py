@@ -168,3 +168,21 @@ def test_the_progress_bar_carries_no_litert_banner(photos: Path, jobs: str) -> N
     assert "XNNPACK" not in done.stderr
     assert "failed" in done.stderr and "broken.jpg" in done.stderr
     assert "crop: 100%" in done.stderr.replace("\r", "\n")  # the bar itself is there
+
+
+@pytest.mark.parametrize("command", ["url", "backfill", "override"])
+def test_the_commands_that_call_aws_point_to_infra_cli(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """They left the engine: one line naming the new command, exit 2, whatever the arguments."""
+    assert main([command, "KEY", "--ratio", "1:1", "--help"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and f"python -m infra.cli {command}" in captured.err
+
+
+def test_the_engine_cli_imports_nothing_outside_the_engine() -> None:
+    """`autocrop`, its help and a moved command's pointer load no module of infra/, functions/
+    or training/ (the engine ships alone in the Lambda layer)."""
+    probe = ("import sys; from autocrop.cli import main, build_parser; build_parser().format_help(); main(['backfill']); "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'infra', 'functions', 'training', 'research'}))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

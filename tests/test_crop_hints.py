@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.api import app, handler
+from functions.api.app import app, handler
 from functions.settings import get_settings
 from infra.local_stack import LocalContext
 from tests.test_api import PHOTO, PHOTO_SIZE, apigw_event

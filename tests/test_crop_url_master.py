@@ -18,7 +18,8 @@ from autocrop import Box, CropOptions, render_crop
 from autocrop.job import OutputSpec, run_job
 from autocrop.master import MASTER_SIDE, Master
 from autocrop.urls import crop_url
-from functions import api_crops, s3_trigger
+from functions.api import crops
+from functions.s3 import trigger
 from functions.settings import get_settings
 from infra.local_stack import Stack
 from tests.test_s3_trigger import load_event, output_keys, photo, s3, stack, upload
@@ -112,7 +113,7 @@ def crop_upload(stack: Stack, key: str) -> dict[str, Any]:
     record = event["Records"][0]
     record["s3"]["bucket"]["name"] = stack.input_bucket
     record["s3"]["object"] = {"key": key.replace(" ", "+")}
-    [outcome] = s3_trigger.process_event(event)
+    [outcome] = trigger.process_event(event)
     return outcome
 
 
@@ -123,19 +124,19 @@ def served(stack: Stack, s3: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     monkeypatch.setenv("AUTOCROP_INPUT_BUCKET", stack.input_bucket)
     monkeypatch.setenv("AUTOCROP_URL_MAX_SIDE", "2000")
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
+    crops.s3_client.cache_clear()
     key = "shoots/sideways portrait.jpg"
     data, upright = rotated_photo()
     etag = upload(s3, stack, key, data, "image/jpeg")
     outcome = crop_upload(stack, key)
     assert outcome["status"] == "cropped", outcome
     sidecar = json.loads(s3.get_object(Bucket=stack.output_bucket, Key=outcome["sidecar"])["Body"].read())
-    from functions.api import app
+    from functions.api.app import app
 
     yield {"client": TestClient(app), "key": key, "data": data, "upright": upright, "etag": etag, "sidecar": sidecar,
            "base": f"{stack.output_prefix}/{key}"}  # fmt: skip
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
+    crops.s3_client.cache_clear()
 
 
 def pixels(data: bytes) -> np.ndarray:
@@ -234,7 +235,7 @@ def test_masters_can_be_turned_off(stack: Stack, s3: Any, monkeypatch: pytest.Mo
     monkeypatch.setenv("AUTOCROP_URL_SIGNING_KEY", SECRET.decode())
     monkeypatch.setenv("AUTOCROP_INPUT_BUCKET", stack.input_bucket)
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
+    crops.s3_client.cache_clear()
     key = "plain/chelsea.png"
     upload(s3, stack, key, photo())
     outcome = crop_upload(stack, key)
@@ -242,10 +243,10 @@ def test_masters_can_be_turned_off(stack: Stack, s3: Any, monkeypatch: pytest.Mo
     assert f"{stack.output_prefix}/{key}/master.jpg" not in output_keys(s3, stack)
     sidecar = json.loads(s3.get_object(Bucket=stack.output_bucket, Key=outcome["sidecar"])["Body"].read())
     assert sidecar["master"] is None  # the original serves
-    from functions.api import app
+    from functions.api.app import app
 
     response = TestClient(app).get(crop_url(key, "16:9", (320, 180), SECRET))
     assert response.status_code == 200 and response.headers["x-autocrop-source"] == "original"
     assert response.headers["x-autocrop-analysis"] == "stored"
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
+    crops.s3_client.cache_clear()

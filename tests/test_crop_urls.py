@@ -22,14 +22,15 @@ from PIL import Image
 
 from autocrop import InvalidOptionsError
 from autocrop.urls import crop_url, parse, signature, verify
-from functions import api_crops, s3_trigger
+from functions.api import crops
+from functions.s3 import trigger
 from functions.settings import get_settings
 from infra.local_stack import LocalContext, Stack
 from tests.test_s3_trigger import load_event, photo, s3, stack, upload
 
 __all__ = ["s3", "stack"]  # fixtures imported for pytest
 
-#: The header CloudFront adds (serverless.yml; functions.api_crops.ORIGIN_HEADER).
+#: The header CloudFront adds (serverless.yml; functions.api.crops.ORIGIN_HEADER).
 ORIGIN_HEADER = "x-autocrop-origin"
 #: A bare key (no id: it is k0), exactly the shortest length allowed.
 SECRET = b"test signing key, not a real one"
@@ -156,7 +157,7 @@ def crop_upload(stack: Stack, key: str) -> dict[str, Any]:
     record = event["Records"][0]
     record["s3"]["bucket"]["name"] = stack.input_bucket
     record["s3"]["object"] = {"key": quote_plus(key, safe="/")}
-    [outcome] = s3_trigger.process_event(event)
+    [outcome] = trigger.process_event(event)
     return outcome
 
 
@@ -171,17 +172,17 @@ def served(stack: Stack, s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
     monkeypatch.setenv("AUTOCROP_INPUT_BUCKET", stack.input_bucket)
     monkeypatch.setenv("AUTOCROP_URL_MAX_SIDE", "2000")
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
+    crops.s3_client.cache_clear()
     key = "shoots/cat portrait.png"
     upload(s3, stack, key, photo())
     outcome = crop_upload(stack, key)
     assert outcome["status"] == "cropped"
     sidecar = json.loads(s3.get_object(Bucket=stack.output_bucket, Key=outcome["sidecar"])["Body"].read())
-    from functions.api import app
+    from functions.api.app import app
 
     yield {"client": TestClient(app), "key": key, "sidecar": sidecar, "parameter": name}
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
+    crops.s3_client.cache_clear()
 
 
 def get(served: dict[str, Any], url: str, **headers: str) -> Any:
@@ -261,7 +262,7 @@ def test_without_a_signing_key_crop_urls_are_503(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("AUTOCROP_URL_SIGNING_KEY_PARAMETER", raising=False)
     monkeypatch.delenv("AUTOCROP_URL_SIGNING_KEY", raising=False)
     get_settings.cache_clear()
-    from functions.api import app
+    from functions.api.app import app
 
     response = TestClient(app).get(crop_url("a.jpg", "1:1", (10, 10), SECRET))
     assert response.status_code == 503 and response.json()["error"] == "crop_urls_not_configured"
@@ -283,7 +284,7 @@ def test_a_blank_or_short_stored_key_signs_nothing(served: dict[str, Any], stack
 def test_the_previous_key_still_verifies_and_the_id_picks_the_key(served: dict[str, Any], stack: Stack, tmp_path,
                                                                    capsys: pytest.CaptureFixture[str]):  # fmt: skip
     """After a rotation the URLs signed before it (with the key now previous) keep working."""
-    from autocrop.cli import main
+    from infra.cli import main
 
     k1 = {"id": "k1", "key": SECRET.decode()}
     k2 = {"id": "k2", "key": OTHER.decode()}
@@ -325,16 +326,16 @@ def test_rotating_the_key_in_ssm_keeps_the_last_keys_urls(served: dict[str, Any]
 def test_a_rotation_creates_a_missing_parameter(stack: Stack):
     from autocrop.urls import KeyRing
 
-    from infra.rotate_url_key import main as rotate
+    from infra.cli import main
 
     name = f"/autocrop/test-{uuid.uuid4().hex[:8]}/url-signing-key"
-    assert rotate(["--parameter", name]) == 0
+    assert main(["rotate-url-key", "--parameter", name]) == 0
     ring = KeyRing.parse(stack.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"])
     assert ring.current.id == "k1" and ring.previous is None
 
 
 def test_the_cli_prints_the_same_signed_url(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path):
-    from autocrop.cli import main
+    from infra.cli import main
 
     monkeypatch.setenv("AUTOCROP_URL_SIGNING_KEY", SECRET.decode())
     args = ["url", "a b/c.jpg", "--ratio", "16:9", "--size", "1200x675", "--format", "webp", "--base-url", "https://cdn.example"]
@@ -353,7 +354,7 @@ def test_the_cli_prints_the_same_signed_url(monkeypatch: pytest.MonkeyPatch, cap
 
 @pytest.mark.parametrize("stored", ["   ", "short key"])
 def test_the_cli_refuses_a_blank_or_short_key(stored: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    from autocrop.cli import main
+    from infra.cli import main
 
     monkeypatch.setenv("AUTOCROP_URL_SIGNING_KEY", stored)
     assert main(["url", "a.jpg", "--ratio", "1:1", "--size", "10x10"]) == 2
@@ -413,15 +414,15 @@ def s3_trap(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]
     monkeypatch.setenv("AUTOCROP_OUTPUT_BUCKET", "crops")
     monkeypatch.setenv("AUTOCROP_URL_SIGNING_KEY", SECRET.decode())
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
+    crops.s3_client.cache_clear()
     yield _S3Trap.hits
     server.shutdown()
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
+    crops.s3_client.cache_clear()
 
 
 def test_forgeries_are_refused_before_any_s3_call(s3_trap: list[str], monkeypatch: pytest.MonkeyPatch):
-    from functions.api import app
+    from functions.api.app import app
 
     client = TestClient(app, raise_server_exceptions=False)
     url = crop_url("shoots/beach.jpg", "16:9", (320, 180), SECRET)
@@ -459,7 +460,7 @@ def api_gateway_event(sent: str) -> dict[str, Any]:
 
 
 def invoke(sent: str) -> dict[str, Any]:
-    from functions.api import handler
+    from functions.api.app import handler
 
     return handler(api_gateway_event(sent), LocalContext())
 
@@ -470,7 +471,7 @@ def test_api_gateway_hands_the_function_a_decoded_path():
     handler would decode that once more; the function's handler takes it as it is."""
     from mangum.handlers import HTTPGateway
 
-    from functions.api_gateway import HttpApiGateway
+    from functions.api.gateway import HttpApiGateway
 
     captured = load_event("apigw_http_v2_decoded_path.json")
     assert captured["rawPath"] == captured["requestContext"]["http"]["path"] == "/capture/space value"
@@ -504,7 +505,7 @@ def test_keys_round_trip_from_upload_to_url_under_api_gateway(key: str, stack: S
     monkeypatch.setenv("AUTOCROP_URL_SIGNING_KEY", SECRET.decode())
     monkeypatch.setenv("AUTOCROP_INPUT_BUCKET", stack.input_bucket)
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
+    crops.s3_client.cache_clear()
     upload(s3, stack, key, photo())
     outcome = crop_upload(stack, key)
     assert outcome["status"] == "cropped"
@@ -517,7 +518,7 @@ def test_keys_round_trip_from_upload_to_url_under_api_gateway(key: str, stack: S
     assert answer["headers"]["x-autocrop-analysis"] == "stored"  # the upload's own analysis, found by key
     assert Image.open(io.BytesIO(base64.b64decode(answer["body"]))).size == (320, 180)
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
+    crops.s3_client.cache_clear()
 
 
 def test_a_double_encoded_spelling_names_nothing_under_api_gateway(stack: Stack, s3: Any, monkeypatch: pytest.MonkeyPatch):
@@ -525,7 +526,7 @@ def test_a_double_encoded_spelling_names_nothing_under_api_gateway(stack: Stack,
     monkeypatch.setenv("AUTOCROP_URL_SIGNING_KEY", SECRET.decode())
     monkeypatch.setenv("AUTOCROP_INPUT_BUCKET", stack.input_bucket)
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
+    crops.s3_client.cache_clear()
     key = "sale%41.jpg"
     upload(s3, stack, key, photo())
     url = crop_url(key, "1:1", (100, 100), SECRET)
@@ -533,7 +534,7 @@ def test_a_double_encoded_spelling_names_nothing_under_api_gateway(stack: Stack,
     assert invoke(url.replace("sale%2541.jpg", "sale%252541.jpg"))["statusCode"] == 403
     assert invoke(url)["statusCode"] == 200
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
+    crops.s3_client.cache_clear()
 
 
 def test_a_key_no_url_can_serve_gets_no_url():

@@ -230,7 +230,7 @@ def _png_header_only(width: int, height: int, bit_depth: int, colour_type: int) 
     ("width", "height", "bit_depth", "colour_type", "refused"),
     [
         # At the default 1,000 MB budget, the upload's job (four full-resolution crops + the
-        # master); the plan's figure in MB after each (tests/benchmarks/bench_memory.py measures).
+        # master); the plan's figure in MB after each (benchmarks/bench_memory.py measures).
         (8000, 6000, 8, 6, False),    # 48 MP RGBA: 876
         (7000, 5000, 16, 2, False),   # Pillow decodes 16-bit RGB to 8-bit: 686
         (11000, 8000, 16, 0, False),  # 88 MP 16-bit grey (I;16): 994, crops are 8-bit grey

@@ -33,3 +33,16 @@ def test_parity_and_size_still_bar():
     assert chosen == "int8"
     with pytest.raises(RuntimeError):
         choose_recipe({"int8": variant(0.9, 2_000_000, 3.0)})
+
+
+def test_a_prior_with_a_face_channel_cannot_ship():
+    """The engine applies no face channel and refuses a card naming one: the export says so
+    before any work, and a card's runtime_prior carries no face_weight."""
+    from autocrop.saliency import RuntimePrior
+    from model_export.saliency import runtime_prior, shipped_prior
+
+    assert shipped_prior(None) == RuntimePrior()
+    assert shipped_prior({"prior": "learned", "centre_exponent": 0.5, "face_weight": 0.0}) == RuntimePrior(0.5)
+    assert "face_weight" not in runtime_prior({"prior": "learned", "centre_exponent": 0.5, "face_weight": 0.0})
+    with pytest.raises(ValueError, match="face channel"):
+        shipped_prior({"prior": "learned", "centre_exponent": 0.5, "face_weight": 0.25})

@@ -67,7 +67,8 @@ def test_blazeface_finds_a_face_yunet_finds_and_merges_with_it(tmp_path: Path) -
 
     from autocrop import CropOptions
     from autocrop.faces import detect_faces, load_face_detector
-    from training.blazeface import DEFAULT_MODEL, BlazeFaceDetector, anchors
+    from research.blazeface import DEFAULT_MODEL, BlazeFaceDetector, anchors
+    from research.blazeface import main as blazeface_main
 
     assert anchors().shape == (48 * 48, 2)
     from matplotlib import cbook
@@ -80,9 +81,9 @@ def test_blazeface_finds_a_face_yunet_finds_and_merges_with_it(tmp_path: Path) -
     centre = (b[0] + b[2] / 2, b[1] + b[3] / 2)
     assert y[0] < centre[0] < y[0] + y[2] and y[1] < centre[1] < y[1] + y[3]
     results = {}
-    for detector in ("blazeface", "yunet+blazeface"):
+    for detector, flags in (("blazeface", []), ("yunet+blazeface", ["--with-yunet"])):
         out = tmp_path / f"{detector}.json"
-        assert main(["--data", str(DATA), "--limit", "3", "--detector", detector, "--json", str(out)]) == 0
+        assert blazeface_main(["--data", str(DATA), "--limit", "3", *flags, "--json", str(out)]) == 0
         results[detector] = json.loads(out.read_text())
     assert results["blazeface"]["detector"] == "blazeface-full-range"
     assert results["yunet+blazeface"]["detector"].endswith("+blazeface-full-range")

@@ -13,7 +13,7 @@ from selenium import webdriver  # noqa: E402  (after test_demo_page's check for 
 
 __all__ = ["api_url", "browser"]  # fixtures, imported for pytest
 
-STATIC = Path(__file__).resolve().parent.parent / "functions" / "static"
+STATIC = Path(__file__).resolve().parent.parent / "functions" / "api" / "static"
 
 
 def console_after_load(driver: webdriver.Chrome, url: str) -> list[dict]:

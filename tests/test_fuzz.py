@@ -32,8 +32,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from functions import s3_trigger
-from functions.s3_trigger import InvalidEventError, SourceObject, objects_in, output_base
+from functions.s3 import trigger
+from functions.s3.trigger import InvalidEventError, SourceObject, objects_in, output_base
 from infra.local_stack import LocalContext
 from tests.corpus import picture
 
@@ -257,14 +257,14 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[SourceObject]:
         return {"bucket": obj.bucket, "key": obj.key, "status": "recorded"}
 
     monkeypatch.setenv("AUTOCROP_OUTPUT_BUCKET", "fuzz-out")
-    s3_trigger.get_settings.cache_clear()
-    monkeypatch.setattr(s3_trigger, "process_object", process_object)
-    monkeypatch.setattr(s3_trigger, "s3_client", lambda: None)
-    level = s3_trigger.logger.log_level
-    s3_trigger.logger.setLevel("ERROR")  # thousands of events: keep the output readable
+    trigger.get_settings.cache_clear()
+    monkeypatch.setattr(trigger, "process_object", process_object)
+    monkeypatch.setattr(trigger, "s3_client", lambda: None)
+    level = trigger.logger.log_level
+    trigger.logger.setLevel("ERROR")  # thousands of events: keep the output readable
     yield seen
-    s3_trigger.logger.setLevel(level)
-    s3_trigger.get_settings.cache_clear()
+    trigger.logger.setLevel(level)
+    trigger.get_settings.cache_clear()
 
 
 JSON = st.recursive(
@@ -296,7 +296,7 @@ def test_sqs_batches_fail_exactly_the_malformed_messages(recorded: list[SourceOb
          "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:uploads", "awsRegion": "us-east-1"}
         for i, (body, _) in enumerate(bodies)
     ]}  # fmt: skip
-    response = s3_trigger.handler(event, LocalContext())
+    response = trigger.handler(event, LocalContext())
     failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
     expected_objects: list[SourceObject] = []
     for i, (body, objects) in enumerate(bodies):
@@ -344,7 +344,7 @@ def test_eventbridge_events_name_the_created_object_exactly(
     recorded.clear()
     event, expected = case
     assert objects_in(event) == expected
-    assert s3_trigger.handler(event, LocalContext()) == {
+    assert trigger.handler(event, LocalContext()) == {
         "results": [{"bucket": o.bucket, "key": o.key, "status": "recorded"} for o in expected]
     }
 
@@ -381,7 +381,7 @@ def test_any_json_event_parses_or_is_an_invalid_event(recorded: list[SourceObjec
     except InvalidEventError as e:
         assert str(e)
         with pytest.raises(InvalidEventError):
-            s3_trigger.handler(event, LocalContext())
+            trigger.handler(event, LocalContext())
         return
     for obj in found:
         assert isinstance(obj.key, str) and obj.key and isinstance(obj.bucket, str) and obj.bucket

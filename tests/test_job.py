@@ -101,7 +101,7 @@ def test_a_repeated_ratio_is_one_crop(photo: bytes):
 
 def test_every_door_answers_with_the_jobs_crops(photo: bytes, options: CropOptions, tmp_path, capsys):
     """CLI, API and the S3 function's manifest hold the job's boxes and sizes, unchanged."""
-    from functions.api import app
+    from functions.api.app import app
 
     job = run_job(photo, options, OutputSpec())
     expected = boxes(job.manifest())

@@ -25,7 +25,7 @@ GROWTH_ROOM = 20_000_000
 
 
 def load_build_module():
-    spec = importlib.util.spec_from_file_location("layer_build", ROOT / "layers" / "build.py")
+    spec = importlib.util.spec_from_file_location("layer_build", ROOT / "infra" / "build_layer.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -162,7 +162,7 @@ import base64, json, sys
 layer, function, runtime, event_path, photo_path = sys.argv[1:6]
 sys.path[:0] = [function, layer]
 sys.path.append(runtime)  # what the Lambda runtime provides: boto3 (/var/runtime)
-import functions.api as api
+import functions.api.app as api
 
 event = json.load(open(event_path))
 photo = open(photo_path, "rb").read()
@@ -248,7 +248,7 @@ def fake_layer(build, tmp_path: Path) -> tuple[Path, Path, Path, Callable[[], st
 
 
 def test_if_stale_rebuilds_only_for_a_change(tmp_path: Path):
-    """`build.py --if-stale` (npm run package): the recorded input digest decides, not mtimes."""
+    """`infra/build_layer.py --if-stale` (npm run package): the recorded input digest decides, not mtimes."""
     build = load_build_module()
     engine, build_dir, script, digest = fake_layer(build, tmp_path)
     assert build.stale_reason(build_dir, "arm64", digest()) is None

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _MEASURE = textwrap.dedent(
     """
     import json, resource, sys
-    from functions.s3_trigger import crop_options, output_spec
+    from functions.s3.trigger import crop_options, output_spec
     from functions.settings import Settings
     from autocrop.errors import AutocropError
     from autocrop.job import run_job
@@ -285,7 +285,7 @@ def test_plan_job_accepts_a_phone_photo_and_refuses_a_bomb_from_headers_alone() 
 def api(monkeypatch: pytest.MonkeyPatch):
     from fastapi.testclient import TestClient
 
-    from functions.api import app
+    from functions.api.app import app
     from functions.settings import get_settings
 
     monkeypatch.setenv("AUTOCROP_INPUT_BUCKET", "photos-in")

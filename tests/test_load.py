@@ -6,7 +6,7 @@ a lock; these tests would catch a missing one: concurrent calls must give exactl
 sequential calls give (the saliency interpreter's own test is
 tests/test_saliency_runtime.py::test_interpreter_is_safe_under_threads).
 
-The full load test is a rerunnable script: `python -m tests.benchmarks.load_api` (500
+The full load test is a rerunnable script: `python -m benchmarks.load_api` (500
 requests at concurrency 8); here a smaller run of the same code asserts zero 5xx.
 """
 
@@ -26,9 +26,9 @@ from autocrop.faces import YuNetDetector, load_face_detector
 from PIL import Image
 from skimage import data
 
+from benchmarks.load_api import load_test
 from functions.settings import get_settings
 from infra.local_stack import start_api
-from tests.benchmarks.load_api import load_test
 
 PHOTOS = Path(skimage.__file__).parent / "data"
 

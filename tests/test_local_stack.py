@@ -8,6 +8,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,14 +64,14 @@ def test_printed_aws_commands_work_in_a_fresh_shell(aws_env: str, tmp_path: Path
 
 def test_printed_backfill_command_crops_in_a_fresh_shell(aws_env: str, tmp_path: Path) -> None:
     """No AUTOCROP_OUTPUT_BUCKET in a new shell: the printed command names the bucket, and
-    names the autocrop script by a path that runs without the venv activated."""
+    names the project's Python by a path that runs without the venv activated."""
     stack = create_stack(aws_env, input_bucket="fill-in", output_bucket="fill-out", queue="fill-q")
     buffer = io.BytesIO()
     Image.new("RGB", (96, 64), (30, 120, 200)).save(buffer, "PNG")
     stack.client("s3").put_object(Bucket="fill-in", Key="new/one.png", Body=buffer.getvalue())
     command = printed(usage_lines(stack, "http://127.0.0.1:8000", "key"),
                       "crop photos already in the bucket:")  # fmt: skip
-    assert shlex.split(command)[0] != "autocrop" or shutil.which("autocrop")
+    assert shlex.split(command)[1:4] == [sys.executable, "-m", "infra.cli"] and " backfill " in command
     done = run_shell(command.replace("PREFIX", "new/") + " --no-progress", tmp_path,
                      fresh_shell_env(tmp_path))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

@@ -1,4 +1,4 @@
-"""`autocrop override` and `autocrop url` on the live moto server: the command stores what the
+"""`python -m infra.cli override` and `... url` on the live moto server: the command stores what the
 API's PUT stores, through the same checks, has the upload function crop the photo again through
 the same queue, and `url` names the crops' current version (or says why it cannot)."""
 
@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from autocrop.cli import main as autocrop
 from autocrop.urls import NO_VERSION
-from functions.s3_trigger import output_base
-from infra.local_stack import Poller, Stack
+from functions.s3.trigger import output_base
+from infra.cli import main as cloud
+from infra.local_stack import ROOT, Poller, Stack
+from infra.photos import PROG
 from tests.test_crop_urls import SECRET
 from tests.test_overrides import api, boxes, cropped, route, sidecar
 from tests.test_s3_trigger import photo, s3, stack, upload
@@ -28,7 +29,7 @@ BOX = [0.1, 0.0, 0.5, 0.5 * 451 / 300 * 9 / 16]  # a 16:9 box on chelsea.png (45
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = autocrop(list(argv))
+    code = cloud(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -68,7 +69,7 @@ def test_override_sets_shows_and_clears_as_the_api_does(stack: Stack, s3: Any, a
     assert code == 0 and shown == api.get(route(key)).json()
     assert shown["version"] == second["version"] and not shown["regenerating"]
 
-    # `autocrop url` names the current version; the API serves that URL without a redirect
+    # `url` names the current version; the API serves that URL without a redirect
     code, out, err = run(capsys, "url", key, "--ratio", "16:9", "--size", "320x180")
     assert code == 0 and err == "" and version_in(out.strip()) == second["version"]
     assert api.get(out.strip()).status_code == 200
@@ -105,7 +106,7 @@ def test_bad_overrides_exit_2_with_the_reason_and_change_nothing(stack: Stack, s
     ]
     for flags, why in cases:
         code, out, err = run(capsys, "override", key, *flags)
-        assert code == 2 and why in err and err.startswith("autocrop override:"), (flags, err)
+        assert code == 2 and why in err and err.startswith(f"{PROG}:"), (flags, err)
     code, _, err = run(capsys, "override", "no/such photo.png", "--focal-point", "0.5,0.5")
     assert code == 2 and "no/such photo.png" in err
     monkeypatch.delenv("AUTOCROP_REGENERATE_QUEUE_URL")
@@ -136,12 +137,12 @@ def test_clear_deletes_the_overrides_of_a_deleted_photo(stack: Stack, s3: Any, a
     assert code == 2 and "no photo" in err and "no stored overrides" in err
 
 
-def test_the_autocrop_command_dispatches_override(stack: Stack, s3: Any, api: TestClient):
-    """The installed console script, in a process of its own, as a person runs it."""
+def test_the_cloud_command_dispatches_override(stack: Stack, s3: Any, api: TestClient):
+    """`python -m infra.cli override`, in a process of its own, as a person runs it in the checkout."""
     key = "cli/cat.png"
     cropped(s3, stack, key, photo())
-    command = [str(Path(sys.executable).parent / "autocrop"), "override", key, "--keep", "0.6,0.5,0.3,0.4"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ.copy(), cwd="/")
+    command = [sys.executable, "-m", "infra.cli", "override", key, "--keep", "0.6,0.5,0.3,0.4"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ.copy(), cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert stored(s3, stack, key) == {"keep": [[0.6, 0.5, 0.3, 0.4]]}
     Poller(stack).drain()

@@ -19,7 +19,7 @@ from autocrop.engine import analyse
 from autocrop.options import CropOptions
 from autocrop.overrides import MIN_BOX_SIDE, Overrides, box_fits
 from autocrop.urls import crop_url
-from functions import api_crops
+from functions.api import crops
 from functions.settings import get_settings
 from infra.local_stack import LocalContext, Poller, Stack
 from tests.test_crop_urls import SECRET
@@ -108,7 +108,7 @@ def test_an_unexpected_failure_under_api_gateway_answers_in_the_one_shape(
 ):
     """An AWS failure nobody mapped (here: an output bucket that is not there) is a 500 in
     {"error", "detail"}, not Starlette's plain text, through Mangum as API Gateway invokes it."""
-    from functions.api import handler
+    from functions.api.app import handler
 
     key = "gw/cat.png"
     cropped(s3, stack, key, photo())
@@ -132,7 +132,7 @@ def test_a_photo_replaced_between_head_and_read_never_serves_new_bytes_under_the
     record = cropped(s3, stack, key, photo())
     old = crop_url(key, "4:5", (400, 500), SECRET, version=record["version"])
     assert api.get(old).status_code == 200
-    client = api_crops.s3_client()
+    client = crops.s3_client()
     replaced = []
 
     def replace_before_the_read(params: dict[str, Any], **_: Any) -> None:

@@ -22,8 +22,8 @@ from autocrop import CropOptions, InvalidOptionsError, parse_ratio
 from autocrop.engine import analyse
 from autocrop.overrides import Overrides, crop_version
 from autocrop.urls import crop_url, parse
-from functions import api_crops, api_photos
-from functions.s3_trigger import output_base
+from functions.api import crops, photos
+from functions.s3.trigger import output_base
 from functions.settings import get_settings
 from infra.local_stack import LocalContext, Poller, Stack
 from tests.test_crop_urls import SECRET
@@ -133,14 +133,14 @@ def api(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("AUTOCROP_REGENERATE_QUEUE_URL", stack.queue_url)
     monkeypatch.setenv("AUTOCROP_RATIOS", ",".join(RATIOS))
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
-    api_photos.sqs_client.cache_clear()
-    from functions.api import app
+    crops.s3_client.cache_clear()
+    photos.sqs_client.cache_clear()
+    from functions.api.app import app
 
     yield TestClient(app, follow_redirects=False)
     get_settings.cache_clear()
-    api_crops.s3_client.cache_clear()
-    api_photos.sqs_client.cache_clear()
+    crops.s3_client.cache_clear()
+    photos.sqs_client.cache_clear()
 
 
 def sidecar(s3: Any, stack: Stack, key: str) -> dict[str, Any]:
@@ -283,7 +283,7 @@ def test_old_shape_and_unknown_version_urls_redirect_to_the_current_one(stack: S
 
 def test_under_api_gateway_the_overrides_routes_take_the_decoded_path(stack: Stack, s3: Any, api: TestClient):
     """API Gateway's HTTP API hands the function the path decoded once: a key with '%' and spaces."""
-    from functions.api import handler
+    from functions.api.app import handler
 
     key = "gw/sale%41 x.png"
     cropped(s3, stack, key, photo())
@@ -311,7 +311,7 @@ def test_concurrent_puts_end_with_the_last_overrides(stack: Stack, s3: Any, api:
     sqs = stack.client("sqs")
     messages = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
     assert len(messages) == 2
-    from functions.s3_trigger import handler
+    from functions.s3.trigger import handler
     from infra.local_stack import sqs_lambda_event
 
     results: list[Any] = []

@@ -248,7 +248,7 @@ def test_shipped_ranker_loads_with_its_card():
 def test_scoring_200_candidates_repeatably():
     """200 candidates scored from a fresh photo (its per-photo reduction included) give
     finite scores, the same each time. How long it takes is measured, side by side with the
-    composition score, by tests/benchmarks/bench_engine.py, not asserted here."""
+    composition score, by benchmarks/bench_engine.py, not asserted here."""
     import dataclasses
 
     ranker = LearnedRanker()

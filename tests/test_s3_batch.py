@@ -10,7 +10,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from functions import s3_trigger
+from functions.s3 import trigger
 from infra.local_stack import LocalContext, Stack
 from tests.test_s3_faults import Fault, inject
 from tests.test_s3_trigger import RATIOS, load_event, output_keys, photo, s3, stack, upload
@@ -32,7 +32,7 @@ def batch_event(stack: Stack, key: str, schema: str = "2.0", version: str | None
 
 
 def run(event: dict[str, Any]) -> dict[str, Any]:
-    response = s3_trigger.handler(event, LocalContext())
+    response = trigger.handler(event, LocalContext())
     json.dumps(response)  # what Lambda returns must be JSON
     assert response["invocationSchemaVersion"] == event["invocationSchemaVersion"]
     assert response["invocationId"] == event["invocationId"]
@@ -112,8 +112,8 @@ def test_a_malformed_invocation_raises_an_invalid_event(stack: Stack, broken):
     broken(event)
     if "tasks" not in event:
         event["tasks"] = None
-    with pytest.raises(s3_trigger.InvalidEventError):
-        s3_trigger.handler(event, LocalContext())
+    with pytest.raises(trigger.InvalidEventError):
+        trigger.handler(event, LocalContext())
 
 
 def test_a_refused_upload_is_recorded_once_and_a_rerun_skips_it(stack: Stack, s3: Any):

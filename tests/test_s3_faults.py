@@ -25,8 +25,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
-from functions import s3_trigger
-from functions.s3_trigger import handler, objects_in
+from functions.s3 import trigger
+from functions.s3.trigger import handler, objects_in
 from infra.local_stack import LocalContext, Poller, Stack, sqs_lambda_event
 from tests.corpus import corpus
 from tests.test_s3_trigger import (  # the live-moto fixtures and helpers, shared
@@ -89,7 +89,7 @@ class Fault:
 @pytest.fixture
 def inject(stack: Stack) -> Iterator[Callable[[Fault], Fault]]:
     """Register faults on the handler's S3 client (the process-wide one) for this test."""
-    client = s3_trigger.s3_client()
+    client = trigger.s3_client()
     registered: list[tuple[str, Fault]] = []
 
     def add(fault: Fault) -> Fault:
@@ -195,7 +195,7 @@ def test_duplicates_inside_one_batch_give_one_set_of_outputs(stack: Stack, s3: A
     def count(params: dict[str, Any], **_: Any) -> None:
         puts.append(params["Key"])
 
-    client = s3_trigger.s3_client()  # the handler's own: every write it sends passes here
+    client = trigger.s3_client()  # the handler's own: every write it sends passes here
     client.meta.events.register("before-parameter-build.s3.PutObject", count)
     try:
         response = handler(sqs_lambda_event([message, twin], stack.queue_arn), LocalContext())

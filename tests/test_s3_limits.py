@@ -17,8 +17,8 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
-from functions import s3_trigger
-from functions.s3_outputs import output_base
+from functions.s3 import trigger
+from functions.s3.outputs import output_base
 from infra.local_stack import LocalContext, Stack, sqs_lambda_event
 from tests.test_s3_faults import s3_error
 from tests.test_s3_trigger import RATIOS, output_keys, photo, s3, stack, upload
@@ -50,7 +50,7 @@ def s3_limits(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
 @pytest.fixture
 def limited(stack: Stack) -> Iterator[None]:
     """The handler's S3 client meets S3's limits, as on AWS."""
-    client = s3_trigger.s3_client()
+    client = trigger.s3_client()
     client.meta.events.register("before-send.s3.PutObject", s3_limits)
     yield
     client.meta.events.unregister("before-send.s3.PutObject", s3_limits)
@@ -60,7 +60,7 @@ def deliver(stack: Stack) -> dict[str, Any]:
     """The queued notifications through the SQS door (left queued: the next call redelivers them)."""
     sqs = stack.client("sqs")
     messages = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10)["Messages"]
-    return s3_trigger.handler(sqs_lambda_event(messages, stack.queue_arn), LocalContext())
+    return trigger.handler(sqs_lambda_event(messages, stack.queue_arn), LocalContext())
 
 
 def key_of(length: int, head: str = "a+b c/100%//") -> str:

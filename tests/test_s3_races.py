@@ -8,7 +8,7 @@ Also: a late event for an old version of a versioned photo, and two deliveries o
 at once.
 
 Jobs are held in threads of this process, each calling the real handler; holds sit in the
-engine call (`s3_trigger.run_job`) and in botocore's `before-parameter-build` hook of the
+engine call (`trigger.run_job`) and in botocore's `before-parameter-build` hook of the
 handler's own S3 client (before the request is sent).
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from functions import s3_trigger
+from functions.s3 import trigger
 from infra.local_stack import LocalContext, Stack
 from tests.test_s3_trigger import RATIOS, output_keys, photo, s3, stack, upload
 
@@ -66,7 +66,7 @@ class Job:
 
     def _run(self) -> None:
         try:
-            self.result.extend(s3_trigger.handler(self.event, LocalContext())["results"])
+            self.result.extend(trigger.handler(self.event, LocalContext())["results"])
         except BaseException as e:  # reported by join()
             self.error.append(e)
 
@@ -83,7 +83,7 @@ class Job:
 def holds(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Hold]]:
     """Holds that the handler's jobs honour: in the engine call and before each output's PUT."""
     registered: list[Hold] = []
-    real_run_job = s3_trigger.run_job
+    real_run_job = trigger.run_job
 
     def held_run_job(*args: Any, **kwargs: Any) -> Any:
         for hold in registered:
@@ -94,8 +94,8 @@ def holds(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Hold]]
         for hold in registered:
             hold.pause(params["Key"].rsplit("/", 1)[-1])
 
-    monkeypatch.setattr(s3_trigger, "run_job", held_run_job)
-    client = s3_trigger.s3_client()
+    monkeypatch.setattr(trigger, "run_job", held_run_job)
+    client = trigger.s3_client()
     client.meta.events.register("before-parameter-build.s3.PutObject", before_put)
     yield registered
     for hold in registered:
@@ -297,13 +297,13 @@ def test_two_deliveries_at_once_both_succeed_with_one_set_of_outputs(
     key = "race/twice.png"
     etag, event = put(s3, stack, key, body)
     both_in = threading.Barrier(2, timeout=WAIT)
-    real_run_job = s3_trigger.run_job
+    real_run_job = trigger.run_job
 
     def together(*args: Any, **kwargs: Any) -> Any:
         both_in.wait()
         return real_run_job(*args, **kwargs)
 
-    monkeypatch.setattr(s3_trigger, "run_job", together)
+    monkeypatch.setattr(trigger, "run_job", together)
     jobs = [Job(name, event).start() for name in ("first", "second")]
     outcomes = [job.join() for job in jobs]
     expected = "cropped" if body != NOT_A_PHOTO else "failed"

@@ -13,9 +13,9 @@ import json
 import threading
 from typing import Any
 
-from functions import s3_trigger
-from functions.s3_events import SourceObject
-from functions.s3_outputs import output_base
+from functions.s3 import trigger
+from functions.s3.events import SourceObject
+from functions.s3.outputs import output_base
 from functions.settings import get_settings
 from infra.local_stack import Stack
 from tests.test_s3_faults import s3_error
@@ -30,7 +30,7 @@ def run(stack: Stack, key: str, etag: str | None, size: int | None = None) -> di
     """One delivery of the upload `key` (ETag `etag`; None: a Batch Operations task)."""
     settings = get_settings()
     obj = SourceObject(bucket=stack.input_bucket, key=key, size=size, etag=etag or "")
-    return s3_trigger.process_object(obj, settings, s3_trigger.crop_options(settings), s3_trigger.s3_client())
+    return trigger.process_object(obj, settings, trigger.crop_options(settings), trigger.s3_client())
 
 
 def described(s3: Any, stack: Stack) -> dict[str, str]:
@@ -53,7 +53,7 @@ def test_a_retried_job_that_died_after_its_writes_repairs_an_older_photos_output
     a = upload(s3, stack, key, photo("chelsea.png"))
     assert run(stack, key, a)["status"] == "cropped"
     b = upload(s3, stack, key, photo("coffee.png"))
-    client = s3_trigger.s3_client()
+    client = trigger.s3_client()
     first_put, release, wrote_sidecar = threading.Event(), threading.Event(), threading.Event()
 
     def before_put(params: dict[str, Any], **_: Any) -> None:
@@ -99,7 +99,7 @@ def test_an_error_record_left_by_a_failed_delete_goes_on_the_retry(stack: Stack,
     a = upload(s3, stack, key, NOT_A_PHOTO)
     assert run(stack, key, a)["status"] == "failed"
     b = upload(s3, stack, key, photo("coffee.png"))
-    client = s3_trigger.s3_client()
+    client = trigger.s3_client()
 
     def failing_delete(request: Any, **_: Any) -> Any:
         return s3_error(503, "SlowDown", "injected")
@@ -150,24 +150,24 @@ def test_a_batch_task_for_a_replaced_photo_succeeds_without_cropping_the_old_one
     (the newer upload's own event crops it), not as a missing object."""
     from aws_lambda_powertools.utilities.data_classes import S3BatchOperationEvent
 
-    from functions.s3_batch import task_result
+    from functions.s3.batch import task_result
 
     key = "batch/photo.png"
     upload(s3, stack, key, photo("chelsea.png"))
     ran: list[int] = []
-    real = s3_trigger.run_job
+    real = trigger.run_job
 
     def replacing_job(*args: Any, **kwargs: Any) -> Any:
         ran.append(1)
         upload(s3, stack, key, photo("coffee.png"))  # replaced while this task crops
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(s3_trigger, "run_job", replacing_job)
+    monkeypatch.setattr(trigger, "run_job", replacing_job)
     event = {"invocationSchemaVersion": "1.0", "invocationId": "inv",
              "job": {"id": "job"}, "tasks": [{"taskId": "t1", "s3Key": key, "s3VersionId": None,
                                               "s3BucketArn": f"arn:aws:s3:::{stack.input_bucket}"}]}  # fmt: skip
     [task] = S3BatchOperationEvent(event).tasks
     settings = get_settings()
-    result = task_result(task, lambda obj: s3_trigger.process_object(obj, settings, s3_trigger.crop_options(settings),
-                                                                     s3_trigger.s3_client()))  # fmt: skip
+    result = task_result(task, lambda obj: trigger.process_object(obj, settings, trigger.crop_options(settings),
+                                                                     trigger.s3_client()))  # fmt: skip
     assert ran and result.result_code == "Succeeded", result

@@ -1,7 +1,7 @@
 """The S3 upload trigger against a live moto server over HTTP.
 
 Uploads go through moto's real S3 -> SQS notification; the local stack's poller hands the
-delivered messages to `functions.s3_trigger.handler` as Lambda's SQS trigger would. The
+delivered messages to `functions.s3.trigger.handler` as Lambda's SQS trigger would. The
 direct-S3 and EventBridge shapes are the real event JSON in tests/events, pointed at the
 uploaded object.
 """
@@ -25,8 +25,8 @@ from autocrop import cli, parse_ratio
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from functions import s3_trigger
-from functions.s3_trigger import handler, output_base
+from functions.s3 import trigger
+from functions.s3.trigger import handler, output_base
 from functions.settings import get_settings
 from infra import local_stack
 from infra.local_stack import LocalContext, Poller, Stack, create_stack, sqs_lambda_event
@@ -68,7 +68,7 @@ def stack(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Stack:
 
 def _fresh_process_state() -> None:
     get_settings.cache_clear()
-    s3_trigger.s3_client.cache_clear()
+    trigger.s3_client.cache_clear()
 
 
 @pytest.fixture
@@ -186,7 +186,7 @@ def test_a_bad_sizes_setting_is_a_deploy_error(sizes: str, monkeypatch: pytest.M
     monkeypatch.setenv("AUTOCROP_RATIOS", ",".join(RATIOS))
     monkeypatch.setenv("AUTOCROP_SIZES", sizes)
     with pytest.raises(InvalidOptionsError):
-        s3_trigger.crop_options(Settings())
+        trigger.crop_options(Settings())
 
 
 @pytest.mark.parametrize(
@@ -426,10 +426,10 @@ def test_guard_covers_the_whole_output_bucket_without_a_prefix(monkeypatch: pyte
     get_settings.cache_clear()
     try:
         settings = get_settings()
-        own = s3_trigger.SourceObject(bucket="out", key="anything.png")
-        other = s3_trigger.SourceObject(bucket="in", key="crops/anything.png")
-        assert s3_trigger.is_own_output(own, settings)
-        assert not s3_trigger.is_own_output(other, settings)
+        own = trigger.SourceObject(bucket="out", key="anything.png")
+        other = trigger.SourceObject(bucket="in", key="crops/anything.png")
+        assert trigger.is_own_output(own, settings)
+        assert not trigger.is_own_output(other, settings)
     finally:
         get_settings.cache_clear()
 

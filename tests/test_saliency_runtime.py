@@ -102,3 +102,36 @@ def test_interpreter_is_safe_under_threads(model):
     for t in threads:
         t.join()
     assert not errors
+
+
+def _flipping_copy(tmp_path, flip: bool = True):
+    """The shipped model beside a copy of its card that turns test-time flipping on."""
+    model = tmp_path / "saliency.tflite"
+    model.write_bytes(DEFAULT_SALIENCY_MODEL.read_bytes())
+    card = json.loads(DEFAULT_SALIENCY_MODEL.with_suffix(".json").read_text())
+    card["test_time_flip"] = flip
+    model.with_suffix(".json").write_text(json.dumps(card))
+    return LiteRTSaliency(model)
+
+
+def test_test_time_flip_averages_the_mirrored_pass(tmp_path, model):
+    """With the card's test_time_flip the map is the mean of the photo's pass and its mirror
+    image's pass mirrored back: so a mirrored photo gets exactly the mirrored map (the
+    canvas's free width is even here), which one pass does not promise."""
+    flipping = _flipping_copy(tmp_path)
+    assert flipping.flip and not model.flip
+    rgb = data.astronaut()[:, :480]  # 512x480: the content fills the canvas's height, free width even
+    box = letterbox_geometry(*rgb.shape[:2], flipping.canvas)
+    assert (flipping.canvas - box.w) % 2 == 0
+    flipped_map = flipping.predict(rgb)
+    mirror_map = flipping.predict(np.ascontiguousarray(rgb[:, ::-1]))
+    np.testing.assert_allclose(mirror_map[:, ::-1], flipped_map, atol=1e-5)
+    one_pass = model.predict(rgb)
+    assert np.abs(model.predict(np.ascontiguousarray(rgb[:, ::-1]))[:, ::-1] - one_pass).max() > 1e-3
+    # and it is the two passes' mean, not some other map
+    canvas, box = letterbox(rgb, model.canvas)
+    a = model.predict_canvas(canvas[None])[0]
+    b = model.predict_canvas(np.ascontiguousarray(canvas[None, :, ::-1]))[0][:, ::-1]
+    expected = model.prior.apply(unletterbox(0.5 * (a + b), box, *rgb.shape[:2]))
+    np.testing.assert_allclose(flipped_map, expected, atol=1e-5)
+    assert not _flipping_copy(tmp_path / "off" if (tmp_path / "off").mkdir() is None else tmp_path, False).flip

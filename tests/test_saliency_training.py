@@ -147,7 +147,7 @@ def test_distillation_blends_the_teachers_map_into_the_target(samples, tmp_path)
 
 
 def test_text_channel_blob_is_blurred_peak_one_or_nothing():
-    from training.text_channel import text_blob
+    from research.text_channel import text_blob
 
     prob = np.zeros((60, 80), np.float32)
     assert not text_blob(prob).any()

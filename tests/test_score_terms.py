@@ -14,7 +14,7 @@ from autocrop.engine import analyse
 from autocrop.options import CropOptions
 from autocrop.scoring import TERM_MEANINGS
 from autocrop.types import CropResult
-from functions.api_models import CropOut
+from functions.api.models import CropOut
 
 from .test_decode import encode_image
 

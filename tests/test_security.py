@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.api import app
-from functions.s3_trigger import output_base
+from functions.api.app import app
+from functions.s3.trigger import output_base
 from functions.settings import get_settings
 from infra import audit_deps
 from tests.tools import require
@@ -220,7 +220,7 @@ def test_iam_statements_are_exactly_the_least_needed(templates: dict[str, Any]):
 def test_every_s3_call_in_the_code_is_granted_and_nothing_more(templates: dict[str, Any]):
     """Both directions: what the upload function's modules call on S3 is allowed on the output
     prefix, and every S3 action granted is one the code (or a 404 instead of 403) needs."""
-    source = "".join((ROOT / "functions" / f).read_text() for f in ("s3_trigger.py", "s3_outputs.py", "s3_batch.py"))
+    source = "".join((ROOT / "functions" / "s3" / f).read_text() for f in ("trigger.py", "outputs.py", "batch.py"))
     calls = set(re.findall(r"\bs3\.(\w+)\(", source))
     assert calls == set(S3_CALL_ACTIONS), calls  # a new S3 call needs a look at the grants
     upload = statements(of_type(templates["iam"], "AWS::IAM::Role")["UploadRole"])
@@ -238,9 +238,9 @@ def test_the_api_only_reads_s3_but_overrides(templates: dict[str, Any]):
     serve), crops.json and masters: that code calls nothing else on S3, and both calls need
     only s3:GetObject (HeadObject has no action of its own). The overrides routes also write
     and delete, and only the overrides files are granted that."""
-    source = (ROOT / "functions" / "api_crops.py").read_text()
+    source = (ROOT / "functions" / "api" / "crops.py").read_text()
     assert set(re.findall(r"\bs3\.(\w+)\(", source)) == {"get_object", "head_object"}
-    overrides = (ROOT / "functions" / "api_photos.py").read_text()
+    overrides = (ROOT / "functions" / "api" / "photos.py").read_text()
     assert set(re.findall(r"\bs3\.(\w+)\(", overrides)) == {"get_object", "put_object", "delete_object"}
     api = statements(of_type(templates["iam"], "AWS::IAM::Role")["ApiRole"])
     actions = {a: st["Resource"] for st in api for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
@@ -305,7 +305,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_no_network_client_in_the_handlers_or_the_engine():
-    files = [*sorted((ROOT / "functions").glob("*.py")),
+    files = [*sorted((ROOT / "functions").rglob("*.py")),
              *sorted((ROOT / "layers" / "autocrop").glob("*.py"))]  # fmt: skip
     assert len(files) > 10
     for path in files:
@@ -315,7 +315,8 @@ def test_no_network_client_in_the_handlers_or_the_engine():
         # The only AWS client: S3, in the upload function (its handler and its output store).
         # (and the API's crop URLs reading photos and their stored analysis, and its overrides
         # routes writing overrides files and sending regenerations)
-        if path.name not in ("s3_trigger.py", "s3_outputs.py", "s3_batch.py", "api_crops.py", "api_photos.py"):
+        doors = ("s3/trigger.py", "s3/outputs.py", "s3/batch.py", "api/crops.py", "api/photos.py")
+        if path.relative_to(ROOT).as_posix() not in {f"functions/{door}" for door in doors}:
             assert not {m for m in modules if m.split(".")[0] in ("boto3", "botocore")}, path
 
 
@@ -364,8 +365,8 @@ def test_no_endpoint_fetches_a_url_it_is_given(trap: str):
 
 @pytest.mark.parametrize(
     "path",
-    ["/static/../settings.py", "/static/%2e%2e/settings.py", "/static/..%2fapi.py",
-     "/static/%2e%2e%2f%2e%2e%2fpyproject.toml", "/static//etc/passwd"],
+    ["/static/../../settings.py", "/static/%2e%2e/%2e%2e/settings.py", "/static/..%2fapp.py",
+     "/static/%2e%2e%2f%2e%2e%2f%2e%2e%2fpyproject.toml", "/static//etc/passwd"],
 )  # fmt: skip
 def test_static_files_cannot_leave_their_folder(path: str):
     client = TestClient(app)

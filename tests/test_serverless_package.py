@@ -81,9 +81,9 @@ def test_functions_run_python313_on_arm64_with_the_layer(packaged: tuple[Path, d
         assert env["AUTOCROP_RATIOS"] == "1:1,16:9,4:5,9:16"
         assert env["AUTOCROP_SIZES"] == "" and str(env["AUTOCROP_NO_UPSCALE"]).lower() == "false"
         assert str(env["AUTOCROP_URL_MASTER"]).lower() == "true"  # both write / read it
-    assert functions["ApiLambdaFunction"]["Properties"]["Handler"] == "functions/api.handler"
+    assert functions["ApiLambdaFunction"]["Properties"]["Handler"] == "functions/api/app.handler"
     assert (
-        functions["UploadLambdaFunction"]["Properties"]["Handler"] == "functions/s3_trigger.handler"
+        functions["UploadLambdaFunction"]["Properties"]["Handler"] == "functions/s3/trigger.handler"
     )
 
     layer = template["Resources"]["AutocropLambdaLayer"]["Properties"]
@@ -94,8 +94,8 @@ def test_functions_run_python313_on_arm64_with_the_layer(packaged: tuple[Path, d
 def test_function_package_is_only_the_handlers(packaged: tuple[Path, dict]):
     out, _ = packaged
     names = zipfile.ZipFile(out / "autocrop.zip").namelist()
-    assert "functions/api.py" in names and "functions/s3_trigger.py" in names
-    assert "functions/static/index.html" in names
+    assert "functions/api/app.py" in names and "functions/s3/trigger.py" in names
+    assert "functions/api/static/index.html" in names
     assert all(n.startswith("functions/") and "__pycache__" not in n for n in names)
 
 
@@ -237,7 +237,7 @@ def test_the_cdn_sends_the_origin_secret_the_api_requires(packaged: tuple[Path, 
     [origin] = dist["Properties"]["DistributionConfig"]["Origins"]
     [header] = origin.get("OriginCustomHeaders") or [{}]
     assert header.get("HeaderName", "").lower() == "x-autocrop-origin"
-    from functions.api_crops import ORIGIN_HEADER
+    from functions.api.crops import ORIGIN_HEADER
 
     assert ORIGIN_HEADER == "x-autocrop-origin"  # the one the API checks
     # resolved by CloudFormation at deploy time from a String parameter (never in the template)

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from autocrop import CropOptions
-from autocrop.faces import detect_faces, load_face_detector, merge_detections
+from autocrop.faces import detect_faces, load_face_detector
 from autocrop.geometry import iou, overlap_area
 from autocrop.options import parse_size
 
@@ -137,13 +137,14 @@ def upload_bytes(path: Path, size: tuple[int, int], cache: Path | None, seed: in
     return data
 
 
-DETECTORS = ("yunet", "blazeface", "yunet+blazeface")
+#: (name, faces of an RGB analysis image as (N, 5) x, y, w, h, score) of a face detector.
+Finder = tuple[str, Callable[[np.ndarray], np.ndarray]]
 
 
-def face_finder(which: str, options: CropOptions, data: Path) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
-    """(name, faces of an RGB analysis image) for `which` of DETECTORS: the engine's YuNet
-    passes (the small-face pass placed by the saliency map, as the engine places it), BlazeFace
-    full range (`training.blazeface`) in their place, or both merged by NMS."""
+def engine_finder(options: CropOptions, data: Path) -> Finder:
+    """The engine's YuNet passes (the small-face pass placed by the saliency map, as the engine
+    places it). `data`, the data root, is unused: other finders (research/blazeface.py) read
+    their weights from it."""
     from autocrop.engine import predict_saliency
     from autocrop.saliency import load_saliency
 
@@ -152,20 +153,7 @@ def face_finder(which: str, options: CropOptions, data: Path) -> tuple[str, Call
     def engine_faces(rgb: np.ndarray) -> np.ndarray:
         return detect_faces(rgb, yunet, options, predict_saliency(rgb, saliency))
 
-    if which == "yunet":
-        return yunet.name, engine_faces
-    from .blazeface import DEFAULT_MODEL, BlazeFaceDetector
-
-    blaze = BlazeFaceDetector(data / "weights" / DEFAULT_MODEL)
-
-    def blaze_faces(rgb: np.ndarray) -> np.ndarray:
-        return blaze.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), options.face_score_threshold)
-
-    if which == "blazeface":
-        return blaze.name, blaze_faces
-    both = lambda rgb: merge_detections(  # noqa: E731
-        np.concatenate([engine_faces(rgb), blaze_faces(rgb)]), options.face_nms_iou)
-    return f"{yunet.name}+{blaze.name}", both
+    return yunet.name, engine_faces
 
 
 def detections_of(path: Path, index: int, find: Callable[[np.ndarray], np.ndarray], options: CropOptions,
@@ -193,12 +181,13 @@ def detections_of(path: Path, index: int, find: Callable[[np.ndarray], np.ndarra
 
 def evaluate(root: Path, options: CropOptions, names: Sequence[str] | None = None,
              upload: tuple[int, int] | None = None, cache: Path | None = None,
-             detector: str = "yunet") -> dict:
-    """Per rule, kind and bucket: labels and found; the headline recall; detections and ms per photo."""
+             finder: Callable[[CropOptions, Path], Finder] = engine_finder) -> dict:
+    """Per rule, kind and bucket: labels and found; the headline recall; detections and ms per
+    photo. `finder(options, data root)` gives the detector: the engine's by default."""
     from tqdm import tqdm
 
     faces = load_eyecrowd_faces(root)
-    detector_name, find = face_finder(detector, options, root.parent.parent)  # root: <data>/saliency/eyecrowd
+    detector_name, find = finder(options, root.parent.parent)  # root: <data>/saliency/eyecrowd
     names = list(names) if names is not None else list(faces)
     tallies = {(r, k, b): Tally() for r in RULES for k in KINDS for b in BUCKETS}
     detections = 0
@@ -249,8 +238,8 @@ def format_table(result: dict, rule: str = "face-in-head") -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser(description: str = __doc__.split("\n\n")[0]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--val-only", action="store_true", help="only the validation split")
     parser.add_argument("--limit", type=int, default=0, help="first N photos (smoke runs)")
@@ -260,10 +249,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="each photo as a camera upload of this size (e.g. 4032x3024: the engine "
                              "decodes it at 1/8, 504 px), faces mapped back to 640 px")
     parser.add_argument("--upload-cache", type=Path, default=None, help="keep the made uploads here")
-    parser.add_argument("--detector", choices=DETECTORS, default="yunet",
-                        help="the engine's YuNet pass, BlazeFace full range (whole photo + 2x tiles, "
-                             "training.blazeface) in its place, or both merged by NMS")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace, finder: Callable[[CropOptions, Path], Finder] = engine_finder) -> int:
+    """The command on parsed arguments; `finder`: another detector in the engine's place
+    (research/blazeface.py)."""
     root = Path(args.data) / "saliency" / "eyecrowd"
     options = CropOptions(**parse_overrides(args.overrides))
     names = sorted(load_eyecrowd_faces(root))
@@ -271,10 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = names[::VALIDATION_EVERY]
     names = names[: args.limit or None]
     upload = parse_size(args.as_upload) if args.as_upload else None
-    result = evaluate(root, options, names, upload, args.upload_cache, args.detector)
+    result = evaluate(root, options, names, upload, args.upload_cache, finder)
     head = result["recall_frontal_24px"]
     print(
-        f"{result['detector']} (engine face pass) on EyeCrowd, {result['images']} photos"
+        f"{result['detector']} on EyeCrowd, {result['images']} photos"
         f"{f' as {args.as_upload} uploads' if upload else ''}: recall on frontal "
         f"unoccluded faces >= {MIN_WIDTH:g} px {head['face-in-head']:.3f} (face-in-head rule; "
         f"IoU >= {MATCH_IOU} rule {head['iou']:.3f}); {result['detections_per_image']:.1f} detections "

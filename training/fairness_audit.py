@@ -279,7 +279,6 @@ class _Once:
 
     def __init__(self, inner: Any, method: str):
         self.inner, self.method, self.name = inner, method, inner.name
-        self.prior = getattr(inner, "prior", None)
         self._key: tuple[Any, ...] | None = None
         self._value: Any = None
 
@@ -311,8 +310,10 @@ class Models:
     detector: Any
 
     @classmethod
-    def load(cls) -> Models:
-        return cls(_OnceSaliency(load_saliency(), "predict_with_features"), _OnceDetector(load_face_detector(), "detect"))
+    def load(cls, saliency_model: Path | None = None) -> Models:
+        """The shipped models, or a candidate saliency model (a .tflite beside its card)."""
+        saliency = load_saliency(str(saliency_model) if saliency_model else None)
+        return cls(_OnceSaliency(saliency, "predict_with_features"), _OnceDetector(load_face_detector(), "detect"))
 
 
 def detections_in(result: CropResult, tiles: np.ndarray) -> list[tuple[float, float]]:
@@ -391,11 +392,12 @@ def run_pairs(
     control: bool = True,
     progress: bool = False,
     only: Sequence[str] | None = None,
+    saliency_model: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Every (group pair, face a, face b) composited once per layout drawn for it, in both
     orders: one trial row per rendering. `only` (group pair labels) runs just those pairs'
     composites; every layout is still drawn, so they are the ones of a full run."""
-    models = Models.load()
+    models = Models.load(saliency_model)
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     for i, group_pair, a, b, swap, layout, rgb, tiles in composites(faces_root, pairs, photos, seed, only):
@@ -626,6 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--group-pairs", help="comma-separated group pairs to run, e.g. 'white vs black,black vs indian' "
                         "(default all; the pairs and layouts drawn are those of a full run)")
     parser.add_argument("--no-detector", action="store_true", help="skip YuNet on the single photos")
+    parser.add_argument("--model", type=Path, help="a candidate saliency model (.tflite beside its card) instead of the shipped one")
     parser.add_argument("--rows", action="store_true", help="also write every trial (face file names, outcomes) to rows.json")
     args = parser.parse_args(argv)
     options = CropOptions(ratios=RATIOS, **parse_overrides(args.overrides))
@@ -641,12 +644,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = set(only) - {gp.label for gp in default_pairs()}
         if unknown:
             parser.error(f"unknown group pairs: {sorted(unknown)}")
-    rows = run_pairs(args.faces, trials, photos, options, args.seed, control=not args.no_control, progress=True, only=only)
+    rows = run_pairs(args.faces, trials, photos, options, args.seed, control=not args.no_control, progress=True, only=only,
+                     saliency_model=args.model)
     summary = summarise(rows, seed=args.seed)
     detector = {} if args.no_detector else detector_by_group(args.faces, records, CropOptions())
     elapsed = time.perf_counter() - start
     meta = {"date": date.today().isoformat(), "command": "python -m training.fairness_audit " + " ".join(argv or sys.argv[1:]),
-            "pairs_per_group_pair": args.pairs, "composites": len(rows), "seconds": round(elapsed), "options": args.overrides}  # fmt: skip
+            "pairs_per_group_pair": args.pairs, "composites": len(rows), "seconds": round(elapsed), "options": args.overrides,
+            "saliency_model": str(args.model) if args.model else "shipped"}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "audit.json").write_text(json.dumps({"meta": meta, "summary": summary, "detector": detector}, indent=1) + "\n")
     if args.rows:

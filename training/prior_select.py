@@ -10,8 +10,10 @@ general, i.e. for a data set it has never seen: so each candidate prior is score
 new photos meet it. A readout trained on OSIE alone predicts EyeCrowd's training photos, one
 trained on EyeCrowd alone predicts OSIE's, and the candidate with the best mean CC over
 both directions is chosen. Candidates: the net's own learned prior map or a flat one (its
-mean), each times EVALUATION.md's centre Gaussian to a power, plus a face channel (YuNet's
-faces as blobs) at a weight (autocrop.saliency.RuntimePrior).
+mean), each times EVALUATION.md's centre Gaussian to a power (autocrop.saliency.RuntimePrior),
+plus a face channel (YuNet's faces as blobs, `face_map`) at a weight. The face channel is
+measured here only: the engine applies no face channel and refuses a card that names one, so
+`choose` picks among the candidates without it (face weight 0), and the table keeps the rest.
 The MIT1003 sample is printed for the chosen prior and never enters the choice.
 """
 
@@ -24,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from autocrop.preprocess import letterbox_geometry, unletterbox
 from autocrop import CropOptions
 from autocrop.faces import detect_faces, load_face_detector
-from autocrop.saliency import RuntimePrior, face_map
+from autocrop.preprocess import letterbox_geometry, normalise_map, unletterbox
+from autocrop.saliency import RuntimePrior
 
 from .datasets import DEFAULT_DATA_ROOT
 from .fixations import density_map
@@ -40,6 +42,37 @@ EXPONENTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 #: Face-channel weights tried (0 = none; 1 = a face as salient as the map's peak).
 FACE_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 PRIOR_MAPS = ("learned", "flat")
+
+
+def face_map(faces: np.ndarray | None, height: int, width: int) -> np.ndarray:
+    """Faces (N, 5: x, y, w, h, score in the map's pixels) as Gaussian blobs, peak = score.
+
+    Each blob is centred on its face with sigma half the face's longer side; overlapping
+    faces take the maximum, so a crowd does not add up to more than its best face.
+    """
+    out = np.zeros((height, width), np.float32)
+    if faces is None or len(faces) == 0:
+        return out
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    for x, y, w, h, score in np.asarray(faces, np.float32)[:, :5]:
+        sigma = max(float(w), float(h), 1.0) / 2
+        cx, cy = x + w / 2, y + h / 2
+        # Only the rows/cols within 3 sigma: a crowd of small faces stays cheap.
+        r0, r1 = max(0, int(cy - 3 * sigma)), min(height, int(cy + 3 * sigma) + 1)
+        c0, c1 = max(0, int(cx - 3 * sigma)), min(width, int(cx + 3 * sigma) + 1)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        blob = score * np.exp(-((ys[r0:r1] - cy) ** 2 + (xs[:, c0:c1] - cx) ** 2) / (2 * sigma * sigma))
+        np.maximum(out[r0:r1, c0:c1], blob, out=out[r0:r1, c0:c1])
+    return out
+
+
+def with_face_map(saliency: np.ndarray, blobs: np.ndarray, face_weight: float) -> np.ndarray:
+    """A [0, 1] map plus `face_weight` x the faces' blobs (`face_map`), scaled to [0, 1]."""
+    if face_weight == 0 or not blobs.any():
+        return saliency
+    return normalise_map(saliency + face_weight * blobs)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -121,7 +154,7 @@ def candidate_scores(run_dir: Path, data_root: Path, dataset: str, which: str, c
             for k in exponents:
                 centred = RuntimePrior(k).apply(base)
                 for alpha in face_weights:
-                    final = RuntimePrior(k, face_weight=alpha).with_face_map(centred, blobs)
+                    final = with_face_map(centred, blobs, alpha)
                     out.setdefault(candidate_name(kind, k, alpha), []).append(cc(final, density))
     return out
 
@@ -145,8 +178,10 @@ def lodo_table(osie_run: Path, eyecrowd_run: Path, cache: Path, data_root: Path)
 
 
 def choose(table: dict[str, dict[str, float]]) -> dict:
-    """The candidate with the best mean held-out-set CC, as {prior, centre_exponent, face_weight}."""
-    return parse_candidate(max(table, key=lambda c: table[c]["mean"]))
+    """The candidate with the best mean held-out-set CC among those the engine can apply (no
+    face channel), as {prior, centre_exponent, face_weight}."""
+    shippable = [c for c in table if parse_candidate(c)["face_weight"] == 0]
+    return parse_candidate(max(shippable, key=lambda c: table[c]["mean"]))
 
 
 def report(run_dir: Path, cache: Path, data_root: Path, chosen: dict) -> dict[str, float]:

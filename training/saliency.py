@@ -79,6 +79,16 @@ class TrainConfig:
     teachers: tuple[tuple[str, float], ...] = ()
     distill: float = 0.0
     teacher_flip: bool = False  # the teachers also see the mirrored photo (EnsembleTeacher)
+    # Photos without people's data (../shared/data/photos): their whole target is the
+    # teachers' map and they carry no fixations, so only KL and CC learn from them (NSS needs
+    # points). `unlabelled_share` keeps that share of them (a seeded draw per source), to
+    # measure what the amount of unlabelled data buys.
+    unlabelled: str | None = None
+    unlabelled_share: float = 1.0
+    # Free-viewing density maps without points (EMOd): a training set of maps, blended with
+    # the teachers' map like the fixation sets; NSS cannot use them. Every 10th by name is
+    # held out, as for the fixation sets.
+    emod: str | None = None
     loss: LossWeights = field(default_factory=LossWeights)
     net: SaliencyNetConfig = field(default_factory=SaliencyNetConfig)
 
@@ -108,6 +118,65 @@ def cache_sample(record: FixationRecord, dataset: int = 0, teacher=None,
     rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     density = cv2.resize(density, size, interpolation=cv2.INTER_AREA)
     return CachedSample(rgb, density.astype(np.float32), record.fixations * scale, dataset)
+
+
+def cache_map_sample(image_path: Path, density: np.ndarray | None, teacher=None,
+                     distill: float = 0.0) -> CachedSample:
+    """A photo without fixation points: `density` (people's map, or None for an unlabelled
+    photo) blended with the teachers' map, or the teachers' map alone when there is none."""
+    bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read image {image_path}")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    h, w = rgb.shape[:2]
+    if density is None:
+        if teacher is None:
+            raise ValueError("an unlabelled photo needs a teacher")
+        density = teacher(rgb).astype(np.float32)
+    elif teacher is not None and distill > 0:
+        density = blend_target(density, teacher(rgb), distill)
+    density = density / max(float(density.sum()), 1e-12)
+    scale = CACHE_LONG_SIDE / max(w, h)
+    size = (round(w * scale), round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    rgb = cv2.resize(rgb, size, interpolation=interp)
+    density = cv2.resize(density, size, interpolation=interp)
+    return CachedSample(rgb, density.astype(np.float32), np.zeros((0, 2), np.float32), 0)
+
+
+def unlabelled_photos(root: Path, share: float = 1.0, seed: int = 0) -> list[Path]:
+    """The photos listed in `root`/manifest.csv (source,name,...), `share` of each source
+    drawn with a fixed seed (so "half" keeps every kind of photo, half as many)."""
+    import csv
+
+    by_source: dict[str, list[Path]] = {}
+    with open(root / "manifest.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            by_source.setdefault(row["source"], []).append(root / row["source"] / row["name"])
+    out: list[Path] = []
+    for i, (source, paths) in enumerate(sorted(by_source.items())):
+        paths.sort()
+        keep = len(paths) if share >= 1 else round(len(paths) * share)
+        order = np.random.default_rng((seed, i)).permutation(len(paths))[:keep]
+        out.extend(paths[j] for j in sorted(order))
+    return out
+
+
+def emod_maps(root: Path) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """(train, val) (photo, density map) pairs of the EMOd free-viewing set: sorted by name,
+    every 10th held out, like the fixation sets."""
+    pairs = sorted(((p, root / "maps" / (p.stem + ".png")) for p in (root / "images").glob("*.jpg")),
+                   key=lambda pair: pair[0].name)
+    return ([p for i, p in enumerate(pairs) if i % 10 != 0], [p for i, p in enumerate(pairs) if i % 10 == 0])
+
+
+def read_density(path: Path) -> np.ndarray:
+    """An 8-bit density map (one channel of it) as float32 summing to 1."""
+    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if grey is None:
+        raise FileNotFoundError(f"cannot read map {path}")
+    density = grey.astype(np.float32)
+    return density / max(float(density.sum()), 1e-12)
 
 
 def blend_target(density: np.ndarray, teacher_map: np.ndarray, distill: float) -> np.ndarray:
@@ -259,6 +328,15 @@ def train(cfg: TrainConfig, data_root: Path, out_dir: Path, backbone: Path = DEF
     index = {name: i for i, name in enumerate(cfg.sets)}
     teacher = EnsembleTeacher(cfg.teachers, cfg.teacher_flip) if cfg.teachers and cfg.distill > 0 else None
     train_samples = [cache_sample(r, index[r.dataset], teacher, cfg.distill) for r in train_records]
+    if cfg.emod:
+        emod_train, _ = emod_maps(Path(cfg.emod))
+        train_samples += [cache_map_sample(img, read_density(m), teacher, cfg.distill)
+                          for img, m in emod_train[: cfg.max_images or None]]
+    if cfg.unlabelled:
+        if teacher is None:
+            raise ValueError("unlabelled photos need --teacher and --distill > 0")
+        photos = unlabelled_photos(Path(cfg.unlabelled), cfg.unlabelled_share, cfg.seed)
+        train_samples += [cache_map_sample(p, None, teacher) for p in photos[: cfg.max_images or None]]
     val_samples = [cache_sample(r, index[r.dataset]) for r in val_records]
     log.info("cached %d train / %d val photos in %.1fs", len(train_samples), len(val_samples),
              time.time() - t0)
@@ -354,7 +432,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="share of the teachers' map in the training density target (0-1)")
     parser.add_argument("--teacher-flip", action="store_true",
                         help="distillation: the teachers' maps average the photo and its mirror image")
+    parser.add_argument("--unlabelled", type=Path, default=None, metavar="DIR",
+                        help="unlabelled photos (DIR/manifest.csv, e.g. ../shared/data/photos) the "
+                             "student learns the teachers' maps on")
+    parser.add_argument("--unlabelled-share", type=float, default=1.0,
+                        help="share of the unlabelled photos used, drawn per source (0-1)")
+    parser.add_argument("--emod", type=Path, default=None, metavar="DIR",
+                        help="EMOd free-viewing maps (e.g. ../shared/data/saliency/emod_fdm) as a "
+                             "maps-only training set")
     args = parser.parse_args(argv)
+    if not 0 < args.unlabelled_share <= 1:
+        parser.error("--unlabelled-share must be in (0, 1]")
+    if args.unlabelled and not (args.teacher and args.distill > 0):
+        parser.error("--unlabelled needs --teacher and --distill > 0")
     if not 0 <= args.distill <= 1:
         parser.error("--distill must be in 0..1")
     if args.distill > 0 and not args.teacher:
@@ -369,6 +459,9 @@ def main(argv: list[str] | None = None) -> None:
                       max_images=args.max_images, seed=args.seed, folds=args.folds, fold=args.fold,
                       teachers=tuple(teacher_arg(t) for t in args.teacher), distill=args.distill,
                       teacher_flip=args.teacher_flip,
+                      unlabelled=str(args.unlabelled) if args.unlabelled else None,
+                      unlabelled_share=args.unlabelled_share,
+                      emod=str(args.emod) if args.emod else None,
                       net=SaliencyNetConfig(priors=priors))
     log.info("backend=%s config=%s", keras.backend.backend(), cfg)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -3,11 +3,11 @@
     autocrop crop PATH... --ratio W:H [--ratio ...] [--size WxH [--no-upscale]] [-o DIR] [--json]
                           [--debug DIR] [--jobs N] [--format jpeg|png|webp] [--quality Q]
     autocrop saliency PATH... --out DIR
-    autocrop url KEY --ratio W:H --size WxH [--format webp] [--base-url URL] [--crop-version V | --offline]
-                                  (a signed crop URL of the crops' current version, read from crops.json)
-    autocrop backfill s3://BUCKET/PREFIX [--endpoint-url URL] [--create-job ...]   (infra/backfill.py)
-    autocrop override KEY [--focal-point X,Y] [--keep ...] [--box ...] [--file F] | --show | --clear
-                                  (a stored photo's overrides: infra/photos.py)
+
+The commands that call AWS (`url`, `backfill`, `override`, `rotate-url-key`) are the
+project checkout's `python -m infra.cli`: the engine imports nothing outside itself.
+`autocrop url`, `autocrop backfill` and `autocrop override` answer a one-line pointer there
+(exit 2).
 
 A bad file is reported on stderr (and as a JSON error line with --json) and the batch goes
 on; a run ends with a count of done / failed / skipped (files in the folders that are not
@@ -42,6 +42,9 @@ from .options import DEFAULT_RATIOS, CropOptions, parse_size, ratio_of_size, siz
 from .overrides import Overrides, photo_size, sidecar_path
 
 EXIT_OK, EXIT_USAGE = 0, 2
+#: Commands that call AWS, now `python -m infra.cli <command>` (not importable from here).
+MOVED = ("url", "backfill", "override")
+MOVED_TO = "python -m infra.cli"
 
 
 @dataclass(frozen=True)
@@ -234,120 +237,24 @@ def build_parser() -> argparse.ArgumentParser:
     sal.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes")
     sal.set_defaults(func=cmd_saliency)
 
-    url = sub.add_parser("url", help="print the signed URL of a stored photo's crop at a size")
-    url.add_argument("key", metavar="KEY", help="the photo's key in the input bucket")
-    url.add_argument("--ratio", required=True, metavar="W:H", help="which crop")
-    url.add_argument("--size", required=True, metavar="WxH", help="its size (of the ratio)")
-    url.add_argument("--format", default="jpeg", help="jpeg (default), webp or png")
-    url.add_argument(
-        "--base-url", default="", metavar="URL", help="the CDN (or API) origin, e.g. https://d111.cloudfront.net"
-    )
-    url.add_argument("--signing-key-file", type=Path, metavar="FILE",
-                     help="the signing key, or the key ring as SSM holds it: signs with its current key "
-                          "(default: AUTOCROP_URL_SIGNING_KEY)")  # fmt: skip
-    url.add_argument("--crop-version", metavar="VERSION",
-                     help="the version of the photo's crops the URL names (default: the current one, from the "
-                          "photo's crops.json in the outputs bucket)")  # fmt: skip
-    url.add_argument(
-        "--offline",
-        action="store_true",
-        help="do not read the outputs bucket: the version-less URL, which redirects to the current one",
-    )
-    url.add_argument("--endpoint-url", help="an S3 endpoint other than AWS's (the local stack)")
-    url.add_argument("--input-bucket", help="the photos' bucket (default: AUTOCROP_INPUT_BUCKET)")
-    url.add_argument("--output-bucket", help="the crops' bucket (default: AUTOCROP_OUTPUT_BUCKET)")
-    url.set_defaults(func=cmd_url)
-
-    sub.add_parser("backfill", add_help=False,
-                   help="crop the photos already in a bucket (S3 Batch Operations, or locally): "
-                        "autocrop backfill --help")  # fmt: skip
-    sub.add_parser("override", add_help=False,
-                   help="set, show or clear a stored photo's overrides (focal point, keep regions, boxes); "
-                        "its crops are made again: autocrop override --help")  # fmt: skip
+    for name in MOVED:
+        sub.add_parser(name, add_help=False, help=f"moved: {MOVED_TO} {name} (in the project checkout)")
     return parser
 
 
-def cmd_url(args: argparse.Namespace) -> int:
-    """Print the signed crop URL of a stored photo (`autocrop.urls`)."""
-    import os
-
-    from .urls import KeyRing, SigningKeyError, crop_url
-
-    if args.signing_key_file is not None:
-        stored = args.signing_key_file.read_bytes()
-    else:
-        stored = os.environ.get("AUTOCROP_URL_SIGNING_KEY", "").encode()
-    if not stored.strip():
-        print("autocrop: the signing key: AUTOCROP_URL_SIGNING_KEY or --signing-key-file "
-              "(deployed: aws ssm get-parameter --with-decryption --name <the urlSigningKeyParameter>)",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_USAGE
-    try:
-        keys = KeyRing.parse(stored)
-        size = parse_size(args.size)
-        crop_url(args.key, args.ratio, size, keys, fmt=args.format)  # checked before any lookup
-        version = args.crop_version or current_version(args)
-        print(crop_url(args.key, args.ratio, size, keys, fmt=args.format, base_url=args.base_url, version=version))
-    except (SigningKeyError, InvalidOptionsError, LookupError) as e:
-        print(f"autocrop: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
-
-
-def current_version(args: argparse.Namespace) -> str | None:
-    """The version of the photo's crops that `url` names: the current one, from the photo's
-    crops.json (read by infra/photos.py); None, said on stderr, where it cannot be read or the
-    photo has no crops yet (LookupError: no such photo)."""
-    why = "offline (--offline)"
-    if not args.offline:
-        try:
-            photos = infra_module("photos")
-        except ImportError as e:
-            why = f"offline: reading the outputs bucket needs the project checkout (infra/, functions/): {e}"
-        else:
-            try:
-                version = photos.current_version(args.key, args.endpoint_url, args.input_bucket, args.output_bucket)
-            except photos.Unreachable as e:
-                why = f"offline: {e}"
-            else:
-                if version is not None:
-                    return str(version)
-                why = "the photo as it is now has no crops yet"
-    print(f"autocrop: {why}: this is the version-less URL ('_' for the version), which answers a "
-          "short-lived redirect (302) to the current version's URL once there is one", file=sys.stderr)  # fmt: skip
-    return None
-
-
-def infra_module(name: str) -> Any:
-    """A module of the project's infra/: the commands that call AWS live there (they drive
-    the functions, which the engine package does not ship), found beside an editable install
-    or on the path; ImportError without the checkout."""
-    import importlib
-
-    root = Path(__file__).resolve().parents[2]
-    if (root / "infra" / f"{name}.py").is_file() and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    return importlib.import_module(f"infra.{name}")
-
-
-def cmd_infra(command: str, module: str, argv: list[str]) -> int:
-    """`autocrop backfill` (infra/backfill.py), `autocrop override` (infra/photos.py)."""
-    try:
-        found = infra_module(module)
-    except ImportError as e:
-        print(f"autocrop: {command} needs the project checkout (infra/, functions/): {e}", file=sys.stderr)
-        return EXIT_USAGE
-    return int(found.main(argv))
+def moved(command: str) -> int:
+    """`autocrop url|backfill|override`: the commands that call AWS left the engine."""
+    print(f"autocrop: {command} moved: run `{MOVED_TO} {command} ...` in the project checkout "
+          "(the commands that call AWS live in infra/, apart from the engine)", file=sys.stderr)  # fmt: skip
+    return EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `autocrop` console script."""
     logging.basicConfig(level=logging.WARNING, format="autocrop: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["backfill"]:
-        return cmd_infra("backfill", "backfill", argv[1:])
-    if argv[:1] == ["override"]:
-        return cmd_infra("override", "photos", argv[1:])
+    if argv[:1] and argv[0] in MOVED:
+        return moved(argv[0])
     args = build_parser().parse_args(argv)
     if getattr(args, "jobs", 1) < 1:
         print("autocrop: --jobs must be at least 1", file=sys.stderr)

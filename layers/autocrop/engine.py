@@ -41,7 +41,6 @@ from .saliency import (
     SaliencyOutput,
     SaliencyPredictor,
     SaliencyWithFeatures,
-    SaliencyWithPrior,
     load_saliency,
 )
 from .scoring import composition_terms, total_score
@@ -146,7 +145,7 @@ def prepare_photo(
     """The stages every ratio shares: (the photo's ranking context, its checked saliency map).
 
     One saliency pass (with the backbone's features where the model gives them), one face
-    pass (which also feeds the card's face channel), the integral image of the boosted map.
+    pass, the integral image of the boosted map.
     The ranker's training prepares its photos with it too, so it sees what the engine sees.
     """
     timings = {} if timings is None else timings
@@ -159,9 +158,6 @@ def prepare_photo(
     faces_px = detect_faces(decoded.rgb, detector, options, sal_pass.saliency)
     faces_full = faces_to_full(faces_px, decoded)
     timings["faces"] = _ms(t)
-    # The model card's face channel (RuntimePrior.face_weight), fed by this face pass.
-    if isinstance(predictor, SaliencyWithPrior):
-        sal = checked_map(predictor.prior.with_faces(sal, faces_px), decoded.rgb)
 
     t = time.perf_counter()
     # Windows are measured on the map with the faces' saliency shared by importance (the face

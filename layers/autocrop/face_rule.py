@@ -325,6 +325,17 @@ class _Lattice:
                 for k, g in enumerate(grids)
             ]
         )
+        # Per axis, the window starts and ends of every grid as rank tables (`_RankTable`):
+        # one binary search per relation for all grids at once.
+        self.tables = {
+            axis: tuple(
+                _RankTable([row[:n] + extra * size for row, n, size in zip(pos, counts, sizes)]) for extra in (0.0, 1.0)
+            )
+            for axis, pos, counts, sizes in (
+                ("x", self.px, self.nx, self.w[:, 0, 0]),
+                ("y", self.py, self.ny, self.h[:, 0, 0]),
+            )
+        }
 
     def corners(self, rects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(over, inside): each (4, G, F) flat cell indices of the rectangle corners (y0x0,
@@ -354,20 +365,16 @@ class _Lattice:
         overlaps [r0, r1) unless p + s <= r0 + EPS or p >= r1 - EPS, and holds it when also
         p <= r0 + EPS and p + s >= r1 - EPS.
         """
-        G, F = len(self.nx), len(rects)
         runs = {}
-        for axis, pos, size, r0, r1 in (
-            ("x", self.px, self.w[:, 0, 0], rects[:, 0] + EPS, rects[:, 2] - EPS),
-            ("y", self.py, self.h[:, 0, 0], rects[:, 1] + EPS, rects[:, 3] - EPS),
+        for axis, r0, r1 in (
+            ("x", rects[:, 0] + EPS, rects[:, 2] - EPS),
+            ("y", rects[:, 1] + EPS, rects[:, 3] - EPS),
         ):
-            over = np.empty((2, G, F), np.int64)
-            inside = np.empty((2, G, F), np.int64)
-            for k in range(G):
-                start, end = pos[k], pos[k] + size[k]  # both sorted; padding is inf
-                over[0, k] = np.searchsorted(end, r0, side="right")  # ends at or before r0
-                over[1, k] = np.searchsorted(start, r1, side="left")  # starts before r1
-                inside[0, k] = np.maximum(over[0, k], np.searchsorted(end, r1, side="left"))
-                inside[1, k] = np.minimum(over[1, k], np.searchsorted(start, r0, side="right"))
+            start, end = self.tables[axis]
+            over = np.stack([end.count(r0, "right"), start.count(r1, "left")])  # ends <= r0 / starts < r1
+            inside = np.stack(
+                [np.maximum(over[0], end.count(r1, "left")), np.minimum(over[1], start.count(r0, "right"))]
+            )
             for run in (over, inside):
                 empty = run[1] <= run[0]
                 run[:, empty] = 0
@@ -389,9 +396,39 @@ class _Lattice:
         k = len(weights)
         cells = int(np.prod(self.shape))
         flat = (np.arange(k)[:, None] * cells + idx[None, :]).ravel()
-        diff = np.bincount(flat, (weights[:, face] * sign[None, :]).ravel(), minlength=k * cells)
+        # Whole weights (counts, masks) sum exactly in integers, and integer prefix sums are
+        # several times faster than floating-point ones; other weights stay in float64.
+        signed = (weights[:, face] * sign[None, :]).ravel()
+        if k == 1 and np.isin(weights, (0.0, 1.0)).all():
+            diff = np.bincount(flat[signed > 0], minlength=cells) - np.bincount(flat[signed < 0], minlength=cells)
+        else:
+            diff = np.bincount(flat, signed, minlength=k * cells)
+            if np.abs(weights).sum() < 2**31 and np.array_equal(weights, np.rint(weights)):
+                diff = np.rint(diff).astype(np.int64)
         diff = diff.reshape(k, *self.shape).cumsum(axis=2).cumsum(axis=3)
-        return diff.reshape(k, cells)[:, self.gather]
+        return diff.reshape(k, cells)[:, self.gather].astype(np.float64)
+
+
+class _RankTable:
+    """Sorted value rows (one per grid) searched all at once: `count(q, side)` is, per row
+    and query, `np.searchsorted(row, q, side)`, exactly, from one search in the rows' union.
+
+    Every row value is in the union, so the union's values below (or at most) q that belong
+    to a row are that row's values below (at most) q; `counts[k, i]` holds how many of row
+    k's values are at most the union's (i - 1)-th value."""
+
+    def __init__(self, rows: list[np.ndarray]):
+        values = np.concatenate(rows)
+        self.union, where = np.unique(values, return_inverse=True)
+        row = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+        width = len(self.union) + 1
+        hits = np.bincount(row * width + where.ravel() + 1, minlength=len(rows) * width)
+        self.counts = hits.reshape(len(rows), width).cumsum(axis=1)
+
+    def count(self, queries: np.ndarray, side: str) -> np.ndarray:
+        """(rows, queries) int64."""
+        where = np.searchsorted(self.union, queries, side=side)  # type: ignore[call-overload]
+        return np.asarray(self.counts[:, where])
 
 
 def on_grid(windows, boxes: int) -> bool:

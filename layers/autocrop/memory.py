@@ -20,7 +20,7 @@ Encoded bytes are the format's worst case (`render.encoded_bound`, measured on n
 the count is an upper bound whatever the photo holds. A stage whose count is over the budget
 refuses the photo with `ImageTooLargeError` before decoding it (the API's 413, an S3 error
 record); the render stage first tries fewer threads. Measured figures per Pillow mode:
-docs/memory.md (`tests/benchmarks/bench_memory.py`).
+docs/memory.md (`benchmarks/bench_memory.py`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .errors import ImageTooLargeError
 #: keeps a third of its memory for Python's own fragmentation and the runtime.
 DEFAULT_MEMORY_BUDGET = 1_000_000_000
 #: RSS of a warm process before a photo: measured 175 MB for the upload function's process
-#: after one job on x86_64 (tests/benchmarks/bench_memory.py prints it), rounded up.
+#: after one job on x86_64 (benchmarks/bench_memory.py prints it), rounded up.
 BASELINE_BYTES = 200_000_000
 
 

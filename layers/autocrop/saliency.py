@@ -17,8 +17,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .faces import detect_faces, load_face_detector
-from .options import CropOptions
 from .preprocess import CANVAS, Letterbox, letterbox, normalise_map, unletterbox
 from .threads import default_threads
 
@@ -30,6 +28,11 @@ DEFAULT_SALIENCY_MODEL = MODELS_DIR / "saliency.tflite"
 SALIENCY_OUTPUT = "saliency"
 #: Stride-16 encoder features of the same pass (for the learned crop ranker).
 FEATURES_OUTPUT = "features"
+
+
+class UnsupportedCardError(Exception):
+    """A model card asks for something the engine does not do. Not a missing or unreadable
+    model (which falls back to the centre prior, labelled): a wrong install, said at load."""
 
 
 @dataclass(frozen=True)
@@ -61,14 +64,6 @@ class SaliencyWithFeatures(SaliencyPredictor, Protocol):
     def predict_with_features(self, rgb: np.ndarray) -> SaliencyOutput: ...
 
 
-@runtime_checkable
-class SaliencyWithPrior(SaliencyPredictor, Protocol):
-    """A predictor whose model card adds a run-time prior: the engine feeds its face channel
-    from the engine's own face pass (`RuntimePrior.with_faces`)."""
-
-    prior: RuntimePrior
-
-
 def centre_bias(height: int, width: int, sigma_frac: float = 0.25) -> np.ndarray:
     """Gaussian centred on the image, sigma = `sigma_frac` x width/height (EVALUATION.md)."""
     ys = (np.arange(height, dtype=np.float32) - (height - 1) / 2) / (sigma_frac * height)
@@ -76,55 +71,34 @@ def centre_bias(height: int, width: int, sigma_frac: float = 0.25) -> np.ndarray
     return np.exp(-0.5 * (ys[:, None] ** 2 + xs[None, :] ** 2)).astype(np.float32)
 
 
-def face_map(faces: np.ndarray | None, height: int, width: int) -> np.ndarray:
-    """Faces (N, 5: x, y, w, h, score in the map's pixels) as Gaussian blobs, peak = score.
-
-    Each blob is centred on its face with sigma half the face's longer side; overlapping
-    faces take the maximum, so a crowd does not add up to more than its best face.
-    """
-    out = np.zeros((height, width), np.float32)
-    if faces is None or len(faces) == 0:
-        return out
-    ys = np.arange(height, dtype=np.float32)[:, None]
-    xs = np.arange(width, dtype=np.float32)[None, :]
-    for x, y, w, h, score in np.asarray(faces, np.float32)[:, :5]:
-        sigma = max(float(w), float(h), 1.0) / 2
-        cx, cy = x + w / 2, y + h / 2
-        # Only the rows/cols within 3 sigma: a crowd of small faces stays cheap.
-        r0, r1 = max(0, int(cy - 3 * sigma)), min(height, int(cy + 3 * sigma) + 1)
-        c0, c1 = max(0, int(cx - 3 * sigma)), min(width, int(cx + 3 * sigma) + 1)
-        if r0 >= r1 or c0 >= c1:
-            continue
-        blob = score * np.exp(-((ys[r0:r1] - cy) ** 2 + (xs[:, c0:c1] - cx) ** 2) / (2 * sigma * sigma))
-        np.maximum(out[r0:r1, c0:c1], blob, out=out[r0:r1, c0:c1])
-    return out
-
-
 @dataclass(frozen=True)
 class RuntimePrior:
-    """What the run-time adds to the network's content map: centre bias and faces.
+    """What the run-time adds to the network's content map: a centre bias.
 
     How strongly people look at the centre depends on how a set of photos was taken and
     shown, not on content, so the network learns content with one prior per training set and
     the prior for photos in general is chosen apart, by leave-one-dataset-out validation
     (training.prior_select), and written into the model card (`runtime_prior`): the content
-    map times a centre Gaussian to `centre_exponent` (0: none), then plus `face_weight` x a
-    blob on every detected face (faces draw the eye more than anything; the engine's own face
-    pass supplies them, so this costs no extra detector run).
+    map times a centre Gaussian to `centre_exponent` (0: none).
+
+    The selection also measures a face channel (faces as blobs added to the map); no shipped
+    card has one, so the engine has none: a card whose `runtime_prior.face_weight` is not 0
+    is refused (`UnsupportedCardError`) rather than cropped without the channel it names.
     """
 
     centre_exponent: float = 0.0
     sigma_frac: float = 0.25
-    face_weight: float = 0.0
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> RuntimePrior:
         spec = card.get("runtime_prior") or {}
-        return cls(
-            float(spec.get("centre_exponent", 0.0)),
-            float(spec.get("sigma_frac", 0.25)),
-            float(spec.get("face_weight", 0.0)),
-        )
+        face_weight = float(spec.get("face_weight", 0.0))
+        if face_weight != 0:
+            raise UnsupportedCardError(
+                f"the saliency card's runtime_prior.face_weight is {face_weight:g}: the engine applies no face "
+                "channel (only centre_exponent and sigma_frac); export the model with a prior of face_weight 0"
+            )
+        return cls(float(spec.get("centre_exponent", 0.0)), float(spec.get("sigma_frac", 0.25)))
 
     def apply(self, saliency: np.ndarray) -> np.ndarray:
         """`saliency` (HxW, >= 0) weighted by the centre prior, scaled to [0, 1]."""
@@ -132,18 +106,6 @@ class RuntimePrior:
             return normalise_map(saliency)
         h, w = saliency.shape
         return normalise_map(saliency * _centre_weight(h, w, self.sigma_frac, self.centre_exponent))
-
-    def with_faces(self, saliency: np.ndarray, faces: np.ndarray | None) -> np.ndarray:
-        """A [0, 1] map plus the face channel (faces in the map's pixels), scaled to [0, 1]."""
-        if self.face_weight == 0 or faces is None or len(faces) == 0:
-            return saliency
-        return self.with_face_map(saliency, face_map(faces, *saliency.shape))
-
-    def with_face_map(self, saliency: np.ndarray, blobs: np.ndarray) -> np.ndarray:
-        """`with_faces` for faces already drawn by `face_map`."""
-        if self.face_weight == 0 or not blobs.any():
-            return saliency
-        return normalise_map(saliency + self.face_weight * blobs)
 
 
 @lru_cache(maxsize=8)
@@ -227,6 +189,11 @@ class LiteRTSaliency:
         self.canvas = self.model.input_shape[1]
         self.name = self.card.get("name", Path(path).stem)
         self.prior = RuntimePrior.from_card(self.card)
+        #: Test-time flipping (the card's `test_time_flip`): the mirrored canvas runs too and
+        #: the map is the mean of both, mirrored back; people look at a scene and its mirror
+        #: image alike, so the mean cancels some of the network's left/right noise. Twice
+        #: the passes; the encoder features (the learned ranker's) stay the first pass's.
+        self.flip = bool(self.card.get("test_time_flip", False))
 
     def run_canvas(self, canvas: np.ndarray) -> dict[str, np.ndarray]:
         """Every model output for a batch of letterboxed canvases (N, S, S, 3)."""
@@ -241,21 +208,18 @@ class LiteRTSaliency:
         """Saliency at the image's size plus the encoder features of the same pass."""
         canvas, box = letterbox(rgb, self.canvas)
         out = self.run_canvas(canvas[None])
-        raw = out.get(SALIENCY_OUTPUT, next(iter(out.values())))
-        saliency = self.prior.apply(unletterbox(raw[0, ..., 0], box, rgb.shape[0], rgb.shape[1]))
+        raw = out.get(SALIENCY_OUTPUT, next(iter(out.values())))[0, ..., 0]
+        if self.flip:
+            mirrored = self.run_canvas(np.ascontiguousarray(canvas[None, :, ::-1]))
+            again = mirrored.get(SALIENCY_OUTPUT, next(iter(mirrored.values())))[0, ..., 0]
+            raw = 0.5 * (raw + again[:, ::-1])
+        saliency = self.prior.apply(unletterbox(raw, box, rgb.shape[0], rgb.shape[1]))
         features = out[FEATURES_OUTPUT][0] if FEATURES_OUTPUT in out else None
         return SaliencyOutput(saliency=saliency, features=features, letterbox=box)
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
-        """The whole map for `rgb`: the network's, with the card's face channel from YuNet.
-
-        The engine instead calls `predict_with_features` and adds the faces of its own face
-        pass (one detector run per photo).
-        """
-        saliency = self.predict_with_features(rgb).saliency
-        if self.prior.face_weight == 0:
-            return saliency
-        return self.prior.with_faces(saliency, detect_faces(rgb, load_face_detector(), CropOptions()))
+        """The map for `rgb` (the engine calls `predict_with_features`, the same pass)."""
+        return self.predict_with_features(rgb).saliency
 
 
 @lru_cache(maxsize=4)
@@ -275,12 +239,11 @@ __all__ = [
     "CANVAS",
     "CentreBiasSaliency",
     "RuntimePrior",
-    "face_map",
     "LiteRTSaliency",
     "SaliencyOutput",
     "SaliencyPredictor",
     "SaliencyWithFeatures",
-    "SaliencyWithPrior",
+    "UnsupportedCardError",
     "TFLiteModel",
     "centre_bias",
     "load_saliency",

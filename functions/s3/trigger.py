@@ -2,14 +2,14 @@
 
 Accepts S3 ObjectCreated notifications as Lambda receives them directly, wrapped in SQS
 messages (partial batch failures reported per message) or as EventBridge "Object Created"
-events (`functions.s3_events`). Each upload runs the engine's one job (`autocrop.job`) and
-its crops, manifest (crops.json) or error record go where `functions.s3_outputs` says.
+events (`functions.s3.events`). Each upload runs the engine's one job (`autocrop.job`) and
+its crops, manifest (crops.json) or error record go where `functions.s3.outputs` says.
 
 A bad upload gets an error record and returns normally (no retry storm); an AWS failure is
 raised so Lambda retries and, in the end, the failure destination receives the event.
 Redelivery is harmless: an upload the records already describe is skipped. A photo replaced
 while its job runs never gets the older photo's outputs: every write is conditional, and a job
-that finds the photo replaced after it wrote crops the photo there now (`functions.s3_outputs`).
+that finds the photo replaced after it wrote crops the photo there now (`functions.s3.outputs`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from autocrop.errors import AutocropError, InvalidOptionsError
 from autocrop.job import JobResult, OutputSpec, run_job
 from autocrop.master import MASTER_SIDE
 from autocrop.overrides import crop_version
-from functions.s3_batch import answer as batch_answer
-from functions.s3_batch import is_batch_operations
-from functions.s3_events import InvalidEventError, SourceObject, is_sqs_batch, objects_in, sqs_event
-from functions.s3_outputs import (
+from functions.s3.batch import answer as batch_answer
+from functions.s3.batch import is_batch_operations
+from functions.s3.events import InvalidEventError, SourceObject, is_sqs_batch, objects_in, sqs_event
+from functions.s3.outputs import (
     ERROR_RECORD,
     SIDECAR,
     Outputs,

@@ -1,7 +1,7 @@
 """What one million uploads cost on Lambda (arm64, list price), from bench_peer.py's figures.
 
-    python tests/benchmarks/bench_peer.py --json runs/bench_peer.json
-    python tests/benchmarks/cost_model.py runs/bench_peer.json [--memory-mb 2048] [--cores one_core]
+    python benchmarks/bench_peer.py --json runs/bench_peer.json
+    python benchmarks/cost_model.py runs/bench_peer.json [--memory-mb 2048] [--cores one_core]
 
 Per upload: the measured whole job (boxes + four full-resolution JPEG crops) in seconds x the
 function's memory in GB = GB-seconds, at AWS Lambda's arm64 list price (us-east-1, first
@@ -53,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {group} | {method} | {ms:.0f} | {gb_s:.3f} | {usd:.2f} |")
     s3_engine = 1000 * (S3_GET_PER_1000 + 6 * S3_PUT_PER_1000)
     s3_peer = 1000 * (S3_GET_PER_1000 + 4 * S3_PUT_PER_1000)
-    print(f"S3 requests per million uploads: autoCropper {s3_engine:.2f} USD (1 GET, 4 crops + crops.json + master), "
-          f"peer {s3_peer:.2f} USD (1 GET, 4 crops)")
+    print(
+        f"S3 requests per million uploads: autoCropper {s3_engine:.2f} USD (1 GET, 4 crops + crops.json + master), "
+        f"peer {s3_peer:.2f} USD (1 GET, 4 crops)"
+    )
     return 0
 
 

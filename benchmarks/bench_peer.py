@@ -1,9 +1,9 @@
 """The whole job against smartcrop.js on sharp, the same photos both ways, interleaved in one run.
 
-    python tests/benchmarks/bench_peer.py [--repeats 7] [--json out.json] [--no-two-cores]
+    python benchmarks/bench_peer.py [--repeats 7] [--json out.json] [--no-two-cores]
 
 The peer is smartcrop.js 2.0.5 on sharp 0.34.5 (libvips 8.17), pinned in
-tests/benchmarks/peer/package.json and installed from npm on first use (`npm ci`). It runs as
+benchmarks/peer/package.json and installed from npm on first use (`npm ci`). It runs as
 smartcrop-sharp 2.0.8 runs it (peer/peer.js carries smartcrop-sharp's image operations: its
 own peer range, sharp ^0.32, would not take sharp 0.34): one `smartcrop.crop` per ratio, then
 each box extracted at full resolution and encoded as JPEG q85 with sharp.
@@ -40,7 +40,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "AUTOCROP_THREADS"):
     os.environ[_var] = "1"
@@ -63,7 +63,7 @@ def install_peer() -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         raise SystemExit("bench_peer needs Node.js and npm (the peer is smartcrop.js on sharp)")
     if not (PEER_DIR / "node_modules" / "sharp").is_dir():
-        print("installing the peer (npm ci in tests/benchmarks/peer)...", file=sys.stderr)
+        print("installing the peer (npm ci in benchmarks/peer)...", file=sys.stderr)
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PEER_DIR, check=True)
     return PEER_DIR
 
@@ -119,8 +119,9 @@ def engine_job(data: bytes, threads: int, crops: bool, opencv_faces: bool = Fals
     start = time.perf_counter()
     options = CropOptions(ratios=RATIOS)
     detector = opencv_detector() if opencv_faces else load_face_detector(num_threads=threads)
-    result = analyse_image(decode_for(data, options), options, saliency=load_saliency(num_threads=threads),
-                           detector=detector)
+    result = analyse_image(
+        decode_for(data, options), options, saliency=load_saliency(num_threads=threads), detector=detector
+    )
     out = []
     if crops:
         out = render_crops(data, [RenderRequest(c.box, quality=QUALITY) for c in result.crops], threads=threads)
@@ -195,8 +196,10 @@ def measure(
 
 
 def print_table(title: str, table: dict, info: dict) -> None:
-    print(f"\n{title} (peer: sharp {info['peer'].get('sharp')}, libvips {info['peer'].get('vips')}, "
-          f"concurrency {info['peer'].get('concurrency')})")
+    print(
+        f"\n{title} (peer: sharp {info['peer'].get('sharp')}, libvips {info['peer'].get('vips')}, "
+        f"concurrency {info['peer'].get('concurrency')})"
+    )
     print("| photos | method | median ms | MP encoded | runs |")
     print("|---|---|---|---|---|")
     for group, rows in table.items():
@@ -212,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="rounds over every photo")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--no-two-cores", action="store_true", help="skip the two-core run")
-    parser.add_argument("--also-opencv", action="store_true",
-                        help="also time the engine's boxes with YuNet on OpenCV (its fallback runtime)")
+    parser.add_argument(
+        "--also-opencv",
+        action="store_true",
+        help="also time the engine's boxes with YuNet on OpenCV (its fallback runtime)",
+    )
     args = parser.parse_args(argv)
 
     import cv2
@@ -241,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
             two = set(available[-2:])
             table, info = measure(photos, max(3, args.repeats // 2), two, threads=2)
             results["two_cores"] = {"table": table, **info}
-            print_table(f"two cores (CPUs {sorted(two)}): engine threads 2, peer concurrency 2 + Promise.all", table, info)
+            print_table(
+                f"two cores (CPUs {sorted(two)}): engine threads 2, peer concurrency 2 + Promise.all", table, info
+            )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.s3_batch_operation_event impor
 )
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
-from functions.s3_events import InvalidEventError, SourceObject
+from functions.s3.events import InvalidEventError, SourceObject
 
 logger = Logger(service="autocrop", child=True)
 

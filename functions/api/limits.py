@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions.api_models import ApiError
+from functions.api.models import ApiError
 from functions.settings import get_settings
 
 

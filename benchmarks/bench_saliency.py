@@ -1,6 +1,6 @@
 """Saliency inference, the shipped model side by side with an earlier one, in one run.
 
-    python tests/benchmarks/bench_saliency.py [--baseline-rev a0ecc1f] [--baseline FILE] [--repeats 200]
+    python benchmarks/bench_saliency.py [--baseline-rev a0ecc1f] [--baseline FILE] [--repeats 200]
 
 One core (the process is pinned), LiteRT with one thread, the shipped input size; the two
 interpreters alternate call by call so both see the same machine load. The earlier model is
@@ -44,9 +44,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         old = args.baseline or baseline_file(args.baseline_rev, Path(tmp))
-        models = {"shipped": TFLiteModel(MODEL_PATH, num_threads=1),
-                  f"earlier ({args.baseline or args.baseline_rev})": TFLiteModel(old, num_threads=1)}
-        sizes = {"shipped": Path(MODEL_PATH).stat().st_size, f"earlier ({args.baseline or args.baseline_rev})": old.stat().st_size}
+        models = {
+            "shipped": TFLiteModel(MODEL_PATH, num_threads=1),
+            f"earlier ({args.baseline or args.baseline_rev})": TFLiteModel(old, num_threads=1),
+        }
+        sizes = {
+            "shipped": Path(MODEL_PATH).stat().st_size,
+            f"earlier ({args.baseline or args.baseline_rev})": old.stat().st_size,
+        }
         x = np.random.default_rng(0).uniform(0, 255, models["shipped"].input_shape).astype(np.float32)
         times: dict[str, list[float]] = {name: [] for name in models}
         for m in models.values():  # warm-up
@@ -57,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.perf_counter()
                 m(x)
                 times[name].append((time.perf_counter() - t) * 1e3)
-    out = {name: {"median_ms": float(np.median(v)), "p90_ms": float(np.percentile(v, 90)),
-                  "size_bytes": sizes[name]} for name, v in times.items()}
+    out = {
+        name: {"median_ms": float(np.median(v)), "p90_ms": float(np.percentile(v, 90)), "size_bytes": sizes[name]}
+        for name, v in times.items()
+    }
     print("| model | median ms | p90 ms | size MB |")
     print("|---|---|---|---|")
     for name, v in out.items():

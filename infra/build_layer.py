@@ -1,8 +1,8 @@
 """Build the Lambda layer: runtime dependencies + the autocrop engine + its models.
 
-    python layers/build.py                 # python3.13 on arm64 (the deployed target)
-    python layers/build.py --arch x86_64
-    python layers/build.py --if-stale      # only when the layer's inputs changed (npm run package)
+    python infra/build_layer.py                 # python3.13 on arm64 (the deployed target)
+    python infra/build_layer.py --arch x86_64
+    python infra/build_layer.py --if-stale      # only when the layer's inputs changed (npm run package)
 
 Writes build/layer-<arch>.zip (contents under python/, which Lambda puts on sys.path from
 /opt/python) and build/layer-<arch>.json (sizes), prints unzipped and zipped sizes, and
@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENGINE_DIR = ROOT / "layers" / "autocrop"
 FUNCTIONS_DIR = ROOT / "functions"
 BUILD_DIR = ROOT / "build"
+BUILD_SCRIPT = Path(__file__).resolve()
 
 #: Lambda's runtime (python3.13: the newest that an arm64 Debian root can match, Debian 13
 #: "trixie" ships python3.13, so the layer runs under emulation before it ships).
@@ -111,11 +112,7 @@ class LayerReport:
 def runtime_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     """The engine's dependencies plus the handlers' (`serve` extra) minus what Lambda has."""
     project = tomllib.loads(pyproject.read_text())["project"]
-    serve = [
-        req
-        for req in project["optional-dependencies"]["serve"]
-        if _requirement_name(req) not in SERVE_EXCLUDED
-    ]
+    serve = [req for req in project["optional-dependencies"]["serve"] if _requirement_name(req) not in SERVE_EXCLUDED]
     return [*project["dependencies"], *serve]
 
 
@@ -150,9 +147,7 @@ def write_constraints(path: Path, pins: list[str] | None = None) -> Path:
     return path
 
 
-def install_dependencies(
-    arch: str, python_version: str, target: Path, wheels: Path, constraints: Path
-) -> None:
+def install_dependencies(arch: str, python_version: str, target: Path, wheels: Path, constraints: Path) -> None:
     """pip-install the requirements for Lambda's platform into `target`, from the wheel cache."""
     requirements = runtime_requirements()
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
@@ -223,7 +218,7 @@ def inputs_digest(
     requirements: list[str],
     pins: list[str],
     engine_dir: Path = ENGINE_DIR,
-    build_script: Path = Path(__file__).resolve(),
+    build_script: Path = BUILD_SCRIPT,
     bytecode: str | None = None,
 ) -> str:
     """sha256 over everything the layer zip is made from: the target, the requirements and
@@ -287,12 +282,7 @@ def strip(target: Path) -> int:
     for pattern in STRIP_GLOBS:
         doomed += target.glob(pattern)
     for path in target.rglob("*"):
-        if (
-            path.is_dir()
-            and path.name in STRIP_DIRS
-            or path.is_file()
-            and path.name.endswith(STRIP_SUFFIXES)
-        ):
+        if path.is_dir() and path.name in STRIP_DIRS or path.is_file() and path.name.endswith(STRIP_SUFFIXES):
             doomed.append(path)
     removed = 0
     for path in doomed:
@@ -314,10 +304,7 @@ def check_architecture(target: Path, arch: str) -> None:
             continue
         with path.open("rb") as f:
             header = f.read(20)
-        if (
-            header[:4] == b"\x7fELF"
-            and int.from_bytes(header[18:20], "little") != ELF_MACHINE[arch]
-        ):
+        if header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") != ELF_MACHINE[arch]:
             wrong.append(_rel(path))
     if wrong:
         raise SystemExit(f"{len(wrong)} shared libraries are not {arch}: {wrong[:5]}")
@@ -375,9 +362,7 @@ def debian_package_version(root: Path, package: str) -> str | None:
     except OSError:
         return None
     for stanza in status.split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " "
-        )
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " ")
         if fields.get("Package") == package and fields.get("Status", "").endswith(" installed"):
             return fields.get("Version")
     return None
@@ -393,9 +378,7 @@ def emulation_ready() -> bool:
         return False
 
 
-def find_interpreter(
-    arch: str, python_version: str, root: Path | None = None
-) -> tuple[Interpreter | None, str]:
+def find_interpreter(arch: str, python_version: str, root: Path | None = None) -> tuple[Interpreter | None, str]:
     """The runtime's interpreter to compile the layer's bytecode with, and what was found:
     (None, why not) when there is none to use here."""
     if arch != "arm64":
@@ -522,11 +505,7 @@ def tree_size(path: Path) -> int:
 
 def function_size() -> int:
     """Unzipped size of the function package (serverless.yml packages functions/ only)."""
-    return sum(
-        p.stat().st_size
-        for p in FUNCTIONS_DIR.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts
-    )
+    return sum(p.stat().st_size for p in FUNCTIONS_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
 def build_layer(
@@ -633,9 +612,7 @@ def main(argv: list[str] | None = None) -> int:
             return check_up_to_date(args.build_dir, args.arch)
         print(f"layer {args.arch}: building, {reason}", flush=True)
         bytecode = interpreter.root if interpreter else False
-    return print_report(
-        build_layer(args.arch, args.build_dir, None, args.python_version, bytecode)
-    )
+    return print_report(build_layer(args.arch, args.build_dir, None, args.python_version, bytecode))
 
 
 def check_up_to_date(build_dir: Path, arch: str) -> int:

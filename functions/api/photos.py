@@ -13,7 +13,7 @@ where it wins over the upload's metadata and outlives a replaced photo. `PUT {}`
 overrides": automatic crops, the upload's metadata ignored (metadata cannot be changed without
 uploading the photo again; DELETE is the way back to it). PUT and DELETE answer
 202: the upload function crops the photo again, through the same job and records as an upload
-(an SQS message, `functions.s3_events.regenerate_message`), since that can take longer than
+(an SQS message, `functions.s3.events.regenerate_message`), since that can take longer than
 the API's 29 s; GET says when the new crops and their version are there. Where that message
 cannot be sent, the stored overrides are put back as they were and the answer is 503.
 
@@ -42,10 +42,10 @@ from autocrop.errors import InvalidOptionsError, UnsupportedImageError
 from autocrop.options import parse_ratio
 from autocrop.overrides import Overrides, photo_size
 from autocrop.urls import SigningKeyError, crop_url
-from functions.api_crops import current_version, photo_bytes, photo_head, signing_keys
-from functions.api_models import ApiError, SettingsDep
-from functions.s3_events import bare_etag, regenerate_message
-from functions.s3_outputs import (
+from functions.api.crops import current_version, photo_bytes, photo_head, signing_keys
+from functions.api.models import ApiError, SettingsDep
+from functions.s3.events import bare_etag, regenerate_message
+from functions.s3.outputs import (
     KEY_LIMIT,
     OVERRIDES,
     SIDECAR,
@@ -77,7 +77,7 @@ def sqs_client() -> SQSClient:
 def photo_key(request: Request, key: str) -> str:
     """The photo's key, its path decoded exactly once: from the path as sent where the server
     keeps it (a local server; its path parameter may have been decoded twice), else as API
-    Gateway decoded it (`functions.api_gateway`)."""
+    Gateway decoded it (`functions.api.gateway`)."""
     raw = request.scope.get("raw_path")
     if raw is not None:
         sent = raw.decode("latin-1")

@@ -1,7 +1,7 @@
 """Crop URLs: rendering from the stored analysis (from the master, or from the original)
 against analysing again, same photos, one run; and what the master costs an upload.
 
-    python tests/benchmarks/bench_crop_urls.py [--repeats 5] [--upload-rounds 3] [--json out.json]
+    python benchmarks/bench_crop_urls.py [--repeats 5] [--upload-rounds 3] [--json out.json]
 
 A moto server (S3 over real HTTP) holds 12 MP camera-like JPEGs, each cropped once by the upload
 function (its crops.json is the stored analysis, its master.jpg the master). Then, interleaved
@@ -33,8 +33,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "layers"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers"))
 
 SECRET = b"benchmark signing key, not a real one"  # at least 32 bytes
 #: What pages ask for: a thumbnail and a hero image, JPEG and WebP.
@@ -60,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from autocrop.urls import crop_url
-    from functions import s3_trigger
-    from functions.api import app
+    from benchmarks.bench_engine import upload_photos
+    from functions.api.app import app
+    from functions.s3 import trigger
     from functions.settings import get_settings
-    from tests.benchmarks.bench_engine import upload_photos
 
     s3 = stack.client("s3")
     photos, _ = upload_photos()
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
                               "s3": {"bucket": {"name": stack.input_bucket}, "object": {"key": key}}}]}  # fmt: skip
         start = time.perf_counter()
-        [outcome] = s3_trigger.process_event(event)
+        [outcome] = trigger.process_event(event)
         took = (time.perf_counter() - start) * 1000
         assert outcome["status"] == "cropped", outcome
         return took
@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         response = client.get(url)
         took = (time.perf_counter() - start) * 1000
         assert response.status_code == 200, response.text
-        answered = "fresh" if response.headers["x-autocrop-analysis"] == "fresh" else response.headers["x-autocrop-source"]
+        answered = (
+            "fresh" if response.headers["x-autocrop-analysis"] == "fresh" else response.headers["x-autocrop-source"]
+        )
         assert answered == expect, (expect, dict(response.headers))
         stages[expect].append(response.headers["server-timing"])
         return took
@@ -130,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                 im = Image.open(io.BytesIO(photos[name]))
                 x, y, w, h = box
                 im.crop((x, y, x + w, y + h)).resize(size, Image.Resampling.LANCZOS).save(
-                    io.BytesIO(), fmt.upper(), quality=85)
+                    io.BytesIO(), fmt.upper(), quality=85
+                )
                 times["resize"].append((time.perf_counter() - start) * 1000)
         medians = {k: round(statistics.median(v), 1) for k, v in times.items()}
         stage = {k: round(statistics.median(v), 1) for k, v in analysis.items()}
@@ -144,16 +147,22 @@ def main(argv: list[str] | None = None) -> int:
                    "rounds": args.upload_rounds, "master_bytes_median": int(statistics.median(master_bytes))}  # fmt: skip
     summary = {"photos": len(keys), "repeats": args.repeats, "cases": rows, "upload": upload_cost}
     print(f"{len(keys)} photos (12 MP JPEG) x {args.repeats} rounds, the 16:9 crop; median ms per request:")
-    print("  size       format  stored:master  stored:original   fresh  plain-resize  fresh/master  fresh/original"
-          "  original/master")
+    print(
+        "  size       format  stored:master  stored:original   fresh  plain-resize  fresh/master  fresh/original"
+        "  original/master"
+    )
     for r in rows:
         m = r["median_ms"]
-        print(f"  {r['size'][0]}x{r['size'][1]:<5} {r['format']:<6} {m['master']:13.1f} {m['original']:16.1f} {m['fresh']:7.1f}"
-              f" {m['resize']:13.1f} {r['fresh_over_master']:12.2f}x {r['fresh_over_original']:14.2f}x"
-              f" {r['original_over_master']:15.2f}x")
-    print(f"upload, {len(keys)} photos x {args.upload_rounds} rounds (median ms): {upload['with_master']} with the master, "
-          f"{upload['without']} without ({upload_cost['extra_ms']:+.1f} ms); master {upload_cost['master_bytes_median']} "
-          "bytes (median)")
+        print(
+            f"  {r['size'][0]}x{r['size'][1]:<5} {r['format']:<6} {m['master']:13.1f} {m['original']:16.1f} {m['fresh']:7.1f}"
+            f" {m['resize']:13.1f} {r['fresh_over_master']:12.2f}x {r['fresh_over_original']:14.2f}x"
+            f" {r['original_over_master']:15.2f}x"
+        )
+    print(
+        f"upload, {len(keys)} photos x {args.upload_rounds} rounds (median ms): {upload['with_master']} with the master, "
+        f"{upload['without']} without ({upload_cost['extra_ms']:+.1f} ms); master {upload_cost['master_bytes_median']} "
+        "bytes (median)"
+    )
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     return 0

@@ -1,8 +1,11 @@
 """BlazeFace (MediaPipe's full-range face detector, ../shared/data/weights/faces) as a
 measured alternative to YuNet: a second face detector.
 
-Not shipped: `training.face_eval --detector blazeface` measures it with the same matching
-rules and buckets as the engine's YuNet pass, and docs/faces.md records the verdict.
+    python -m research.blazeface [--with-yunet] [training.face_eval's flags]
+
+Not shipped: this runs `training.face_eval` with BlazeFace in the engine's YuNet pass's place
+(or, `--with-yunet`, both merged by NMS), with the same matching rules and buckets, and
+docs/faces.md records the verdict.
 
 The full-range model takes a 192x192 RGB image in [-1, 1] and predicts, per cell of a 48x48
 grid (stride 4, one anchor per cell), a box (centre offset, width, height in input pixels)
@@ -14,12 +17,15 @@ crowd needs; the whole-photo pass catches faces larger than a tile).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from autocrop import CropOptions
 from autocrop.faces import merge_detections
+from training import face_eval
 
 SIDE = 192
 GRID = 48
@@ -68,7 +74,11 @@ class BlazeFaceDetector:
         h, w = rgb.shape[:2]
         s = SIDE / max(h, w)
         canvas = np.zeros((SIDE, SIDE, 3), np.uint8)
-        small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        small = cv2.resize(
+            rgb,
+            (max(1, round(w * s)), max(1, round(h * s))),
+            interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+        )
         canvas[: small.shape[0], : small.shape[1]] = small
         x = (canvas.astype(np.float32) / 127.5 - 1.0)[None]
         self._interpreter.set_tensor(self._input, x)
@@ -96,3 +106,34 @@ class BlazeFaceDetector:
                 f[:, :4] /= self.tile_scale
                 found.append(f)
         return merge_detections(np.concatenate(found), NMS_IOU)
+
+
+def finder(options: CropOptions, data: Path, with_yunet: bool = False) -> face_eval.Finder:
+    """`training.face_eval`'s detector: BlazeFace full range (weights under `data`) in the
+    engine's YuNet passes' place, or (`with_yunet`) both merged by NMS."""
+    blaze = BlazeFaceDetector(data / "weights" / DEFAULT_MODEL)
+
+    def blaze_faces(rgb: np.ndarray) -> np.ndarray:
+        return blaze.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), options.face_score_threshold)
+
+    if not with_yunet:
+        return blaze.name, blaze_faces
+    yunet_name, engine_faces = face_eval.engine_finder(options, data)
+
+    def both(rgb: np.ndarray) -> np.ndarray:
+        return merge_detections(np.concatenate([engine_faces(rgb), blaze_faces(rgb)]), options.face_nms_iou)
+
+    return f"{yunet_name}+{blaze.name}", both
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = face_eval.build_parser("Face recall of BlazeFace full range (whole photo + 2x tiles) on EyeCrowd.")
+    parser.add_argument(
+        "--with-yunet", action="store_true", help="the engine's YuNet passes and BlazeFace, merged by NMS"
+    )
+    args = parser.parse_args(argv)
+    return face_eval.run(args, lambda options, data: finder(options, data, args.with_yunet))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -60,7 +60,7 @@ from botocore.exceptions import ClientError
 from autocrop.errors import AutocropError, ImageTooLargeError, InvalidOptionsError, UnsupportedImageError
 from autocrop.job import JobResult, crop_file_name
 from autocrop.overrides import Overrides
-from functions.s3_events import SourceObject, bare_etag
+from functions.s3.events import SourceObject, bare_etag
 from functions.settings import Settings
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
     pip download rapidocr_onnxruntime==1.4.4 --no-deps -d /tmp/rocr
     unzip -o /tmp/rocr/rapidocr_onnxruntime-1.4.4-py3-none-any.whl \
         'rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx' -d /tmp/rocr
-    python -m training.text_channel --det /tmp/rocr/rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx
+    python -m research.text_channel --det /tmp/rocr/rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx
 
 People read: text draws fixations almost as faces do. PaddleOCR's PP-OCRv4 text detector
 (DBNet, Apache-2.0, 4.7 MB, bundled in the rapidocr_onnxruntime wheel) runs in OpenCV DNN,
@@ -24,11 +24,10 @@ import numpy as np
 
 from autocrop.preprocess import normalise_map
 from autocrop.saliency import DEFAULT_SALIENCY_MODEL, LiteRTSaliency
-
-from .datasets import DEFAULT_DATA_ROOT, REPORT_ONLY_SETS
-from .evaluate import validation_records
-from .fixations import blur_like_density, density_map
-from .metrics import cc
+from training.datasets import DEFAULT_DATA_ROOT, REPORT_ONLY_SETS
+from training.evaluate import validation_records
+from training.fixations import blur_like_density, density_map
+from training.metrics import cc
 
 #: Below this peak probability a photo has no text (the detector's own threshold is 0.3).
 NO_TEXT_PEAK = 0.3
@@ -71,17 +70,20 @@ def main(argv: list[str] | None = None) -> None:
     cv2.setNumThreads(1)
     detector, saliency = TextDetector(args.det, args.long_side), LiteRTSaliency(args.model)
     rows, seconds = [], []
-    for group, records in (("val", validation_records(args.data)),
-                           ("out", validation_records(args.data, REPORT_ONLY_SETS))):
+    for group, records in (
+        ("val", validation_records(args.data)),
+        ("out", validation_records(args.data, REPORT_ONLY_SETS)),
+    ):
         for r in records:
             rgb = r.load_rgb()
             t0 = time.perf_counter()
             blob = text_blob(detector(rgb))
             seconds.append(time.perf_counter() - t0)
-            rows.append((group, r.dataset, saliency.predict(rgb), blob,
-                         density_map(r.fixations, r.height, r.width)))
-    print(f"text detection at long side {args.long_side}: median {np.median(seconds) * 1e3:.0f} ms "
-          f"(one thread); photos with text: {sum(bool(b.any()) for *_, b, _ in rows)} / {len(rows)}")
+            rows.append((group, r.dataset, saliency.predict(rgb), blob, density_map(r.fixations, r.height, r.width)))
+    print(
+        f"text detection at long side {args.long_side}: median {np.median(seconds) * 1e3:.0f} ms "
+        f"(one thread); photos with text: {sum(bool(b.any()) for *_, b, _ in rows)} / {len(rows)}"
+    )
     for weight in WEIGHTS:
         scores: dict[str, list[float]] = {}
         for group, name, sal, blob, gt in rows:

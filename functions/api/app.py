@@ -36,11 +36,11 @@ from autocrop.errors import (
 )
 from autocrop.job import OutputSpec, run_job
 from autocrop.options import parse_size
-from functions.api_crops import router as crop_urls
-from functions.api_gateway import HttpApiGateway
-from functions.api_limits import BodyLimitMiddleware
-from functions.api_models import PHOTO_BODY, ApiError, CropResponse, Photo, SettingsDep, http_error, invalid_request
-from functions.api_photos import router as photo_overrides
+from functions.api.crops import router as crop_urls
+from functions.api.gateway import HttpApiGateway
+from functions.api.limits import BodyLimitMiddleware
+from functions.api.models import PHOTO_BODY, ApiError, CropResponse, Photo, SettingsDep, http_error, invalid_request
+from functions.api.photos import router as photo_overrides
 from functions.settings import ANSWER_BYTES
 
 STATIC_DIR = Path(__file__).parent / "static"

@@ -1,6 +1,6 @@
 """YuNet on onnxruntime against YuNet on LiteRT (the converted model), interleaved, one thread.
 
-    python tests/benchmarks/bench_face_runtime.py [--repeats 9] [--json out.json]
+    python benchmarks/bench_face_runtime.py [--repeats 9] [--json out.json]
 
 Three measurements, the two runtimes alternating in every loop so both see the same machine
 load, CPU time (`time.process_time`: with one thread, the work itself), medians:
@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "AUTOCROP_THREADS"):
     os.environ[_var] = "1"

@@ -62,9 +62,9 @@ from autocrop.urls import (
     crop_url,
     parse,
 )
-from functions.api_models import ApiError, SettingsDep
-from functions.s3_events import bare_etag
-from functions.s3_outputs import (
+from functions.api.models import ApiError, SettingsDep
+from functions.s3.events import bare_etag
+from functions.s3.outputs import (
     KEY_LIMIT,
     MASTER,
     OVERRIDES,

@@ -1,11 +1,11 @@
 """Peak memory of the upload's job for every Pillow mode, at the largest pixel count the memory
 budget accepts, side by side with smartcrop.py doing the same job in the same run.
 
-    python tests/benchmarks/bench_memory.py [--modes 1,L,P] [--json out.json] [--no-peer]
+    python benchmarks/bench_memory.py [--modes 1,L,P] [--json out.json] [--no-peer]
 
 For each mode (1, L, LA, P, P with transparency, RGB, RGBA, I;16, I, F, CMYK):
 - the largest 4:3 frame `autocrop.job.plan_job` accepts under the upload function's settings
-  (`functions.s3_trigger`: the default ratios at full resolution as JPEG q85, plus the 2560 px
+  (`functions.s3.trigger`: the default ratios at full resolution as JPEG q85, plus the 2560 px
   master), found by bisection on the plan alone (no pixels);
 - a photo of that mode and size (a real photo enlarged, so it compresses like one; PNG for the
   8- and 16-bit modes, TIFF for I and F, JPEG for CMYK), written by a separate process;
@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "layers"))
 
@@ -61,7 +61,7 @@ PROBE = [("1-bit 10000x10000", "1", 10000, 10000), ("P+transparency 10000x10000"
 
 def upload_settings():  # noqa: ANN201 - the function's own objects
     """The upload function's options and spec, from its default settings."""
-    from functions.s3_trigger import crop_options, output_spec
+    from functions.s3.trigger import crop_options, output_spec
     from functions.settings import Settings
 
     settings = Settings(output_bucket="bench")
@@ -101,7 +101,9 @@ def write_photo(path: Path, mode_key: str, width: int, height: int) -> None:
     from skimage import data as samples
 
     if mode_key == "RGB-JPEG":
-        Image.fromarray(samples.astronaut()).resize((width, height), Image.Resampling.BILINEAR).save(path, "JPEG", quality=90)
+        Image.fromarray(samples.astronaut()).resize((width, height), Image.Resampling.BILINEAR).save(
+            path, "JPEG", quality=90
+        )
         return
     save_mode, fmt, transparency = MODES[mode_key]
     base = Image.fromarray(samples.astronaut()).resize((width, height), Image.Resampling.BILINEAR)
@@ -200,7 +202,7 @@ def in_fresh_process(what: str, path: str, timeout: float) -> dict:
     except subprocess.TimeoutExpired:
         return {"outcome": f"timed out after {timeout:.0f} s"}
     if done.returncode != 0:
-        return {"outcome": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:] }"}
+        return {"outcome": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -228,7 +230,7 @@ def main() -> None:
         for name, key, w, h, planned in cases:
             path = Path(tmp) / "photo"
             subprocess.run([sys.executable, "-c", f"import sys; sys.path[:0]={[str(ROOT), str(ROOT / 'layers')]!r}; "
-                            f"from tests.benchmarks.bench_memory import write_photo; from pathlib import Path; "
+                            f"from benchmarks.bench_memory import write_photo; from pathlib import Path; "
                             f"write_photo(Path({str(path)!r}), {key!r}, {w}, {h})"], check=True)  # fmt: skip
             row = {"case": name, "size": f"{w}x{h}", "mp": round(w * h / 1e6, 1),
                    "planned_mb": round(planned / 1e6) if planned else None,

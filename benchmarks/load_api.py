@@ -1,9 +1,9 @@
 """Bounded load test of the HTTP API under uvicorn, on 127.0.0.1 only.
 
-    .venv/bin/python -m tests.benchmarks.load_api                     # 500 requests, 8 at a time
-    .venv/bin/python -m tests.benchmarks.load_api --requests 100 --concurrency 4 --json
+    .venv/bin/python -m benchmarks.load_api                           # 500 requests, 8 at a time
+    .venv/bin/python -m benchmarks.load_api --requests 100 --concurrency 4 --json
 
-Starts `uvicorn functions.api:app` as a child process on a free 127.0.0.1 port (one worker:
+Starts `uvicorn functions.api.app:app` as a child process on a free 127.0.0.1 port (one worker:
 sync endpoints run in its thread pool, so requests really overlap inside one process and
 share its models), sends a fixed number of requests with httpx, then stops the server by
 itself. The mix is mostly real photos (package sample photos, JSON and image output) with
@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 #: Hard bound on one run, whatever the arguments: the script always stops by itself.
 MAX_SECONDS = 900
 
@@ -134,9 +134,7 @@ def answer_of(payload: Payload, response: httpx.Response) -> str:
     return json.dumps([(c["ratio"], c["box"], round(c["score"], 6)) for c in body["crops"]])
 
 
-async def run_load(
-    base_url: str, n_requests: int, concurrency: int, mix: list[Payload], deadline: float
-) -> Report:
+async def run_load(base_url: str, n_requests: int, concurrency: int, mix: list[Payload], deadline: float) -> Report:
     """`n_requests` requests cycling through `mix`, `concurrency` in flight at a time."""
     report = Report()
     queue: asyncio.Queue[Payload] = asyncio.Queue()
@@ -184,7 +182,7 @@ def free_port() -> int:
 def start_server(port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "POWERTOOLS_LOG_LEVEL": "WARNING"}
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "functions.api:app", "--host", "127.0.0.1",
+        [sys.executable, "-m", "uvicorn", "functions.api.app:app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--no-access-log"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -264,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latency p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms, "
               f"max {lat['max']} ms")  # fmt: skip
         print(f"server peak RSS {summary['server_peak_rss_mb']} MB")
-        print(f"answers consistent across concurrent requests: {not report.inconsistent}"
-              + (f" (differ: {report.inconsistent})" if report.inconsistent else ""))
+        print(
+            f"answers consistent across concurrent requests: {not report.inconsistent}"
+            + (f" (differ: {report.inconsistent})" if report.inconsistent else "")
+        )
         if report.unexpected:
             print(f"unexpected statuses: {dict(report.unexpected)}")
     return 0 if report.ok else 1

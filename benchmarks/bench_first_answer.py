@@ -1,6 +1,6 @@
 """A process's first answer, stage by stage: fresh process, one thread, one 12 MP JPEG, four ratios.
 
-    python tests/benchmarks/bench_first_answer.py [--repeats 7] [--json out.json]
+    python benchmarks/bench_first_answer.py [--repeats 7] [--json out.json]
 
 Each run spawns a fresh Python pinned to one CPU (AUTOCROP_THREADS=1), with the page cache
 warm and the bytecode written (a first, untimed run reads every file and writes any missing
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_engine import RATIOS, TWELVE_MP, package_photos  # noqa: E402
@@ -58,7 +58,7 @@ print(json.dumps({"rows": rows, "stages": result.timings, "crops": len(result.cr
 
 def run_once(photo: Path, cpu: int) -> tuple[float, dict]:
     env = {**os.environ, "AUTOCROP_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode as a deployed layer has it (see layers/build.py)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode as a deployed layer has it (see infra/build_layer.py)
     spawned_wall, start = time.time(), time.perf_counter()
     done = subprocess.run(
         ["taskset", "-c", str(cpu), sys.executable, "-c", CHILD, str(photo), repr(spawned_wall), ",".join(RATIOS)],
@@ -96,11 +96,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {n} | {wall[n]:.0f} | {cpu_ms[n]:.0f} |")
     for k, v in stages.items():
         print(f"| first analyse: {k} | {v:.0f} | |")
-    print(f"start to first result: {statistics.median(totals):.3f} s (wall), "
-          f"{sum(cpu_ms.values()) / 1000:.3f} s (CPU, summed medians)")
+    print(
+        f"start to first result: {statistics.median(totals):.3f} s (wall), "
+        f"{sum(cpu_ms.values()) / 1000:.3f} s (CPU, summed medians)"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu, "wall_ms": wall, "cpu_ms": cpu_ms, "analyse_stages_ms": stages,
-                                         "start_to_first_result_s": statistics.median(totals)}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "cpu": cpu,
+                    "wall_ms": wall,
+                    "cpu_ms": cpu_ms,
+                    "analyse_stages_ms": stages,
+                    "start_to_first_result_s": statistics.median(totals),
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

@@ -1,6 +1,6 @@
 """Engine benchmark, side by side with smartcrop.py in the same run on the same photos.
 
-    python tests/benchmarks/bench_engine.py [--repeats 15] [--json out.json]
+    python benchmarks/bench_engine.py [--repeats 15] [--json out.json]
 
 What it measures (everything on one core: the process is pinned to one CPU, OpenCV and
 OpenMP use one thread, LiteRT runs with num_threads=1):
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 # The repository root, for `training` (photo makers shared with the evaluations).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # One core, one thread: set before numpy/OpenCV/LiteRT start their pools.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "AUTOCROP_THREADS"):
@@ -175,11 +175,11 @@ def time_analysis(
     for round_ in range(repeats):
         for name, data in photos.items():
             calls = [
-                ("engine", lambda: analyse(data, options)),
-                (SMARTCROP_REDUCED, lambda: smartcrop_boxes(data, reduced=True)),
+                ("engine", lambda data=data: analyse(data, options)),
+                (SMARTCROP_REDUCED, lambda data=data: smartcrop_boxes(data, reduced=True)),
             ]
             if round_ % slow_every == 0:
-                calls.append((SMARTCROP_AS_DOCUMENTED, lambda: smartcrop_boxes(data, reduced=False)))
+                calls.append((SMARTCROP_AS_DOCUMENTED, lambda data=data: smartcrop_boxes(data, reduced=False)))
             for method, call in calls:
                 start = time.perf_counter()
                 call()
@@ -187,7 +187,9 @@ def time_analysis(
     out: dict[str, dict[str, dict[str, float]]] = {}
     for (group, method), v in runs.items():
         out.setdefault(group, {})[method] = {
-            "median_ms": statistics.median(v), "p90_ms": float(np.percentile(v, 90)), "runs": len(v)
+            "median_ms": statistics.median(v),
+            "p90_ms": float(np.percentile(v, 90)),
+            "runs": len(v),
         }
     return out
 
@@ -276,7 +278,9 @@ def cold_start_breakdown(photo: Path, cpu: int, repeats: int = 5) -> dict[str, f
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    out: dict[str, float] = {k: statistics.median(r[k] for r in rows) for k in ("import_ms", "models_ms", "first_result_ms")}
+    out: dict[str, float] = {
+        k: statistics.median(r[k] for r in rows) for k in ("import_ms", "models_ms", "first_result_ms")
+    }
     out["ranker_interpreter_built"] = float(any(r["ranker_interpreter_built"] for r in rows))
     return out
 
@@ -363,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in results["rankers"].items():  # type: ignore[union-attr]
         print(f"analysis with ranker={name}: median {row['median_ms']:.1f} ms ({row['runs']} runs)")
     print(f"engine stages (median ms): { {k: round(v, 1) for k, v in results['engine_stages_ms'].items()} }")
-    print(f"engine stages, crowds (median ms): { {k: round(v, 1) for k, v in results['engine_stages_ms_crowds'].items()} }")
+    print(
+        f"engine stages, crowds (median ms): { {k: round(v, 1) for k, v in results['engine_stages_ms_crowds'].items()} }"
+    )
     for name, factor in results["speedup_vs_smartcrop"].items():  # type: ignore[union-attr]
         print(f"engine speed-up over {name}: {factor:.2f}x")
     print(f"process start to first result (autocrop crop --json, 12 MP): {results['start_to_first_result_s']:.2f} s")

@@ -1,6 +1,6 @@
 """Where a crowd photo's time goes, stage by stage, on one core.
 
-    python tests/benchmarks/bench_crowd_stages.py [--repeats 5] [--json out.json]
+    python benchmarks/bench_crowd_stages.py [--repeats 5] [--json out.json]
 
 The photos are the peer benchmark's (`bench_engine.upload_photos`): EyeCrowd's most crowded
 training photos made into 12 MP camera-like JPEGs, and the few-face package photos for
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "AUTOCROP_THREADS"):
@@ -35,8 +35,15 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "AUTO
 from bench_engine import RATIOS, pin_to_one_core, upload_photos  # noqa: E402
 
 
-def stages_of(data: bytes, options, predictor, detector, ranker, whole_small_pass: bool = False,  # type: ignore[no-untyped-def]
-              clock=time.perf_counter) -> dict[str, float]:
+def stages_of(
+    data: bytes,
+    options,
+    predictor,
+    detector,
+    ranker,
+    whole_small_pass: bool = False,  # type: ignore[no-untyped-def]
+    clock=time.perf_counter,
+) -> dict[str, float]:
     """ms per stage for one photo, calling the engine's stages in the engine's order."""
     from autocrop import faces as face_stage
     from autocrop.candidates import SaliencyIndex, measure_windows, propose_windows
@@ -59,7 +66,9 @@ def stages_of(data: bytes, options, predictor, detector, ranker, whole_small_pas
     placed_by = None if whole_small_pass else sal_pass.saliency
     found = face_stage.face_passes(decoded.rgb, placed_by, detector, options, timings=ms, clock=clock)
     t = clock()
-    faces_px = face_stage.clip_boxes(face_stage.merge_detections(found, options.face_nms_iou), *decoded.rgb.shape[1::-1])
+    faces_px = face_stage.clip_boxes(
+        face_stage.merge_detections(found, options.face_nms_iou), *decoded.rgb.shape[1::-1]
+    )
     t = lap("faces: merge", t)
     faces_full = faces_to_full(faces_px, decoded)
     even = even_face_saliency(sal_pass.saliency, faces_full, decoded.width, decoded.height, options)
@@ -74,8 +83,15 @@ def stages_of(data: bytes, options, predictor, detector, ranker, whole_small_pas
         t = lap("per ratio: measure (face rule)", t)
         ranking = rank_candidates(ranker, photo, windows, features, options, limit=60)
         best = int(ranking.order[0])
-        face_report((int(windows.x[best]), int(windows.y[best]), int(windows.w[best]), int(windows.h[best])),
-                    photo.faces, w, h, options, windows.w.max(), windows.h.max())
+        face_report(
+            (int(windows.x[best]), int(windows.y[best]), int(windows.w[best]), int(windows.h[best])),
+            photo.faces,
+            w,
+            h,
+            options,
+            windows.w.max(),
+            windows.h.max(),
+        )
         t = lap("per ratio: rank + report", t)
     ms["total"] = (clock() - t0) * 1000
     ms["faces found"] = float(len(faces_px))
@@ -89,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crowds-only", action="store_true")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     parser.add_argument("--opencv", action="store_true", help="YuNet on cv2.FaceDetectorYN (the fallback runtime)")
-    parser.add_argument("--whole-small-pass", action="store_true",
-                        help="the small-face pass over the whole image instead of its tiles")
+    parser.add_argument(
+        "--whole-small-pass", action="store_true", help="the small-face pass over the whole image instead of its tiles"
+    )
     args = parser.parse_args(argv)
 
     import cv2
@@ -120,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     for group, runs in rows.items():
         names = list(dict.fromkeys(k for r in runs for k in r))
         out[group] = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in names}
-    print(f"one core (CPU {cpu}), {args.clock} clock, 12 MP JPEGs, four ratios, face runtime: {detector.name}, small-face pass: {'whole image' if whole else 'tiles'}; "
-          f"medians over photos x {args.repeats} repeats; {', '.join(f'{g}: {len(p)} photos' for g, p in groups.items())}")
+    print(
+        f"one core (CPU {cpu}), {args.clock} clock, 12 MP JPEGs, four ratios, face runtime: {detector.name}, small-face pass: {'whole image' if whole else 'tiles'}; "
+        f"medians over photos x {args.repeats} repeats; {', '.join(f'{g}: {len(p)} photos' for g, p in groups.items())}"
+    )
     print("| stage | " + " | ".join(f"{g} ms" for g in out) + " |")
     print("|---" * (len(out) + 1) + "|")
     for name in dict.fromkeys(k for g in out.values() for k in g):
