@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     #: Crop URLs (GET /v1/crops/...) are signed with the keys in this SSM parameter (a
     #: SecureString, decrypted; cached for `url_key_max_age` seconds): the deployed way. It holds
     #: a key ring (`autocrop.urls.KeyRing`: JSON with the current and previous key and their ids;
-    #: `python -m infra.rotate_url_key` writes it) or one bare key of at least 32 bytes.
+    #: `python -m infra.cli rotate-url-key` writes it) or one bare key of at least 32 bytes.
     url_signing_key_parameter: str = ""
     #: ... or given directly, in the same format (the local stack, tests). Neither, or a key
     #: under 32 bytes: crop URLs answer 503.
@@ -69,9 +69,9 @@ class Settings(BaseSettings):
     #: px long, JPEG) that crop URLs render from while it has the pixels; false: neither
     #: writes nor reads one (crop URLs render from the original).
     url_master: bool = True
-    #: The SQS queue the API and `autocrop override` send a photo's regeneration to (the upload
-    #: function consumes it: the same job and records as an upload). Unset: overrides cannot be
-    #: set through the API (503), as nothing would apply them.
+    #: The SQS queue the API and `python -m infra.cli override` send a photo's regeneration to
+    #: (the upload function consumes it: the same job and records as an upload). Unset:
+    #: overrides cannot be set through the API (503), as nothing would apply them.
     regenerate_queue_url: str = ""
     #: Where crop URLs are served (the CDN's https://<CropUrlDomain>): the API's answers name
     #: full URLs with it; unset, they are paths (/v1/crops/...) to put after that origin.

@@ -21,7 +21,7 @@ fi
 
 # The emulated arm64 root of infra/arm64_check.py (qemu-user-static, mmdebstrap, Debian's
 # python3.13 for arm64; about 7 minutes once, then cached in ~/.cache/autocrop-arm64): made before
-# the tests so infra/build_layer.py compiles the layer's bytecode in it and tests/test_arm64.py runs
+# the tests so infra/build_layer.py compiles the layer's bytecode in it and tests/infra/test_arm64.py runs
 # the layer zip there. Needs root; AUTOCROP_ARM64=0 opts out.
 arm64="arm64 root: skipped"
 if [ "${AUTOCROP_ARM64:-}" != "0" ] && [ "$(id -u)" -eq 0 ] && [ "$(uname -s)" = Linux ]; then

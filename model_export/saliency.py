@@ -314,7 +314,7 @@ def refresh_card(model_path: Path, data_root: Path, experiments: Path | None = N
     card.setdefault("runtime_prior", runtime_prior(None))
     if experiments is not None:
         # The card holds the shipped model's figures; experiment records live in docs/ and
-        # the card names where (it stays under 10 KB: tests/test_model_cards.py).
+        # the card names where (it stays under 10 KB: tests/training/test_model_cards.py).
         card["experiments"] = str(experiments)
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return card

@@ -1,4 +1,4 @@
-"""Photos drawn for known-answer tests (tests/test_crop_rules.py) and the docs' examples
+"""Photos drawn for known-answer tests (tests/engine/test_crop_rules.py) and the docs' examples
 (docs/crop_rules/examples.py): their right crops follow from their geometry. No engine
 import here, so any version of the engine can be shown them."""
 

@@ -8,7 +8,7 @@ backgrounds, and a near-16:9 frame, each cropped by two versions of the engine.
     # 2. the picture
     python docs/crop_rules/examples.py draw /tmp/before.json /tmp/after.json --png docs/img/crop_rules.jpg
 
-The synthetic photos are the known-answer tests' own (tests/test_crop_rules.py); the group
+The synthetic photos are the known-answer tests' own (tests/engine/test_crop_rules.py); the group
 photo is EyeCrowd's 236.jpg (MIT License, ../shared/data/saliency/eyecrowd/SOURCE.md).
 """
 

@@ -218,7 +218,7 @@ async def put_overrides(key: str, request: Request, settings: SettingsDep) -> JS
 def store_overrides(key: str, overrides: Overrides, settings: Settings) -> None:
     """Check `overrides` against the service and the photo as it is now (ApiError or
     InvalidOptionsError, nothing written), store them and have the photo cropped again:
-    the PUT route and `autocrop override` (infra/photos.py)."""
+    the PUT route and `python -m infra.cli override` (infra/photos.py)."""
     check_ratios(overrides, settings)
     require_regeneration(settings)
     stored_key = overrides_key(key, settings)
@@ -247,8 +247,8 @@ def delete_overrides(key: str, request: Request, settings: SettingsDep) -> JSONR
 
 def clear_overrides(key: str, settings: Settings) -> bool:
     """Delete the photo's stored overrides and have it cropped again: the DELETE route and
-    `autocrop override --clear`. Returns False where the photo is gone (its overrides deleted,
-    nothing to crop); ApiError 404 where there are no stored overrides."""
+    `python -m infra.cli override --clear`. Returns False where the photo is gone (its
+    overrides deleted, nothing to crop); ApiError 404 where there are no stored overrides."""
     stored_key = overrides_key(key, settings)
     s3 = s3_client()
     exists = photo_exists(s3, settings, key)

@@ -9,7 +9,7 @@
 // URL (be%61ch.jpg, 2019%2Fsummer, %2f) can be told apart, and refused before it becomes a
 // cache entry of its own and a fresh render.
 //
-// infra/edge/function_code.js hands this file to serverless.yml; tests/test_crop_url_edge.py
+// infra/edge/function_code.js hands this file to serverless.yml; tests/infra/test_crop_url_edge.py
 // runs it under node against the same table of spellings as the Python rule.
 
 var PREFIX = '/v1/crops/';

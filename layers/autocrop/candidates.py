@@ -14,8 +14,9 @@ face is kept with room or dropped with room wherever the ratio allows.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -108,13 +109,26 @@ class Windows:
     def __len__(self) -> int:
         return int(self.x.size)
 
-    @property
+    @cached_property
     def x1(self) -> np.ndarray:
-        return self.x + self.w
+        return _read_only(self.x + self.w)
 
-    @property
+    @cached_property
     def y1(self) -> np.ndarray:
-        return self.y + self.h
+        return _read_only(self.y + self.h)
+
+    def memo(self, key: object, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """`make()`, computed once per window set: for what depends on the windows alone
+        (their centredness, their sizes), which a reused set (`propose_windows`) keeps."""
+        cache = self.__dict__.setdefault("_memo", {})  # frozen dataclass: a cache, not state
+        if key not in cache:
+            cache[key] = _read_only(make())
+        return cache[key]
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 @dataclass(frozen=True, eq=False)
@@ -393,6 +407,10 @@ def stray_bodies(windows: Windows, faces: np.ndarray, width: int, height: int,
 
 def centredness(windows: Windows, width: int, height: int) -> np.ndarray:
     """1 for a window centred in the photo, falling to 0 at the far end of where it can move."""
+    return windows.memo(("centredness", width, height), lambda: _centredness(windows, width, height))
+
+
+def _centredness(windows: Windows, width: int, height: int) -> np.ndarray:
     fx = np.maximum(width - windows.w, 1) / 2
     fy = np.maximum(height - windows.h, 1) / 2
     dx = np.where(windows.w < width, (windows.x - (width - windows.w) / 2) / fx, 0.0)
@@ -405,7 +423,7 @@ def share_of_best_same_size(windows: Windows, values: np.ndarray) -> np.ndarray:
 
     Windows of one scale share one size (`window_sizes` keeps distinct sizes only).
     """
-    _, size = np.unique(windows.scale, return_inverse=True)
+    size = windows.memo("size_index", lambda: np.unique(windows.scale, return_inverse=True)[1].ravel())
     best = np.full(int(size.max()) + 1, -np.inf)
     np.maximum.at(best, size, values)
     top = best[size]

@@ -112,7 +112,7 @@ ICC_OUTCOMES = ("kept", "converted_to_srgb", "dropped", "none")
 #: colour cube's corners, per pixel and in a checker; the corners beat uniform noise by up to
 #: 25%), plus 25%: `encoded_bound` takes the entry of the smallest listed quality at or above
 #: the request's. PNG stores every byte of its mode (noise does not deflate).
-#: tests/test_limits.py encodes those inputs against it.
+#: tests/engine/test_limits.py encodes those inputs against it.
 WORST_BYTES_PER_PIXEL = {
     "JPEG": ((50, 0.71), (60, 0.79), (70, 0.90), (75, 0.96), (80, 1.06), (85, 1.19), (90, 1.39),
              (95, 1.78), (98, 2.31), (100, 2.88)),

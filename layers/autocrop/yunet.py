@@ -4,7 +4,7 @@ OpenCV's FaceDetectorYN pads the BGR image (bottom and right, zeros) to a multip
 runs the network on the raw 0-255 values, decodes each of the three heads (strides 8, 16,
 32: one anchor per cell) and keeps the best boxes by NMS on integer rectangles. This module
 does the same steps with the same arithmetic (padding and decoding in numpy, the NMS by the
-same cv2.dnn.NMSBoxes call), so its rows match OpenCV's (tests/test_yunet.py
+same cv2.dnn.NMSBoxes call), so its rows match OpenCV's (tests/engine/test_yunet.py
 holds them to ~1 px and ~1e-3 on real photos); the network runs about twice as fast on
 onnxruntime as on OpenCV's DNN module at one thread (docs/speed.md).
 
