@@ -134,14 +134,51 @@ def commands(run_dir: Path, train_cfg: dict, selection: dict | None) -> list[str
         # The teachers are exported models; each one's card lists the commands that built it.
         teach = "".join(f" --teacher {path}:{weight:g}" for path, weight in train_cfg["teachers"])
         teach += " --teacher-flip" if train_cfg.get("teacher_flip") else ""
+        extra = f" --epochs {train_cfg.get('epochs')} --epochs-frozen {train_cfg.get('epochs_frozen')}"
+        if train_cfg.get("unlabelled"):
+            extra += f" --unlabelled {train_cfg['unlabelled']}"
+            if train_cfg.get("unlabelled_share", 1.0) < 1:
+                extra += f" --unlabelled-share {train_cfg['unlabelled_share']:g}"
+        if train_cfg.get("emod"):
+            extra += f" --emod {train_cfg['emod']}"
         out = [f"# teachers: {', '.join(path for path, _ in train_cfg['teachers'])} (their cards say how each was built)",
-               f"python -m training.saliency --out {run_dir}{teach} --distill {train_cfg['distill']:g}"]
+               f"python -m training.saliency --out {run_dir}{teach} --distill {train_cfg['distill']:g}{extra}"]
     else:
         out = [f"python -m training.saliency --out {run_dir}"]
     prior = f" --prior {selection['source']}" if selection and selection.get("source") else ""
     return out + [f"python -m model_export.saliency --run {run_dir}{prior}",
                   "python -m training.evaluate --model layers/autocrop/models/saliency.tflite",
                   "python -m training.ceiling --split-half-only"]
+
+
+#: What a card says of each extra data source a run learned from (training.saliency's
+#: `--emod` and `--unlabelled`), with its terms: the weights are the project's, and the card
+#: says what they were trained on.
+DATA_TERMS = (
+    ("emod", "; EMOd free-viewing maps (task-based eye-fixation dataset, MIT licence for the fixation data; "
+             "EMOd photos: research use)"),
+    ("unlabelled", "; unlabelled photos (BSDS500: research use; SUN / Urban100 scenes: as their sources state; "
+                   "ImageNet samples: non-commercial research and education) seen only through the teachers' maps"),
+)
+
+
+def training_data(train_cfg: dict, fixation_photos: int) -> str:
+    """The card's `training.data`: every set the weights learned from and how."""
+    text = ("OSIE (700 photos, 15 observers) + EyeCrowd (400 photos here, 16 observers), ground truth = "
+            "fixations blurred with sigma 0.03 x max(w, h) (EVALUATION.md); the MIT1003 sample is "
+            "out-of-domain validation only (never trained or tuned on)")
+    if train_cfg.get("teachers") and train_cfg.get("distill"):
+        text += (f"; targets blended {1 - train_cfg['distill']:g} people : {train_cfg['distill']:g} the teachers' map "
+                 f"({', '.join(f'{Path(m).parent.name}/{Path(m).name} x {w:g}' for m, w in train_cfg['teachers'])}"
+                 f"{', each also on the mirrored photo' if train_cfg.get('teacher_flip') else ''})")
+    if train_cfg.get("emod"):
+        text += "; EMOd free-viewing density maps (170 of 189 photos, 8 observers; maps only, so no NSS term)"
+    if train_cfg.get("unlabelled"):
+        share = train_cfg.get("unlabelled_share", 1.0)
+        text += (f"; {'all' if share >= 1 else f'{share:g} of each source of'} the 1,680 unlabelled photos of "
+                 "../shared/data/photos (BSDS500, SUN scenes, Urban100, one ImageNet photo per class), whose "
+                 "whole target is the teachers' map (KL and CC only)")
+    return text + f"; {fixation_photos} fixation photos trained on"
 
 
 def choose_recipe(variants: dict[str, dict]) -> tuple[str, str]:
@@ -163,7 +200,8 @@ def choose_recipe(variants: dict[str, dict]) -> tuple[str, str]:
 
 def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
            recipes: tuple[str, ...] = ("float32", "float16", "int8"), val_limit: int | None = None,
-           ship: bool = True, selection: dict | None = None, recipe: str | None = None) -> dict:
+           ship: bool = True, selection: dict | None = None, recipe: str | None = None,
+           flip: bool = False) -> dict:
     """Convert every recipe, measure it, choose one and (optionally) ship it with its card.
 
     `recipe` names the one to ship instead of `choose_recipe`'s pick; it must still pass the
@@ -232,6 +270,7 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
     target.write_bytes((out_dir / variants[chosen]["file"]).read_bytes())
     predictor = LiteRTSaliency(target, num_threads=1)
     predictor.prior = prior  # the card on disk is the old model's until written below
+    predictor.flip = flip  # ... and so is its test_time_flip: this export's setting is measured
     metrics = evaluate_predictor(data_root, lambda r: predictor.predict(r.load_rgb()))
     baseline = evaluate_centre(data_root)
     # EVALUATION.md's human level on the out-of-domain sample and the in-domain val sets.
@@ -270,9 +309,7 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
         "runtime_prior": runtime_prior(selection),
         "quantization": chosen,
         "training": {
-            "data": "OSIE (700 photos, 15 observers) + EyeCrowd (400 photos here, 16 observers), "
-                    "ground truth = fixations blurred with sigma 0.03 x max(w, h) (EVALUATION.md); "
-                    "the MIT1003 sample is out-of-domain validation only (never trained or tuned on)",
+            "data": training_data(train_cfg, len(train)),
             "split": "per set, images sorted by name, every 10th (index % 10 == 0) is validation "
                      "and never trained on: 70 OSIE + 40 EyeCrowd validation photos",
             "train_images": len(train),
@@ -287,8 +324,10 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
         "commit": git_commit(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "licence": "model weights: MIT (this project); backbone init: torchvision BSD-3-Clause; "
-                   "data: OSIE and EyeCrowd, MIT",
+                   "data: OSIE and EyeCrowd, MIT" + "".join(term for key, term in DATA_TERMS if train_cfg.get(key)),
     }
+    if flip:
+        card["test_time_flip"] = True
     target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     report["card"] = card
     return report
@@ -331,6 +370,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-ship", action="store_true", help="measure only; do not replace the shipped model")
     parser.add_argument("--prior", type=Path, default=None,
                         help="training.prior_select --json output: the run-time prior and its LODO table")
+    parser.add_argument("--test-time-flip", action="store_true",
+                        help="the card turns test-time flipping on (two passes: the photo and its mirror "
+                             "image); the figures are measured that way")
     parser.add_argument("--recipe", choices=("float32", "float16", "int8"), default=None,
                         help="ship this recipe instead of the rule's pick (parity and size still checked)")
     parser.add_argument("--val-limit", type=int, default=None, help="parity on the first N photos (smoke tests)")
@@ -350,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
         selection = {**chosen["chosen"], "lodo_table": chosen["table"], "source": str(args.prior)}
     report = export(args.run, args.data, args.out or args.run / "tflite", args.models_dir,
                     ship=not args.no_ship, selection=selection, val_limit=args.val_limit,
-                    recipe=args.recipe)
+                    recipe=args.recipe, flip=args.test_time_flip)
     print(f"{'recipe':<8} {'size MB':>8} {'parity mean':>12} {'parity min':>11} {'ms (1 thr)':>11}")
     for name, v in report["variants"].items():
         print(f"{name:<8} {v['size_bytes'] / 1e6:>8.2f} {v['parity_cc_mean']:>12.4f} "

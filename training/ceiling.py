@@ -184,8 +184,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split-half-only", action="store_true",
                         help="only EVALUATION.md's split-half figures (MIT1003 sample and validation)")
     parser.add_argument("--seeds", type=int, default=3, help="random observer splits per photo")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a candidate saliency model (.tflite beside its card; the card's runtime prior "
+                             "and test_time_flip apply) instead of the shipped one")
     args = parser.parse_args(argv)
-    halves = {name: split_half(args.data, name, seeds=range(args.seeds), limit=args.limit)
+    candidate = None
+    if args.model:
+        from autocrop.saliency import LiteRTSaliency
+
+        candidate = LiteRTSaliency(args.model, num_threads=1)
+    halves = {name: split_half(args.data, name, seeds=range(args.seeds), limit=args.limit, saliency=candidate)
               for name in ("mit1003", "osie", "eyecrowd")}
     print("Split-half human level (EVALUATION.md), observers split at random per seed:")
     print(format_split_half(halves))

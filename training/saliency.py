@@ -167,6 +167,8 @@ def emod_maps(root: Path) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Pat
     every 10th held out, like the fixation sets."""
     pairs = sorted(((p, root / "maps" / (p.stem + ".png")) for p in (root / "images").glob("*.jpg")),
                    key=lambda pair: pair[0].name)
+    if not pairs or any(not m.is_file() for _, m in pairs):
+        raise FileNotFoundError(f"{root} holds no EMOd layout (images/<id>.jpg with maps/<id>.png for each)")
     return ([p for i, p in enumerate(pairs) if i % 10 != 0], [p for i, p in enumerate(pairs) if i % 10 == 0])
 
 
@@ -445,6 +447,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--unlabelled-share must be in (0, 1]")
     if args.unlabelled and not (args.teacher and args.distill > 0):
         parser.error("--unlabelled needs --teacher and --distill > 0")
+    if args.per_dataset_priors and (args.unlabelled or args.emod):
+        parser.error("--per-dataset-priors gives each fixation set its own prior; maps-only photos "
+                     "(--unlabelled, --emod) have none to train, so they train with one shared prior only")
     if not 0 <= args.distill <= 1:
         parser.error("--distill must be in 0..1")
     if args.distill > 0 and not args.teacher:

@@ -235,3 +235,27 @@ def test_centredness() -> None:
 
     w = Windows(np.array([80, 0, 160]), np.array([0, 0, 0]), np.array([480] * 3), np.array([480] * 3), np.ones(3))
     np.testing.assert_allclose(centredness(w, 640, 480), [1.0, 1 - np.sqrt(0.5), 1 - np.sqrt(0.5)])
+
+
+def test_window_sets_are_reused_read_only_and_bounded():
+    """One size, ratio and settings give the same read-only set (its lattice and features
+    built once); a set too large for the cache (a fine position_step) is built every time
+    and never kept; the cache holds at most PROPOSALS_KEPT sets within PROPOSALS_BYTES."""
+    import autocrop.candidates as cand
+
+    options = CropOptions()
+    a = cand.propose_windows(4032, 3024, 16 / 9, options)
+    assert cand.propose_windows(4032, 3024, 16 / 9, options) is a
+    assert cand.propose_windows(4032, 3024, 16 / 9, options.with_(focal_point=(0.3, 0.3))) is not a
+    with pytest.raises(ValueError):
+        a.x[0] = 1
+    with pytest.raises(ValueError):
+        a.x1[0] = 1
+    fine = options.with_(position_step=0.002)
+    big = cand.propose_windows(4032, 3024, 1.0, fine)
+    assert len(big) * cand._BYTES_PER_WINDOW > cand.PROPOSALS_BYTES // 4
+    assert cand.propose_windows(4032, 3024, 1.0, fine) is not big
+    for w in range(100, 100 + 3 * cand.PROPOSALS_KEPT):
+        cand.propose_windows(w, 300, 1.0, options)
+    assert len(cand._kept) <= cand.PROPOSALS_KEPT
+    assert sum(len(w) for w in cand._kept.values()) * cand._BYTES_PER_WINDOW <= cand.PROPOSALS_BYTES

@@ -156,3 +156,75 @@ def test_text_channel_blob_is_blurred_peak_one_or_nothing():
     assert blob.max() == pytest.approx(1.0)
     y, x = np.unravel_index(blob.argmax(), blob.shape)
     assert 10 <= y <= 14 and 20 <= x <= 50 and blob[50, 5] < 0.05
+
+
+def test_unlabelled_photos_share_keeps_every_source(tmp_path):
+    """A half of the unlabelled photos is half of each source, the same draw every time; all
+    of them is every photo in the manifest."""
+    rows = ["source,name,width,height,sha1"]
+    for source, count in (("a", 10), ("b", 4), ("c", 1)):
+        (tmp_path / source).mkdir()
+        rows += [f"{source},{i:02d}.jpg,8,8,x" for i in range(count)]
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    from training.saliency import unlabelled_photos
+
+    every = unlabelled_photos(tmp_path)
+    assert len(every) == 15 and len(set(every)) == 15
+    half = unlabelled_photos(tmp_path, 0.5, seed=3)
+    by_source = {s: sum(p.parent.name == s for p in half) for s in "abc"}
+    assert by_source == {"a": 5, "b": 2, "c": 0} or by_source == {"a": 5, "b": 2, "c": 1}
+    assert half == unlabelled_photos(tmp_path, 0.5, seed=3)
+    assert set(half) <= set(every)
+
+
+def test_maps_only_samples_take_the_teachers_map_and_carry_no_fixations(tmp_path):
+    """An unlabelled photo's target is the teacher's map (normalised), with no fixations, so
+    the NSS term is 0 for it, and the loss stays finite; EMOd maps split every 10th by name."""
+    from training.saliency import cache_map_sample, emod_maps, read_density
+
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    rgb[20:40, 50:70] = 255
+    path = tmp_path / "p.png"
+    cv2.imwrite(str(path), rgb)
+    with pytest.raises(ValueError):
+        cache_map_sample(path, None)
+    teacher = lambda image: (image.mean(axis=2) > 128).astype(np.float32)  # noqa: E731
+    sample = cache_map_sample(path, None, teacher)
+    assert sample.fixations.shape == (0, 2)
+    assert sample.density.min() >= 0 and sample.density.sum() > 0  # the losses normalise it
+    ys, xs = np.nonzero(sample.density > sample.density.max() / 2)
+    h, w = sample.density.shape
+    assert 0.55 < xs.mean() / w < 0.85 and 0.3 < ys.mean() / h < 0.7
+    image, target = make_example(sample, None, TrainConfig())
+    assert target[..., 1].sum() == 0
+    loss = SaliencyLoss()(target[None], np.full(target.shape[:2] + (1,), 0.5, np.float32)[None])
+    assert np.isfinite(float(loss))
+    noise = np.random.default_rng(0).random((1, *target.shape[:2], 1)).astype(np.float32)
+    assert float(nss_score(target[None, ..., 1:2], noise)[0]) == 0.0
+
+    root = DEFAULT_DATA_ROOT / "saliency" / "emod_fdm"
+    if root.is_dir():
+        train, val = emod_maps(root)
+        assert len(train) + len(val) == 189 and len(val) == 19
+        assert not {p for p, _ in train} & {p for p, _ in val}
+        density = read_density(val[0][1])
+        assert density.shape == (192, 256) and density.sum() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_maps_only_options_refuse_what_they_cannot_do(tmp_path):
+    """A folder without EMOd's layout is an error (not a run that silently trains without
+    it); per-dataset priors cannot take maps-only photos; unlabelled photos need a teacher."""
+    from training.saliency import emod_maps
+
+    (tmp_path / "images").mkdir()
+    with pytest.raises(FileNotFoundError):
+        emod_maps(tmp_path)
+    cv2.imwrite(str(tmp_path / "images" / "1.jpg"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(FileNotFoundError):
+        emod_maps(tmp_path)  # a photo without its map
+    for argv in (["--per-dataset-priors", "--emod", str(tmp_path)],
+                 ["--unlabelled", str(tmp_path)],
+                 ["--unlabelled", str(tmp_path), "--unlabelled-share", "0"]):
+        with pytest.raises(SystemExit) as stop:
+            main(["--out", str(tmp_path / "run"), *argv])
+        assert stop.value.code == 2
