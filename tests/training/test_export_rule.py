@@ -46,3 +46,25 @@ def test_a_prior_with_a_face_channel_cannot_ship():
     assert "face_weight" not in runtime_prior({"prior": "learned", "centre_exponent": 0.5, "face_weight": 0.0})
     with pytest.raises(ValueError, match="face channel"):
         shipped_prior({"prior": "learned", "centre_exponent": 0.5, "face_weight": 0.25})
+
+
+def test_card_names_every_data_set_a_distilled_run_learned_from():
+    """A run distilled on EMOd maps and unlabelled photos gets a card whose training data,
+    licence terms and rebuild commands name them; a plain run's names neither."""
+    from pathlib import Path
+
+    from model_export.saliency import DATA_TERMS, commands, training_data
+
+    plain = {"epochs": 24, "epochs_frozen": 3}
+    distilled = {**plain, "teachers": [["a/saliency.tflite", 0.7], ["b/saliency.tflite", 0.3]], "distill": 0.5,
+                 "teacher_flip": True, "unlabelled": "../shared/data/photos", "unlabelled_share": 0.5,
+                 "emod": "../shared/data/saliency/emod_fdm"}  # fmt: skip
+    text = training_data(distilled, 990)
+    assert "EMOd" in text and "unlabelled photos" in text and "0.5 of each source" in text and "mirrored" in text
+    assert "EMOd" not in training_data(plain, 990) and "unlabelled" not in training_data(plain, 990)
+    terms = "".join(term for key, term in DATA_TERMS if distilled.get(key))
+    assert "ImageNet" in terms and "research use" in terms
+    rebuild = commands(Path("runs/s"), distilled, None)[1]
+    for flag in ("--unlabelled ../shared/data/photos", "--unlabelled-share 0.5", "--emod ../shared/data/saliency/emod_fdm",
+                 "--teacher-flip", "--distill 0.5", "--epochs 24"):
+        assert flag in rebuild, flag
