@@ -193,8 +193,12 @@ def _positions(free: int, step: float) -> np.ndarray:
     if free <= 0:
         return np.zeros(1, np.int64)
     n = int(math.ceil(free / max(step, 1.0))) + 1
-    grid = np.rint(np.linspace(0, free, n)).astype(np.int64)
-    return np.unique(np.append(grid, free // 2))
+    # np.rint(np.linspace(0, free, n)) in plain Python (a process's first photo of a size
+    # builds ~70 of these): linspace's i * (free / (n - 1)), its last value exactly `free`,
+    # rounded half to even as rint is; tests/engine/test_candidates.py holds the equality.
+    delta = free / (n - 1)
+    offsets = {round(i * delta) for i in range(n - 1)} | {free, free // 2}
+    return np.array(sorted(offsets), np.int64)
 
 
 def _centred(point: float, side: int, full: int) -> np.ndarray:
@@ -243,7 +247,11 @@ def propose_windows(width: int, height: int, ratio: float, options: CropOptions)
 def _proposed(width: int, height: int, ratio: float, position_step: float, scale_step: float, min_scale: float,
               focal_point: tuple[float, float] | None) -> Windows:  # fmt: skip
     options = _ProposalSettings(position_step, scale_step, min_scale, focal_point)
-    xs, ys, ws, hs, ss = [], [], [], [], []
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    ws: list[int] = []
+    hs: list[int] = []
+    ss: list[float] = []
     grids: list[Grid] = []
     start = 0
     for w, h, s in window_sizes(width, height, ratio, options):
@@ -253,16 +261,18 @@ def _proposed(width: int, height: int, ratio: float, position_step: float, scale
         else:
             px = _positions(width - w, options.position_step * width)
             py = _positions(height - h, options.position_step * height)
-        gx, gy = np.meshgrid(px, py)  # row-major in y: window start + iy * len(px) + ix
-        n = gx.size
+        n = len(px) * len(py)  # row-major in y: window start + iy * len(px) + ix
         grids.append(Grid(start, px, py, w, h))
         start += n
-        xs.append(gx.ravel())
-        ys.append(gy.ravel())
-        ws.append(np.full(n, w, np.int64))
-        hs.append(np.full(n, h, np.int64))
-        ss.append(np.full(n, s, np.float64))
-    arrays = [np.concatenate(a) for a in (xs, ys, ws, hs, ss)] + [a for g in grids for a in (g.px, g.py)]
+        xs.append(np.tile(px, len(py)))
+        ys.append(np.repeat(py, len(px)))
+        ws.append(w)
+        hs.append(h)
+        ss.append(s)
+    counts = [g.size for g in grids]
+    arrays = [np.concatenate(xs), np.concatenate(ys), np.repeat(np.array(ws, np.int64), counts),
+              np.repeat(np.array(hs, np.int64), counts), np.repeat(np.array(ss, np.float64), counts)]  # fmt: skip
+    arrays += [a for g in grids for a in (g.px, g.py)]
     for a in arrays:
         a.setflags(write=False)  # shared between calls: nobody may change them
     x, y, w, h, scale = arrays[:5]

@@ -26,7 +26,6 @@ from .face_rule import even_face_saliency, face_report
 from .faces import FaceDetector, detect_faces, load_face_detector
 from .geometry import iou
 from .options import CropOptions, parse_ratio
-from .overrides import box_fits, box_pixels
 from .ranker_choice import select_ranker
 from .ranking import PhotoContext, Ranker, rank_candidates
 from .rules import (
@@ -234,7 +233,11 @@ def analyse_image(
     runners_up: dict[str, tuple[Box, ...]] = {}
     for label, ratio in zip(options.ratios, options.ratio_values):
         region = options.box_for(label)
-        misfit = box_fits(region, label, width, height) if region is not None else None
+        misfit = None
+        if region is not None:  # an exact box: imported here, as most analyses have none
+            from .overrides import box_fits, box_pixels
+
+            misfit = box_fits(region, label, width, height)
         if region is not None and misfit is None:
             crops.append(box_crop(label, box_pixels(region, width, height), photo, options))
             runners_up[label] = ()

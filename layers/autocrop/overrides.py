@@ -19,7 +19,6 @@ range is an `InvalidOptionsError` naming what is wrong. Pure functions, no I/O.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -291,6 +290,8 @@ def crop_version(inputs: Mapping[str, Any]) -> str:
     """The version of a photo's crops: a digest of everything that made them (the photo's
     identity, the overrides, the models, the output settings), so the same inputs give the
     same version (a duplicate job writes the same URLs) and any change gives a new one."""
+    import hashlib  # here: an analysis never needs it (a process's first answer is quicker)
+
     text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:VERSION_DIGITS]
 

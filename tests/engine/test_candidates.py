@@ -259,3 +259,25 @@ def test_window_sets_are_reused_read_only_and_bounded():
         cand.propose_windows(w, 300, 1.0, options)
     assert len(cand._kept) <= cand.PROPOSALS_KEPT
     assert sum(len(w) for w in cand._kept.values()) * cand._BYTES_PER_WINDOW <= cand.PROPOSALS_BYTES
+
+
+def test_positions_are_numpys_rounded_linspace_with_the_centre():
+    """`_positions` builds its offsets in plain Python (quicker for a first photo): the same
+    offsets as np.unique(np.rint(np.linspace(0, free, n)) + the centre), over odd sizes and
+    steps, halves that round to even included."""
+    import math
+
+    from autocrop.candidates import _positions
+
+    rng = np.random.default_rng(7)
+    frees = [0, 1, 2, 3, 5, 7, 10, 101, 999, 4031, 100_000, *rng.integers(0, 60_000, 400).tolist()]
+    for free in frees:
+        for step in (0.3, 1.0, 2.5, 7.3, 120.96, 90.72, 1234.5, 1e9):
+            got = _positions(int(free), step)
+            if free <= 0:
+                assert got.tolist() == [0]
+                continue
+            n = int(math.ceil(free / max(step, 1.0))) + 1
+            grid = np.rint(np.linspace(0, free, n)).astype(np.int64)
+            want = np.unique(np.append(grid, free // 2))
+            assert got.dtype == np.int64 and np.array_equal(got, want), (free, step)

@@ -255,3 +255,36 @@ def test_memory_plan_refuses_from_the_header_by_what_is_expanded(width, height, 
             plan_job(data, options, spec)
     else:
         plan_job(data, options, spec)
+
+
+def test_a_first_jpeg_imports_only_its_own_plugin_and_pillow_stays_whole(tmp_path) -> None:
+    """A fresh process's first JPEG imports Pillow's JPEG plugin alone (not BMP, GIF, PPM or
+    PNG, which Image.open's pre-step would); afterwards every other format still decodes, and
+    Pillow's own open and save of formats not registered yet still work (it loads them then)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pixels = quadrants(60, 40)
+    for fmt in ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF", "PPM"):
+        (tmp_path / fmt).write_bytes(encode_image(pixels, fmt))
+    layers = Path(__file__).resolve().parents[2] / "layers"
+    child = r"""
+import io, sys
+from pathlib import Path
+from PIL import Image
+import autocrop
+files = Path(sys.argv[1])
+autocrop.decode((files / "JPEG").read_bytes())
+common = ("BmpImagePlugin", "GifImagePlugin", "PpmImagePlugin", "PngImagePlugin")
+loaded = [name for name in common if "PIL." + name in sys.modules]
+assert loaded == [], loaded
+assert Image.open(files / "PPM").size == (60, 40)  # an open with no formats given
+out = io.BytesIO(); Image.open(files / "PPM").save(out, "PCX")  # a save of a format not registered
+for fmt in ("PNG", "GIF", "BMP", "WEBP", "TIFF"):
+    assert autocrop.decode((files / fmt).read_bytes()).rgb.shape[:2] == (40, 60), fmt
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", child, str(tmp_path)], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(layers), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
