@@ -115,6 +115,7 @@ def split_half_photo(per_observer: Sequence[np.ndarray], width: int, height: int
     w, h = width, height
     centre = centre_bias(h, w)
     centre_boxes = centred_boxes(w, h)
+    map_boxes = saliency_only_boxes(model_map, w, h)
     out: dict[str, list[float]] = {}
     for seed in seeds:
         order = np.random.default_rng((seed, len(per_observer))).permutation(len(per_observer))
@@ -129,7 +130,7 @@ def split_half_photo(per_observer: Sequence[np.ndarray], width: int, height: int
         out.setdefault("cc_centre", []).append(cc(centre, dens_b))
         judge = point_integral(pts_b, w, h)
         for name, boxes in (("crop_engine", engine_boxes), ("crop_people", saliency_only_boxes(dens_a, w, h)),
-                            ("crop_centre", centre_boxes)):
+                            ("crop_centre", centre_boxes), ("crop_map", map_boxes)):
             out.setdefault(name, []).extend(of_oracle(judge, box) for box in boxes)
     return out
 
@@ -139,6 +140,8 @@ def summarise_split_half(sums: dict[str, list[float]]) -> dict[str, float]:
     out = {k: float(np.mean(v)) for k, v in sums.items()}
     out["saliency_level"] = (out["cc_model"] - out["cc_centre"]) / (out["cc_people"] - out["cc_centre"])
     out["crop_gap_closed"] = (out["crop_engine"] - out["crop_centre"]) / (out["crop_people"] - out["crop_centre"])
+    if "crop_map" in out:
+        out["map_gap_closed"] = (out["crop_map"] - out["crop_centre"]) / (out["crop_people"] - out["crop_centre"])
     return out
 
 
@@ -166,9 +169,9 @@ def split_half(data_root: Path, dataset: str, options: CropOptions | None = None
 def format_split_half(rows: dict[str, dict[str, float]]) -> str:
     """Markdown table of `split_half` per data set."""
     head = ("set", "CC model vs B", "CC people (A vs B)", "CC centre vs B", "saliency level",
-            "crops engine", "crops people", "crops centre", "gap_closed")
+            "crops engine", "crops people", "crops centre", "gap_closed", "crops map alone", "map gap_closed")
     keys = ("cc_model", "cc_people", "cc_centre", "saliency_level", "crop_engine", "crop_people",
-            "crop_centre", "crop_gap_closed")
+            "crop_centre", "crop_gap_closed", "crop_map", "map_gap_closed")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in rows.items():
         lines.append(f"| {name} ({int(r['photos'])}) | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
@@ -184,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split-half-only", action="store_true",
                         help="only EVALUATION.md's split-half figures (MIT1003 sample and validation)")
     parser.add_argument("--seeds", type=int, default=3, help="random observer splits per photo")
+    parser.add_argument("--sets", default="mit1003,osie,eyecrowd", help="the split-half's sets, comma-separated")
     parser.add_argument("--model", type=Path, default=None,
                         help="a candidate saliency model (.tflite beside its card; the card's runtime prior "
                              "and test_time_flip apply) instead of the shipped one")
@@ -194,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         candidate = LiteRTSaliency(args.model, num_threads=1)
     halves = {name: split_half(args.data, name, seeds=range(args.seeds), limit=args.limit, saliency=candidate)
-              for name in ("mit1003", "osie", "eyecrowd")}
+              for name in args.sets.split(",")}
     print("Split-half human level (EVALUATION.md), observers split at random per seed:")
     print(format_split_half(halves))
     if args.split_half_only:

@@ -60,3 +60,14 @@ def test_halves_are_disjoint_random_and_reproducible():
     assert a == b
     # Different seeds give different splits (people CC differs between seeds).
     assert len(set(np.round(a["cc_people"], 6))) > 1
+
+
+def test_the_map_alone_row_places_the_largest_box_where_the_map_is_densest():
+    # Everybody looks at the far left; a map that knows it puts every largest box there and
+    # closes the whole gap on its own, whatever the engine's boxes did (here: centred).
+    per = observers_at([(8.0, 60.0), (12.0, 64.0)], 4) + observers_at([(10.0, 58.0)], 4)
+    truth = density_map(np.concatenate(per), H, W)
+    out = summarise_split_half(split_half_photo(per, W, H, truth, centred_boxes(W, H), seeds=(0, 1, 2)))
+    assert out["crop_map"] == pytest.approx(out["crop_people"])
+    assert out["map_gap_closed"] == pytest.approx(1.0)
+    assert out["crop_gap_closed"] == pytest.approx(0.0)
