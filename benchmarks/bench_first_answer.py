@@ -19,7 +19,8 @@ over runs.
 
 runs the child as Lambda does: the runtime's interpreter (python3.13, which must be on
 PATH, or --python) on the layer's own files (an x86_64 build of infra/build_layer.py with the same pins,
-in build/bench-layer/, with bytecode as the layer ships it), nothing else on the path: the
+in build/bench-layer/, with bytecode as the layer ships it) first on the path, as Lambda puts
+/opt/python, and the interpreter's own site-packages after it, as the runtime's: the
 development virtualenv carries packages the layer leaves out (defusedxml, which Pillow
 imports when it is there; setuptools' distutils hook), so the layer's figure is the
 deployed one and the plain run is the development one.
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"start to first result: {statistics.median(totals):.3f} s (wall), "
         f"{sum(cpu_ms.values()) / 1000:.3f} s (CPU, summed medians); "
-        f"the process exits {statistics.median(exits) - statistics.median(totals):.3f} s later"
+        f"the process exits {statistics.median(e - t for t, e in zip(totals, exits)):.3f} s later"
     )
     if args.json:
         args.json.write_text(

@@ -41,6 +41,7 @@ from .crop_eval import (
     window_sums,
 )
 from .datasets import DEFAULT_DATA_ROOT, inside_image, load_eyecrowd_faces, load_saliency_sets, observer_fixations
+from .engine_options import parse_overrides
 from .fixations import density_map
 from .metrics import cc
 
@@ -188,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="only EVALUATION.md's split-half figures (MIT1003 sample and validation)")
     parser.add_argument("--seeds", type=int, default=3, help="random observer splits per photo")
     parser.add_argument("--sets", default="mit1003,osie,eyecrowd", help="the split-half's sets, comma-separated")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="engine option override for the split-half, e.g. --set min_scale=0.8")
     parser.add_argument("--model", type=Path, default=None,
                         help="a candidate saliency model (.tflite beside its card; the card's runtime prior "
                              "and test_time_flip apply) instead of the shipped one")
@@ -197,7 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from autocrop.saliency import LiteRTSaliency
 
         candidate = LiteRTSaliency(args.model, num_threads=1)
-    halves = {name: split_half(args.data, name, seeds=range(args.seeds), limit=args.limit, saliency=candidate)
+    options = CropOptions(**parse_overrides(args.overrides))
+    halves = {name: split_half(args.data, name, options, seeds=range(args.seeds), limit=args.limit, saliency=candidate)
               for name in args.sets.split(",")}
     print("Split-half human level (EVALUATION.md), observers split at random per seed:")
     print(format_split_half(halves))
