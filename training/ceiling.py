@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -104,14 +104,19 @@ def run(data_root: Path, split: str = "val", options: CropOptions | None = None,
 
 def split_half_photo(per_observer: Sequence[np.ndarray], width: int, height: int,
                      model_map: np.ndarray, engine_boxes: Sequence[Box],
-                     seeds: Sequence[int] = (0, 1, 2)) -> dict[str, list[float]]:
+                     seeds: Sequence[int] = (0, 1, 2),
+                     engine_on: Callable[[np.ndarray], Sequence[Box]] | None = None) -> dict[str, list[float]]:
     """EVALUATION.md's "Human level" figures of one photo, one value per seed (crops: per box).
 
     For each seed the observers are split at random into halves A and B (A the smaller when
     their number is odd). Saliency: CC against B's density of the model's map (`model_map`,
     the photo's size), of A's density (people) and of the centre bias. Crops (largest box of
     each ratio): placed where A's density is densest (people), the engine's boxes, the
-    centred boxes; each scored by of_oracle on B's fixations.
+    centred boxes, and placed where the model's map is densest (map alone: what the map
+    allows with the crop step left out); each scored by of_oracle on B's fixations. With
+    `engine_on` (the engine's boxes for a given map), also the engine guided by A's density
+    (engine on people: the engine's crop step, faces and rules with a human map, the most a
+    better map could give it).
     """
     w, h = width, height
     centre = centre_bias(h, w)
@@ -130,8 +135,11 @@ def split_half_photo(per_observer: Sequence[np.ndarray], width: int, height: int
         out.setdefault("cc_people", []).append(cc(dens_a, dens_b))
         out.setdefault("cc_centre", []).append(cc(centre, dens_b))
         judge = point_integral(pts_b, w, h)
-        for name, boxes in (("crop_engine", engine_boxes), ("crop_people", saliency_only_boxes(dens_a, w, h)),
-                            ("crop_centre", centre_boxes), ("crop_map", map_boxes)):
+        rows = [("crop_engine", engine_boxes), ("crop_people", saliency_only_boxes(dens_a, w, h)),
+                ("crop_centre", centre_boxes), ("crop_map", map_boxes)]
+        if engine_on is not None:
+            rows.append(("crop_engine_people", engine_on(dens_a)))
+        for name, boxes in rows:
             out.setdefault(name, []).extend(of_oracle(judge, box) for box in boxes)
     return out
 
@@ -141,13 +149,15 @@ def summarise_split_half(sums: dict[str, list[float]]) -> dict[str, float]:
     out = {k: float(np.mean(v)) for k, v in sums.items()}
     out["saliency_level"] = (out["cc_model"] - out["cc_centre"]) / (out["cc_people"] - out["cc_centre"])
     out["crop_gap_closed"] = (out["crop_engine"] - out["crop_centre"]) / (out["crop_people"] - out["crop_centre"])
-    if "crop_map" in out:
-        out["map_gap_closed"] = (out["crop_map"] - out["crop_centre"]) / (out["crop_people"] - out["crop_centre"])
+    for row, gap in (("crop_map", "map_gap_closed"), ("crop_engine_people", "engine_people_gap_closed")):
+        if row in out:
+            out[gap] = (out[row] - out["crop_centre"]) / (out["crop_people"] - out["crop_centre"])
     return out
 
 
 def split_half(data_root: Path, dataset: str, options: CropOptions | None = None,
-               seeds: Sequence[int] = (0, 1, 2), limit: int = 0, saliency=None) -> dict[str, float]:
+               seeds: Sequence[int] = (0, 1, 2), limit: int = 0, saliency=None,
+               engine_on_people: bool = False) -> dict[str, float]:
     """`split_half_photo` over a set's validation photos (the MIT1003 sample: all 100)."""
     options = (options or CropOptions()).with_(ratios=RATIOS)
     part = load_saliency_sets(data_root, (dataset,))[dataset][1][: limit or None]
@@ -158,8 +168,11 @@ def split_half(data_root: Path, dataset: str, options: CropOptions | None = None
         decoded = decode_for(record.image_path.read_bytes(), options)
         result = analyse_image(decoded, options, saliency=model)
         model_map = cv2.resize(result.saliency, (record.width, record.height), interpolation=cv2.INTER_LINEAR)
+        def engine_on(density: np.ndarray, decoded=decoded) -> list[Box]:
+            return [c.box for c in analyse_image(decoded, options, saliency=MapSaliency(density)).crops]
+
         photo = split_half_photo(observers[record.name], record.width, record.height, model_map,
-                                 [c.box for c in result.crops], seeds)
+                                 [c.box for c in result.crops], seeds, engine_on if engine_on_people else None)
         for k, v in photo.items():
             sums.setdefault(k, []).extend(v)
     out = summarise_split_half(sums)
@@ -170,12 +183,14 @@ def split_half(data_root: Path, dataset: str, options: CropOptions | None = None
 def format_split_half(rows: dict[str, dict[str, float]]) -> str:
     """Markdown table of `split_half` per data set."""
     head = ("set", "CC model vs B", "CC people (A vs B)", "CC centre vs B", "saliency level",
-            "crops engine", "crops people", "crops centre", "gap_closed", "crops map alone", "map gap_closed")
+            "crops engine", "crops people", "crops centre", "gap_closed", "crops map alone", "map gap_closed",
+            "crops engine on people", "engine-on-people gap_closed")
     keys = ("cc_model", "cc_people", "cc_centre", "saliency_level", "crop_engine", "crop_people",
-            "crop_centre", "crop_gap_closed", "crop_map", "map_gap_closed")
+            "crop_centre", "crop_gap_closed", "crop_map", "map_gap_closed", "crop_engine_people",
+            "engine_people_gap_closed")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in rows.items():
-        lines.append(f"| {name} ({int(r['photos'])}) | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+        lines.append(f"| {name} ({int(r['photos'])}) | " + " | ".join(f"{r[k]:.3f}" if k in r else "-" for k in keys) + " |")
     return "\n".join(lines)
 
 
@@ -189,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="only EVALUATION.md's split-half figures (MIT1003 sample and validation)")
     parser.add_argument("--seeds", type=int, default=3, help="random observer splits per photo")
     parser.add_argument("--sets", default="mit1003,osie,eyecrowd", help="the split-half's sets, comma-separated")
+    parser.add_argument("--engine-on-people", action="store_true",
+                        help="split-half: also the engine guided by one half's density (its ceiling with a human map)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="engine option override for the split-half, e.g. --set min_scale=0.8")
     parser.add_argument("--model", type=Path, default=None,
@@ -201,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         candidate = LiteRTSaliency(args.model, num_threads=1)
     options = CropOptions(**parse_overrides(args.overrides))
-    halves = {name: split_half(args.data, name, options, seeds=range(args.seeds), limit=args.limit, saliency=candidate)
+    halves = {name: split_half(args.data, name, options, seeds=range(args.seeds), limit=args.limit, saliency=candidate,
+                         engine_on_people=args.engine_on_people)
               for name in args.sets.split(",")}
     print("Split-half human level (EVALUATION.md), observers split at random per seed:")
     print(format_split_half(halves))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from autocrop import Box
-from training.ceiling import split_half_photo, summarise_split_half
+from training.ceiling import saliency_only_boxes, split_half_photo, summarise_split_half
 from training.crop_eval import centred_boxes
 from training.fixations import density_map
 
@@ -71,3 +71,21 @@ def test_the_map_alone_row_places_the_largest_box_where_the_map_is_densest():
     assert out["crop_map"] == pytest.approx(out["crop_people"])
     assert out["map_gap_closed"] == pytest.approx(1.0)
     assert out["crop_gap_closed"] == pytest.approx(0.0)
+
+
+def test_the_engine_on_people_row_runs_the_given_chooser_on_the_first_halfs_density():
+    # The chooser sees A's density (one half's fixations, all at the far left here) and puts
+    # its boxes where that density is densest: that row then equals people's own boxes.
+    per = observers_at([(8.0, 60.0), (12.0, 64.0)], 4) + observers_at([(10.0, 58.0)], 4)
+    seen = []
+
+    def chooser(density):
+        seen.append(density.shape)
+        return saliency_only_boxes(density, W, H)
+
+    flat = np.ones((H, W), np.float32)
+    out = summarise_split_half(split_half_photo(per, W, H, flat, centred_boxes(W, H), seeds=(0, 1), engine_on=chooser))
+    assert seen == [(H, W), (H, W)]
+    assert out["crop_engine_people"] == pytest.approx(out["crop_people"])
+    assert out["engine_people_gap_closed"] == pytest.approx(1.0)
+    assert "engine_people_gap_closed" not in summarise_split_half(split_half_photo(per, W, H, flat, [], seeds=(0,)))
