@@ -148,8 +148,8 @@ def summarise_split_half(sums: dict[str, list[float]]) -> dict[str, float]:
     """Means, plus level = (model - centre) / (people - centre) for saliency and crops."""
     out = {k: float(np.mean(v)) for k, v in sums.items()}
     out["saliency_level"] = (out["cc_model"] - out["cc_centre"]) / (out["cc_people"] - out["cc_centre"])
-    out["crop_gap_closed"] = (out["crop_engine"] - out["crop_centre"]) / (out["crop_people"] - out["crop_centre"])
-    for row, gap in (("crop_map", "map_gap_closed"), ("crop_engine_people", "engine_people_gap_closed")):
+    for row, gap in (("crop_engine", "crop_gap_closed"), ("crop_map", "map_gap_closed"),
+                     ("crop_engine_people", "engine_people_gap_closed")):  # fmt: skip
         if row in out:
             out[gap] = (out[row] - out["crop_centre"]) / (out["crop_people"] - out["crop_centre"])
     return out
