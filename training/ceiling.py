@@ -147,11 +147,16 @@ def split_half_photo(per_observer: Sequence[np.ndarray], width: int, height: int
 def summarise_split_half(sums: dict[str, list[float]]) -> dict[str, float]:
     """Means, plus level = (model - centre) / (people - centre) for saliency and crops."""
     out = {k: float(np.mean(v)) for k, v in sums.items()}
-    out["saliency_level"] = (out["cc_model"] - out["cc_centre"]) / (out["cc_people"] - out["cc_centre"])
+
+    def share(value: float, floor: float, top: float) -> float:
+        """How far `value` goes from `floor` to `top`; NaN where they are equal (no way to go)."""
+        return (value - floor) / (top - floor) if top != floor else float("nan")
+
+    out["saliency_level"] = share(out["cc_model"], out["cc_centre"], out["cc_people"])
     for row, gap in (("crop_engine", "crop_gap_closed"), ("crop_map", "map_gap_closed"),
                      ("crop_engine_people", "engine_people_gap_closed")):  # fmt: skip
         if row in out:
-            out[gap] = (out[row] - out["crop_centre"]) / (out["crop_people"] - out["crop_centre"])
+            out[gap] = share(out[row], out["crop_centre"], out["crop_people"])
     return out
 
 
