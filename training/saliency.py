@@ -86,8 +86,11 @@ class TrainConfig:
     unlabelled: str | None = None
     unlabelled_share: float = 1.0
     # Free-viewing density maps without points (EMOd): a training set of maps, blended with
-    # the teachers' map like the fixation sets; NSS cannot use them. Every 10th by name is
-    # held out, as for the fixation sets.
+    # the teachers' map like the fixation sets; NSS cannot use them (it scores a map at
+    # people's fixation points, and EMOd publishes maps only), so KL and CC learn from them.
+    # Every 10th by name is held out, as for the fixation sets. With per-dataset priors
+    # (net.priors == len(sets) + 1) EMOd is a third set with its own learned prior, so its
+    # observers' centre bias is not learned as content either.
     emod: str | None = None
     loss: LossWeights = field(default_factory=LossWeights)
     net: SaliencyNetConfig = field(default_factory=SaliencyNetConfig)
@@ -121,7 +124,7 @@ def cache_sample(record: FixationRecord, dataset: int = 0, teacher=None,
 
 
 def cache_map_sample(image_path: Path, density: np.ndarray | None, teacher=None,
-                     distill: float = 0.0) -> CachedSample:
+                     distill: float = 0.0, dataset: int = 0) -> CachedSample:
     """A photo without fixation points: `density` (people's map, or None for an unlabelled
     photo) blended with the teachers' map, or the teachers' map alone when there is none."""
     bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
@@ -141,7 +144,7 @@ def cache_map_sample(image_path: Path, density: np.ndarray | None, teacher=None,
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     rgb = cv2.resize(rgb, size, interpolation=interp)
     density = cv2.resize(density, size, interpolation=interp)
-    return CachedSample(rgb, density.astype(np.float32), np.zeros((0, 2), np.float32), 0)
+    return CachedSample(rgb, density.astype(np.float32), np.zeros((0, 2), np.float32), dataset)
 
 
 def unlabelled_photos(root: Path, share: float = 1.0, seed: int = 0) -> list[Path]:
@@ -332,7 +335,11 @@ def train(cfg: TrainConfig, data_root: Path, out_dir: Path, backbone: Path = DEF
     train_samples = [cache_sample(r, index[r.dataset], teacher, cfg.distill) for r in train_records]
     if cfg.emod:
         emod_train, _ = emod_maps(Path(cfg.emod))
-        train_samples += [cache_map_sample(img, read_density(m), teacher, cfg.distill)
+        emod_index = len(cfg.sets) if cfg.net.priors > 1 else 0
+        if cfg.net.priors not in (1, len(cfg.sets) + 1):
+            raise ValueError(f"with EMOd, priors is 1 (shared) or {len(cfg.sets) + 1} (one per fixation "
+                             f"set and one for EMOd), not {cfg.net.priors}")
+        train_samples += [cache_map_sample(img, read_density(m), teacher, cfg.distill, emod_index)
                           for img, m in emod_train[: cfg.max_images or None]]
     if cfg.unlabelled:
         if teacher is None:
@@ -447,9 +454,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--unlabelled-share must be in (0, 1]")
     if args.unlabelled and not (args.teacher and args.distill > 0):
         parser.error("--unlabelled needs --teacher and --distill > 0")
-    if args.per_dataset_priors and (args.unlabelled or args.emod):
-        parser.error("--per-dataset-priors gives each fixation set its own prior; maps-only photos "
-                     "(--unlabelled, --emod) have none to train, so they train with one shared prior only")
+    if args.per_dataset_priors and args.unlabelled:
+        parser.error("--per-dataset-priors gives each set its own prior; unlabelled photos belong to "
+                     "no set (their target is the teachers' map, prior included), so they train with "
+                     "one shared prior only")
     if not 0 <= args.distill <= 1:
         parser.error("--distill must be in 0..1")
     if args.distill > 0 and not args.teacher:
@@ -458,7 +466,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--fold must be in 0..folds-1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sets = tuple(s for s in args.sets.split(",") if s)
-    priors = len(sets) if args.per_dataset_priors else 1
+    # EMOd, when given with per-dataset priors, is one more set with its own prior.
+    priors = len(sets) + (1 if args.emod else 0) if args.per_dataset_priors else 1
     cfg = TrainConfig(sets=sets, epochs=args.epochs, epochs_frozen=args.epochs_frozen,
                       batch_size=args.batch_size, lr_finetune=args.lr,
                       max_images=args.max_images, seed=args.seed, folds=args.folds, fold=args.fold,

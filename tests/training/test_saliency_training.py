@@ -7,6 +7,8 @@ import keras
 import numpy as np
 import pytest
 
+from tests.shared_data import DATA, needs_data
+
 from autocrop.preprocess import letterbox
 from training.backbone import DEFAULT_WEIGHTS, load_torchvision_weights
 from training.datasets import DEFAULT_DATA_ROOT, load_saliency_sets
@@ -213,7 +215,8 @@ def test_maps_only_samples_take_the_teachers_map_and_carry_no_fixations(tmp_path
 
 def test_maps_only_options_refuse_what_they_cannot_do(tmp_path):
     """A folder without EMOd's layout is an error (not a run that silently trains without
-    it); per-dataset priors cannot take maps-only photos; unlabelled photos need a teacher."""
+    it); per-dataset priors cannot take unlabelled photos (they belong to no set); unlabelled
+    photos need a teacher."""
     from training.saliency import emod_maps
 
     (tmp_path / "images").mkdir()
@@ -222,9 +225,28 @@ def test_maps_only_options_refuse_what_they_cannot_do(tmp_path):
     cv2.imwrite(str(tmp_path / "images" / "1.jpg"), np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(FileNotFoundError):
         emod_maps(tmp_path)  # a photo without its map
-    for argv in (["--per-dataset-priors", "--emod", str(tmp_path)],
+    for argv in (["--per-dataset-priors", "--unlabelled", str(tmp_path), "--teacher", "t.tflite",
+                  "--distill", "0.5"],
                  ["--unlabelled", str(tmp_path)],
                  ["--unlabelled", str(tmp_path), "--unlabelled-share", "0"]):
         with pytest.raises(SystemExit) as stop:
             main(["--out", str(tmp_path / "run"), *argv])
         assert stop.value.code == 2
+
+
+@needs_data
+def test_emod_with_per_dataset_priors_is_a_third_set_with_its_own_prior(tmp_path):
+    """`--per-dataset-priors --emod` trains three priors (OSIE, EyeCrowd, EMOd): EMOd's
+    photos move EMOd's prior and no other set's, so its observers' centre bias is not
+    learned as another set's (or as content)."""
+    out = tmp_path / "run"
+    main(["--out", str(out), "--max-images", "4", "--epochs", "1", "--epochs-frozen", "1",
+          "--batch-size", "4", "--per-dataset-priors", "--emod", str(DATA / "saliency" / "emod_fdm")])
+    assert json.loads((out / "config.json").read_text())["net"]["priors"] == 3
+    maps = learned_prior_maps(load_trained(out))
+    assert maps.shape == (3, 64, 64)
+    # The first four training records are OSIE's and the first four EMOd photos join them:
+    # the OSIE and EMOd priors trained, EyeCrowd's (no photo in this run) is still its zeros.
+    assert np.abs(maps[0]).max() > 0 and np.abs(maps[2]).max() > 0
+    assert np.abs(maps[1]).max() == 0
+    assert not np.allclose(maps[0], maps[2])
