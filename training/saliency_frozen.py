@@ -1,7 +1,7 @@
 """Frozen-encoder saliency (DeepGaze II's recipe): ImageNet taps cached once, readout trained.
 
-    python -m training.saliency_frozen --out runs/sal_frozen [--sets osie,eyecrowd]
-        [--cache runs/taps] [--epochs 20] [--deep-tap] [--single-prior]
+    python -m training.saliency_frozen --out runs/sal_frozen [--sets osie,eyecrowd[,emod]]
+        [--cache runs/taps] [--epochs 20] [--deep-tap] [--single-prior] [--emod DIR]
 
 With little eye-tracking data, a net whose encoder is fine-tuned on it learns the training
 sets' photos (and their centre bias) rather than what draws the eye; DeepGaze II led MIT300
@@ -11,6 +11,10 @@ conv) are computed once per training photo and augmented view (flips, crops, col
 `training.saliency` augments) and cached on disk, and only the readout (context module,
 decoder, per-dataset priors) trains, in minutes on a CPU. The run folder holds the readout's
 weights and a config; `assemble` puts the ImageNet encoder back under it for export.
+
+`emod` in `--sets` (with `--emod ../shared/data/saliency/emod_fdm`) adds EMOd's free-viewing
+maps as one more set with its own prior: maps only, so its cached fixation channel is empty
+and NSS learns nothing from it (KL and CC do). Every 10th photo by name is its validation part.
 """
 
 from __future__ import annotations
@@ -28,7 +32,16 @@ import numpy as np
 
 from .backbone import DEFAULT_WEIGHTS, load_torchvision_weights, mobilenet_v2_features
 from .datasets import DEFAULT_DATA_ROOT, REPORT_ONLY_SETS, FixationRecord, load_saliency_sets
-from .saliency import TrainConfig, _compile, assign_folds, cache_sample, make_example
+from .saliency import (
+    TrainConfig,
+    _compile,
+    assign_folds,
+    cache_map_sample,
+    cache_sample,
+    emod_maps,
+    make_example,
+    read_density,
+)
 from .saliency_model import SaliencyNetConfig, inference_net, readout_net, tap_shapes
 
 log = logging.getLogger("training.saliency_frozen")
@@ -37,6 +50,8 @@ log = logging.getLogger("training.saliency_frozen")
 VIEWS = 4
 #: Every set the cache holds: the training sets and the report-only set (view 0 only).
 CACHE_SETS = ("osie", "eyecrowd", "mit1003")
+#: The maps-only set `--emod` adds to the cache (photos and density maps, no points).
+MAPS_SET = "emod"
 
 
 @dataclass(frozen=True)
@@ -74,49 +89,64 @@ def _cache_file(cache: Path, dataset: str, part: str) -> Path:
     return cache / f"{dataset}_{part}.npz"
 
 
+def _maps_parts(emod: Path | None, limit: int | None) -> list[tuple[str, str, list, list]]:
+    """(set, part, names, samples) of the maps-only set, when given."""
+    if emod is None:
+        return []
+    out = []
+    for part, pairs in zip(("train", "val"), emod_maps(Path(emod))):
+        pairs = pairs[:limit]
+        out.append((MAPS_SET, part, [img.stem for img, _ in pairs],
+                    [lambda img=img, m=m: cache_map_sample(img, read_density(m)) for img, m in pairs]))
+    return out
+
+
 def build_cache(data_root: Path, cache: Path, config: SaliencyNetConfig, views: int = VIEWS,
-                backbone: Path = DEFAULT_WEIGHTS, batch: int = 16, limit: int | None = None) -> None:
+                backbone: Path = DEFAULT_WEIGHTS, batch: int = 16, limit: int | None = None,
+                emod: Path | None = None) -> None:
     """Encode every photo's views once (the first `limit` per set-part); skip files that exist."""
     cache.mkdir(parents=True, exist_ok=True)
     config = replace(config, deep_tap=True)
     net = None
     aug = TrainConfig()
     sets = load_saliency_sets(data_root, CACHE_SETS)
-    for name in CACHE_SETS:
-        for part, records in (("train", sets[name][0][:limit]), ("val", sets[name][1][:limit])):
-            path = _cache_file(cache, name, part)
-            if path.exists() or not records:
-                continue
-            net = net or encoder(config, backbone)
-            # Training photos get augmented views; validation photos only the plain one.
-            n_views = views if part == "train" else 1
-            t0 = time.time()
-            taps: dict[str, list[np.ndarray]] = {}
-            targets = []
-            canvases = []
+    parts = [(name, part, [r.name for r in records], [lambda r=r: cache_sample(r) for r in records])
+             for name in CACHE_SETS
+             for part, records in (("train", sets[name][0][:limit]), ("val", sets[name][1][:limit]))]
+    for name, part, names, loaders in parts + _maps_parts(emod, limit):
+        path = _cache_file(cache, name, part)
+        if path.exists() or not loaders:
+            continue
+        net = net or encoder(config, backbone)
+        # Training photos get augmented views; validation photos only the plain one.
+        n_views = views if part == "train" else 1
+        t0 = time.time()
+        taps: dict[str, list[np.ndarray]] = {}
+        targets = []
+        canvases = []
 
-            def flush() -> None:
-                out = net.predict(np.stack(canvases), verbose=0, batch_size=batch)
-                for k, v in out.items():
-                    taps.setdefault(k, []).append(v.astype(np.float16))
-                canvases.clear()
+        def flush() -> None:
+            out = net.predict(np.stack(canvases), verbose=0, batch_size=batch)
+            for k, v in out.items():
+                taps.setdefault(k, []).append(v.astype(np.float16))
+            canvases.clear()
 
-            for i, record in enumerate(records):
-                sample = cache_sample(record)
-                for v in range(n_views):
-                    rng = None if v == 0 else np.random.default_rng((aug.seed, i, v))
-                    image, target = make_example(sample, rng, aug)
-                    canvases.append(image)
-                    targets.append(target.astype(np.float16))
-                    if len(canvases) == 64:
-                        flush()
-            if canvases:
-                flush()
-            arrays = {k: np.concatenate(v) for k, v in taps.items()}
-            np.savez(path, targets=np.stack(targets), views=np.array(n_views),
-                     names=np.array([r.name for r in records]), **arrays)
-            log.info("cached %s (%d photos x %d views) in %.0fs", path.name, len(records), n_views,
-                     time.time() - t0)
+        for i, load in enumerate(loaders):
+            sample = load()
+            for v in range(n_views):
+                rng = None if v == 0 else np.random.default_rng((aug.seed, i, v))
+                image, target = make_example(sample, rng, aug)
+                canvases.append(image)
+                targets.append(target.astype(np.float16))
+                if len(canvases) == 64:
+                    flush()
+        if canvases:
+            flush()
+        arrays = {k: np.concatenate(v) for k, v in taps.items()}
+        np.savez(path, targets=np.stack(targets), views=np.array(n_views),
+                 names=np.array(names), **arrays)
+        log.info("cached %s (%d photos x %d views) in %.0fs", path.name, len(loaders), n_views,
+                 time.time() - t0)
 
 
 @dataclass
@@ -290,6 +320,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--single-prior", action="store_true")
     parser.add_argument("--tune-top", action="store_true", help="fine-tune the stride-32 encoder blocks")
     parser.add_argument("--cache-only", action="store_true")
+    parser.add_argument("--emod", type=Path, default=None, metavar="DIR",
+                        help="EMOd free-viewing maps (../shared/data/saliency/emod_fdm): cached as the "
+                             "maps-only set 'emod', which --sets may then name")
     parser.add_argument("--folds", type=int, default=1, help="cross-fitting: number of folds")
     parser.add_argument("--fold", type=int, default=0, help="cross-fitting: the fold held out")
     args = parser.parse_args(argv)
@@ -297,7 +330,9 @@ def main(argv: list[str] | None = None) -> None:
     sets = tuple(s for s in args.sets.split(",") if s)
     net = SaliencyNetConfig(priors=1 if args.single_prior else len(sets), deep_tap=args.deep_tap,
                             tune_top=args.tune_top)
-    build_cache(args.data, args.cache, net, backbone=args.backbone)
+    if MAPS_SET in sets and args.emod is None:
+        parser.error(f"--sets names {MAPS_SET!r}: give its folder with --emod")
+    build_cache(args.data, args.cache, net, backbone=args.backbone, emod=args.emod)
     if args.cache_only:
         return
     cfg = FrozenConfig(sets=sets, epochs=args.epochs, lr=args.lr, seed=args.seed, net=net,

@@ -92,3 +92,38 @@ def test_assembled_net_exports_to_tflite_with_parity(run, tmp_path):
         out = runner(canvas[None])
         raw = out.get(SALIENCY_OUTPUT, next(iter(out.values())))[0, ..., 0]
         assert pearson(ref, unletterbox(raw, box, *photo.shape[:2])) >= 0.99
+
+
+@needs_data
+def test_emod_is_a_maps_only_set_with_its_own_prior(tmp_path):
+    """`--emod` caches EMOd's photos and maps as the set 'emod' (no fixation points: the
+    cached fixation channel is empty), and a readout trained on osie,eyecrowd,emod has a
+    third prior that EMOd's photos alone move."""
+    from training.saliency_frozen import FrozenConfig, build_cache, load_readout, train
+    from training.saliency_model import SaliencyNetConfig, learned_prior_maps
+
+    net = SaliencyNetConfig(priors=3)
+    emod = DATA / "saliency" / "emod_fdm"
+    build_cache(DATA, tmp_path / "cache", net, views=2, backbone=BACKBONE, limit=4, emod=emod)
+    with np.load(tmp_path / "cache" / "emod_train.npz") as z:
+        assert int(z["views"]) == 2 and z["targets"].shape == (8, 64, 64, 2)
+        assert list(z["names"]) == sorted(z["names"]) and len(z["names"]) == 4
+        density, points = z["targets"][..., 0].astype(np.float32), z["targets"][..., 1]
+        assert not points.any()  # maps only
+        assert np.all(density.sum(axis=(1, 2)) > 0) and np.isfinite(density).all()
+    with np.load(tmp_path / "cache" / "emod_val.npz") as z:
+        assert int(z["views"]) == 1 and len(z["names"]) == 4
+    cfg = FrozenConfig(sets=("osie", "eyecrowd", "emod"), epochs=2, batch_size=4, lr=3e-3, views=2, net=net)
+    history = train(cfg, tmp_path / "cache", tmp_path / "run", verbose=0)
+    assert all(np.isfinite(history["loss"]))
+    maps = learned_prior_maps(load_readout(tmp_path / "run"))
+    assert maps.shape == (3, 64, 64) and np.abs(maps[2]).max() > 0
+    assert not np.allclose(maps[2], maps[0]) and not np.allclose(maps[2], maps[1])
+
+
+def test_naming_emod_without_its_folder_is_a_usage_error(tmp_path):
+    from training.saliency_frozen import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--sets", "osie,emod", "--cache", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert stop.value.code == 2
