@@ -122,3 +122,21 @@ def test_ensemble_and_flip_score_the_teachers_map(tiny_model: Path, tmp_path: Pa
     assert result["model_name"] == "flipped 0.7 x tiny.tflite + 0.3 x tiny.tflite"
     for key in ("osie", "eyecrowd", "combined"):
         assert result["model"][key]["cc"] == pytest.approx(result["baseline"][key]["cc"], abs=0.01)
+
+
+def test_emod_row_scores_the_held_out_maps_with_cc_only(tmp_path: Path, capsys) -> None:
+    """`--emod` adds EMOd's 19 held-out photos: the shipped model beats the centre bias there
+    (docs/saliency.md: 0.525), and the table shows no NSS or AUC-Judd, which need points."""
+    from autocrop.saliency import DEFAULT_SALIENCY_MODEL
+
+    out = tmp_path / "emod.json"
+    assert main(["--model", str(DEFAULT_SALIENCY_MODEL), "--emod", str(DATA / "saliency" / "emod_fdm"),
+                 "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    model, centre = results["model"]["emod"], results["baseline"]["emod"]
+    assert model["n"] == centre["n"] == 19 and set(model) == {"n", "cc"}
+    assert model["cc"] == pytest.approx(0.525, abs=0.01)
+    assert centre["cc"] < model["cc"]
+    assert results["cc_gain"]["emod"] == pytest.approx(model["cc"] - centre["cc"])
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("EMOd"))
+    assert row.split()[-8:-1].count("-") == 4  # NSS and AUC-Judd, model and centre
