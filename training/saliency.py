@@ -132,6 +132,8 @@ def cache_map_sample(image_path: Path, density: np.ndarray | None, teacher=None,
         raise FileNotFoundError(f"cannot read image {image_path}")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
+    if density is not None and density.shape != (h, w):  # a map stored at another size
+        density = cv2.resize(density.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     if density is None:
         if teacher is None:
             raise ValueError("an unlabelled photo needs a teacher")
@@ -450,6 +452,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="EMOd free-viewing maps (e.g. ../shared/data/saliency/emod_fdm) as a "
                              "maps-only training set")
     args = parser.parse_args(argv)
+    if args.emod is not None:
+        try:
+            emod_maps(args.emod)
+        except FileNotFoundError as exc:
+            parser.error(f"--emod: {exc}")
     if not 0 < args.unlabelled_share <= 1:
         parser.error("--unlabelled-share must be in (0, 1]")
     if args.unlabelled and not (args.teacher and args.distill > 0):

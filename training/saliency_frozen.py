@@ -240,13 +240,20 @@ def train(cfg: FrozenConfig, cache: Path, out_dir: Path, verbose: int = 2) -> di
 
 
 def held_in(parts: list[TapSet], folds: int, fold: int) -> list[TapSet]:
-    """The training parts without cross-fitting fold `fold` (all of them when folds <= 1)."""
+    """The training parts without cross-fitting fold `fold` (all of them when folds <= 1).
+
+    Folds interleave over the fixation sets in order, as `training.saliency` assigns them;
+    the maps-only set is never folded (it is not a photo the crop step is tuned on) and is
+    left out of the count, so listing it anywhere in --sets moves no fixation photo's fold."""
     if folds <= 1:
         return parts
     if not 0 <= fold < folds:
         raise ValueError(f"fold {fold} is not in 0..{folds - 1}")
     out, start = [], 0
     for part in parts:
+        if part.dataset == MAPS_SET:
+            out.append(part)
+            continue
         ks = np.array(assign_folds(list(range(start + len(part.names))), folds)[start:])
         out.append(part.subset(np.flatnonzero(ks != fold)))
         start += len(part.names)
@@ -332,6 +339,11 @@ def main(argv: list[str] | None = None) -> None:
                             tune_top=args.tune_top)
     if MAPS_SET in sets and args.emod is None:
         parser.error(f"--sets names {MAPS_SET!r}: give its folder with --emod")
+    if args.emod is not None:
+        try:
+            emod_maps(args.emod)
+        except FileNotFoundError as exc:
+            parser.error(f"--emod: {exc}")
     build_cache(args.data, args.cache, net, backbone=args.backbone, emod=args.emod)
     if args.cache_only:
         return
