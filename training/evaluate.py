@@ -170,13 +170,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--emod", type=Path, default=None, metavar="DIR",
                         help="also score EMOd's held-out maps (../shared/data/saliency/emod_fdm), CC only")
     args = parser.parse_args(argv)
-    if args.emod is not None:
-        from .saliency import emod_maps
+    from .saliency import check_emod_arg
 
-        try:
-            emod_maps(args.emod)
-        except FileNotFoundError as exc:
-            parser.error(f"--emod: {exc}")
+    check_emod_arg(parser, args.emod)
     if not args.baseline_only and not args.model.is_file():
         parser.error(f"model file not found: {args.model} (use --baseline-only to skip the model)")
     return args

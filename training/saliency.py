@@ -177,6 +177,16 @@ def emod_maps(root: Path) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Pat
     return ([p for i, p in enumerate(pairs) if i % 10 != 0], [p for i, p in enumerate(pairs) if i % 10 == 0])
 
 
+def check_emod_arg(parser: argparse.ArgumentParser, root: Path | None) -> None:
+    """A command's --emod folder, checked before any work: a usage error (exit 2) unless it
+    holds EMOd's layout."""
+    if root is not None:
+        try:
+            emod_maps(root)
+        except FileNotFoundError as exc:
+            parser.error(f"--emod: {exc}")
+
+
 def read_density(path: Path) -> np.ndarray:
     """An 8-bit density map (one channel of it) as float32 summing to 1."""
     grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -331,6 +341,9 @@ def train(cfg: TrainConfig, data_root: Path, out_dir: Path, backbone: Path = DEF
     if cfg.max_images:
         train_records = train_records[: cfg.max_images]
         val_records = val_records[: max(2, cfg.max_images // 4)]
+    if cfg.emod and cfg.net.priors not in (1, len(cfg.sets) + 1):
+        raise ValueError(f"with EMOd, priors is 1 (shared) or {len(cfg.sets) + 1} (one per fixation "
+                         f"set and one for EMOd), not {cfg.net.priors}")
     t0 = time.time()
     index = {name: i for i, name in enumerate(cfg.sets)}
     teacher = EnsembleTeacher(cfg.teachers, cfg.teacher_flip) if cfg.teachers and cfg.distill > 0 else None
@@ -338,9 +351,6 @@ def train(cfg: TrainConfig, data_root: Path, out_dir: Path, backbone: Path = DEF
     if cfg.emod:
         emod_train, _ = emod_maps(Path(cfg.emod))
         emod_index = len(cfg.sets) if cfg.net.priors > 1 else 0
-        if cfg.net.priors not in (1, len(cfg.sets) + 1):
-            raise ValueError(f"with EMOd, priors is 1 (shared) or {len(cfg.sets) + 1} (one per fixation "
-                             f"set and one for EMOd), not {cfg.net.priors}")
         train_samples += [cache_map_sample(img, read_density(m), teacher, cfg.distill, emod_index)
                           for img, m in emod_train[: cfg.max_images or None]]
     if cfg.unlabelled:
@@ -452,11 +462,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="EMOd free-viewing maps (e.g. ../shared/data/saliency/emod_fdm) as a "
                              "maps-only training set")
     args = parser.parse_args(argv)
-    if args.emod is not None:
-        try:
-            emod_maps(args.emod)
-        except FileNotFoundError as exc:
-            parser.error(f"--emod: {exc}")
+    check_emod_arg(parser, args.emod)
     if not 0 < args.unlabelled_share <= 1:
         parser.error("--unlabelled-share must be in (0, 1]")
     if args.unlabelled and not (args.teacher and args.distill > 0):

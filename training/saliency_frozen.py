@@ -38,6 +38,7 @@ from .saliency import (
     assign_folds,
     cache_map_sample,
     cache_sample,
+    check_emod_arg,
     emod_maps,
     make_example,
     read_density,
@@ -339,11 +340,7 @@ def main(argv: list[str] | None = None) -> None:
                             tune_top=args.tune_top)
     if MAPS_SET in sets and args.emod is None:
         parser.error(f"--sets names {MAPS_SET!r}: give its folder with --emod")
-    if args.emod is not None:
-        try:
-            emod_maps(args.emod)
-        except FileNotFoundError as exc:
-            parser.error(f"--emod: {exc}")
+    check_emod_arg(parser, args.emod)
     build_cache(args.data, args.cache, net, backbone=args.backbone, emod=args.emod)
     if args.cache_only:
         return
