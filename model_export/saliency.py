@@ -27,7 +27,7 @@ from autocrop.preprocess import (CANVAS, IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STR
 import keras
 
 from autocrop.saliency import (DEFAULT_SALIENCY_MODEL, FEATURES_OUTPUT, SALIENCY_OUTPUT,
-                               LiteRTSaliency, RuntimePrior, TFLiteModel)
+                               LiteRTSaliency, RuntimePrior, TFLiteModel, load_members)
 
 from .quantize import RECIPES, convert, git_commit, latency_ms, pearson, write
 
@@ -116,20 +116,29 @@ def runtime_prior(selection: dict | None) -> dict:
         "chosen_by": "leave-one-dataset-out: readouts trained on OSIE alone / EyeCrowd alone predict "
                      "the other set's training photos; best mean CC (training.prior_select); the "
                      "MIT1003 sample never enters the choice",
-        "lodo_table": selection.get("lodo_table"),
+        # The table's words live in the prior file the export read (the card stays under 10 KB).
+        "lodo_table": selection.get("source") or selection.get("lodo_table"),
     }
 
 
-def commands(run_dir: Path, train_cfg: dict, selection: dict | None) -> list[str]:
+#: Where EMOd is read from when a run's config names the set but not the folder.
+EMOD_DIR = "../shared/data/saliency/emod_fdm"
+
+
+def commands(run_dir: Path, train_cfg: dict, selection: dict | None,
+             members: tuple[tuple[Path, float], ...] = (), recipe: str | None = None) -> list[str]:
     """The commands that rebuild this model, in order."""
+    net = train_cfg.get("net", {})
     if train_cfg.get("frozen_encoder"):
-        net = train_cfg.get("net", {})
         flags = "".join(f" --{k.replace('_', '-')}" for k in ("deep_tap", "tune_top") if net.get(k))
+        sets = list(train_cfg.get("sets") or ())
+        final = (f" --sets {','.join(sets)}" + (f" --emod {EMOD_DIR}" if "emod" in sets else "")
+                 if sets and sets != ["osie", "eyecrowd"] else "")
         out = [f"python -m training.saliency_frozen --sets {s} --out runs/lodo_{s}{flags} --epochs 12"
                for s in ("osie", "eyecrowd")]
         out += ["python -m training.prior_select --osie-run runs/lodo_osie --eyecrowd-run "
                 "runs/lodo_eyecrowd --json runs/prior.json",
-                f"python -m training.saliency_frozen --out {run_dir}{flags} --epochs {train_cfg.get('epochs')}"]
+                f"python -m training.saliency_frozen --out {run_dir}{flags}{final} --epochs {train_cfg.get('epochs')}"]
     elif train_cfg.get("teachers") and train_cfg.get("distill"):
         # The teachers are exported models; each one's card lists the commands that built it.
         teach = "".join(f" --teacher {path}:{weight:g}" for path, weight in train_cfg["teachers"])
@@ -144,8 +153,14 @@ def commands(run_dir: Path, train_cfg: dict, selection: dict | None) -> list[str
         out = [f"# teachers: {', '.join(path for path, _ in train_cfg['teachers'])} (their cards say how each was built)",
                f"python -m training.saliency --out {run_dir}{teach} --distill {train_cfg['distill']:g}{extra}"]
     else:
-        out = [f"python -m training.saliency --out {run_dir}"]
+        flags = " --per-dataset-priors" if net.get("priors", 1) > 1 else ""
+        flags += f" --emod {train_cfg['emod']}" if train_cfg.get("emod") else ""
+        out = [f"python -m training.saliency --out {run_dir}{flags}"]
     prior = f" --prior {selection['source']}" if selection and selection.get("source") else ""
+    prior += f" --recipe {recipe}" if recipe else ""
+    prior += "".join(f" --member {path}:{weight:g}" for path, weight in members)
+    if members:
+        out.append(f"# members: {', '.join(str(path) for path, _ in members)} (their cards say how each was built)")
     return out + [f"python -m model_export.saliency --run {run_dir}{prior}",
                   "python -m training.evaluate --model layers/autocrop/models/saliency.tflite",
                   "python -m training.ceiling --split-half-only"]
@@ -162,6 +177,18 @@ DATA_TERMS = (
 )
 
 
+def learned_from(train_cfg: dict, key: str) -> bool:
+    """Whether a run's weights learned from the extra source `key` (a DATA_TERMS key):
+    training.saliency names it by its own flag, training.saliency_frozen in `sets`."""
+    return bool(train_cfg.get(key)) or key in (train_cfg.get("sets") or ())
+
+
+def licence(train_cfg: dict) -> str:
+    """The card's `licence`: the weights', the backbone's and every training set's terms."""
+    return ("model weights: MIT (this project); backbone init: torchvision BSD-3-Clause; data: OSIE and EyeCrowd, MIT"
+            + "".join(term for key, term in DATA_TERMS if learned_from(train_cfg, key)))
+
+
 def training_data(train_cfg: dict, fixation_photos: int) -> str:
     """The card's `training.data`: every set the weights learned from and how."""
     text = ("OSIE (700 photos, 15 observers) + EyeCrowd (400 photos here, 16 observers), ground truth = "
@@ -171,7 +198,7 @@ def training_data(train_cfg: dict, fixation_photos: int) -> str:
         text += (f"; targets blended {1 - train_cfg['distill']:g} people : {train_cfg['distill']:g} the teachers' map "
                  f"({', '.join(f'{Path(m).parent.name}/{Path(m).name} x {w:g}' for m, w in train_cfg['teachers'])}"
                  f"{', each also on the mirrored photo' if train_cfg.get('teacher_flip') else ''})")
-    if train_cfg.get("emod"):
+    if learned_from(train_cfg, "emod"):
         text += "; EMOd free-viewing density maps (170 of 189 photos, 8 observers; maps only, so no NSS term)"
     if train_cfg.get("unlabelled"):
         share = train_cfg.get("unlabelled_share", 1.0)
@@ -201,7 +228,7 @@ def choose_recipe(variants: dict[str, dict]) -> tuple[str, str]:
 def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
            recipes: tuple[str, ...] = ("float32", "float16", "int8"), val_limit: int | None = None,
            ship: bool = True, selection: dict | None = None, recipe: str | None = None,
-           flip: bool = False) -> dict:
+           flip: bool = False, members: tuple[tuple[Path, float], ...] = ()) -> dict:
     """Convert every recipe, measure it, choose one and (optionally) ship it with its card.
 
     `recipe` names the one to ship instead of `choose_recipe`'s pick; it must still pass the
@@ -209,8 +236,15 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
     machine that exports: a loaded 2-core machine times float16 over 10 ms one day and under
     it the next (8.8 ms on 2026-12-02, 12.3 ms on 2026-12-03 for the same network), and the
     shipped recipe should not flip to int8 (whose map differs on arm64) with the weather;
-    benchmarks/bench_saliency.py compares recipes side by side in one run instead."""
+    benchmarks/bench_saliency.py compares recipes side by side in one run instead.
+
+    `members` ((exported .tflite with its card, weight), ...) ship beside the model and are
+    blended into its map (`autocrop.saliency.load_members`); this network's weight is 1 minus
+    theirs. The card's figures and latency are measured on the blend, every pass counted."""
     from training.datasets import load_saliency_sets
+    own_weight = 1.0 - sum(w for _, w in members)
+    if members and (own_weight <= 0 or any(w <= 0 for _, w in members)):
+        raise ValueError(f"member weights must be positive and leave this network a positive share: {members}")
     from training.evaluate import evaluate_centre, evaluate_predictor
     prior = shipped_prior(selection)  # before any work: a face channel cannot ship
     model = shipped_saliency_net(run_dir, selection)
@@ -271,6 +305,8 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
     predictor = LiteRTSaliency(target, num_threads=1)
     predictor.prior = prior  # the card on disk is the old model's until written below
     predictor.flip = flip  # ... and so is its test_time_flip: this export's setting is measured
+    ensemble = ship_members(members, models_dir)
+    predictor.weight, predictor.members = load_members({"ensemble": ensemble}, target, 1)
     metrics = evaluate_predictor(data_root, lambda r: predictor.predict(r.load_rgb()))
     baseline = evaluate_centre(data_root)
     # EVALUATION.md's human level on the out-of-domain sample and the in-domain val sets.
@@ -316,21 +352,85 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
             "config": train_cfg,
             "final_epoch": {k: v[-1] for k, v in history.items()},
         },
-        "validation": {"model": metrics, "centre_bias_baseline": baseline},
-        "split_half": halves,
+        "validation": rounded({"model": metrics, "centre_bias_baseline": baseline}),
+        "split_half": rounded(halves),
         "export": report,
-        "latency_ms_1thread": variants[chosen]["latency_ms_1thread"],
-        "commands": commands(run_dir, train_cfg, selection),
+        "latency_ms_1thread": (variants[chosen]["latency_ms_1thread"] if not ensemble else
+                               passes_latency(predictor, inputs[0][0][None])),
+        "commands": commands(run_dir, train_cfg, selection, members, recipe),
         "commit": git_commit(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "licence": "model weights: MIT (this project); backbone init: torchvision BSD-3-Clause; "
-                   "data: OSIE and EyeCrowd, MIT" + "".join(term for key, term in DATA_TERMS if train_cfg.get(key)),
+        "licence": licence(train_cfg),
     }
     if flip:
         card["test_time_flip"] = True
+    if ensemble:
+        card["ensemble"] = ensemble
+        card["licence"] += "; ensemble members: as each member's card states (`ensemble.members[].sets`)"
     target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     report["card"] = card
     return report
+
+
+def rounded(figures: object, places: int = 4) -> object:
+    """`figures` with every float rounded (a card's figures, not a record of float noise)."""
+    if isinstance(figures, dict):
+        return {k: rounded(v, places) for k, v in figures.items()}
+    if isinstance(figures, list | tuple):
+        return [rounded(v, places) for v in figures]
+    return round(float(figures), places) if isinstance(figures, float | np.floating) else figures
+
+
+def ship_members(members: tuple[tuple[Path, float], ...], models_dir: Path) -> dict | None:
+    """Copy each member (.tflite and its card) beside the shipped model; the card's `ensemble`.
+    Members an earlier export left there go first, so the layer ships no stale network."""
+    for stale in models_dir.glob("saliency_member*"):
+        stale.unlink()
+    if not members:
+        return None
+    entries = []
+    for i, (path, weight) in enumerate(members, start=1):
+        card = json.loads(path.with_suffix(".json").read_text())
+        if card.get("ensemble"):
+            raise ValueError(f"{path} is an ensemble itself; a member must be one network")
+        # What the member learned from, in this exporter's words (a card written before a data
+        # term was known is corrected here, so the layer's cards name every set).
+        train_cfg = card.get("training", {}).get("config", {})
+        if "train_images" in card.get("training", {}):
+            card["training"]["data"] = training_data(train_cfg, card["training"]["train_images"])
+        card["licence"] = licence(train_cfg)
+        # ... and its export command writes beside its run, not over the shipped model.
+        card["commands"] = [f"{c} --models-dir {path.parent}" if c.startswith("python -m model_export.saliency")
+                            and "--models-dir" not in c else c for c in card.get("commands", [])]
+        target = models_dir / f"saliency_member{i}.tflite"
+        blob = path.read_bytes()
+        target.write_bytes(blob)
+        target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+        entries.append({"file": target.name, "weight": round(weight, 6), "name": card.get("name", path.stem),
+                        "sha256": hashlib.sha256(blob).hexdigest(), "source": str(path),
+                        "sets": [*(train_cfg.get("sets") or ("osie", "eyecrowd")),
+                                 *(k for k, _ in DATA_TERMS if learned_from(train_cfg, k)
+                                   and k not in (train_cfg.get("sets") or ()))]})
+    return {
+        "weight": round(1.0 - sum(w for _, w in members), 6),
+        "members": entries,
+        "blend": "each network's map with its own run-time prior, scaled to [0, 1]; the weighted sum, scaled "
+                 "to [0, 1]; the ranker's features are this network's (autocrop.saliency.load_members)",
+    }
+
+
+def passes_latency(predictor: LiteRTSaliency, canvas: np.ndarray) -> dict[str, float]:
+    """Median and p90 ms on one thread of every network pass one photo costs (flip included)."""
+    runners = [(predictor.model, predictor.flip)] + [(m.model, m.flip) for m, _ in predictor.members]
+    mirrored = np.ascontiguousarray(canvas[:, :, ::-1])
+
+    def run() -> None:
+        for runner, flip in runners:
+            runner(canvas)
+            if flip:
+                runner(mirrored)
+
+    return latency_ms(run)
 
 
 def refresh_card(model_path: Path, data_root: Path, experiments: Path | None = None) -> dict:
@@ -344,12 +444,12 @@ def refresh_card(model_path: Path, data_root: Path, experiments: Path | None = N
     card_path = model_path.with_suffix(".json")
     card = json.loads(card_path.read_text())
     predictor = LiteRTSaliency(model_path, num_threads=1)
-    card["validation"] = {
+    card["validation"] = rounded({
         "model": evaluate_predictor(data_root, lambda r: predictor.predict(r.load_rgb())),
         "centre_bias_baseline": evaluate_centre(data_root),
-    }
-    card["split_half"] = {name: split_half(data_root, name, saliency=predictor)
-                          for name in ("mit1003", "osie", "eyecrowd")}
+    })
+    card["split_half"] = rounded({name: split_half(data_root, name, saliency=predictor)
+                                  for name in ("mit1003", "osie", "eyecrowd")})
     card.setdefault("runtime_prior", runtime_prior(None))
     if experiments is not None:
         # The card holds the shipped model's figures; experiment records live in docs/ and
@@ -357,6 +457,20 @@ def refresh_card(model_path: Path, data_root: Path, experiments: Path | None = N
         card["experiments"] = str(experiments)
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def member_arg(text: str) -> tuple[Path, float]:
+    """`--member PATH:WEIGHT`: an exported .tflite with its card beside it, 0 < WEIGHT < 1."""
+    path, _, weight = text.rpartition(":")
+    try:
+        value = float(weight)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PATH:WEIGHT, got {text!r}") from None
+    if not path or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected PATH:WEIGHT with 0 < WEIGHT < 1, got {text!r}")
+    if not Path(path).is_file() or not Path(path).with_suffix(".json").is_file():
+        raise argparse.ArgumentTypeError(f"{path} and its card {Path(path).with_suffix('.json')} must both exist")
+    return Path(path), value
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -373,6 +487,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-time-flip", action="store_true",
                         help="the card turns test-time flipping on (two passes: the photo and its mirror "
                              "image); the figures are measured that way")
+    parser.add_argument("--member", action="append", default=[], metavar="TFLITE:WEIGHT", type=member_arg,
+                        help="an exported network (its card beside it) whose map is blended into the shipped one "
+                             "with this weight; repeatable; the shipped network keeps 1 minus the members' weights")
     parser.add_argument("--recipe", choices=("float32", "float16", "int8"), default=None,
                         help="ship this recipe instead of the rule's pick (parity and size still checked)")
     parser.add_argument("--val-limit", type=int, default=None, help="parity on the first N photos (smoke tests)")
@@ -392,7 +509,7 @@ def main(argv: list[str] | None = None) -> None:
         selection = {**chosen["chosen"], "lodo_table": chosen["table"], "source": str(args.prior)}
     report = export(args.run, args.data, args.out or args.run / "tflite", args.models_dir,
                     ship=not args.no_ship, selection=selection, val_limit=args.val_limit,
-                    recipe=args.recipe, flip=args.test_time_flip)
+                    recipe=args.recipe, flip=args.test_time_flip, members=tuple(args.member))
     print(f"{'recipe':<8} {'size MB':>8} {'parity mean':>12} {'parity min':>11} {'ms (1 thr)':>11}")
     for name, v in report["variants"].items():
         print(f"{name:<8} {v['size_bytes'] / 1e6:>8.2f} {v['parity_cc_mean']:>12.4f} "

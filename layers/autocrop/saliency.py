@@ -7,6 +7,7 @@ when the model file is missing or LiteRT cannot load it; results name which one 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -194,6 +195,10 @@ class LiteRTSaliency:
         #: image alike, so the mean cancels some of the network's left/right noise. Twice
         #: the passes; the encoder features (the learned ranker's) stay the first pass's.
         self.flip = bool(self.card.get("test_time_flip", False))
+        #: Other networks whose maps are blended in (the card's `ensemble`); see `load_members`.
+        self.weight, self.members = load_members(self.card, Path(path), num_threads)
+        if self.members:
+            self.name = "+".join([self.name, *(m.name for m, _ in self.members)])
 
     def run_canvas(self, canvas: np.ndarray) -> dict[str, np.ndarray]:
         """Every model output for a batch of letterboxed canvases (N, S, S, 3)."""
@@ -214,12 +219,60 @@ class LiteRTSaliency:
             again = mirrored.get(SALIENCY_OUTPUT, next(iter(mirrored.values())))[0, ..., 0]
             raw = 0.5 * (raw + again[:, ::-1])
         saliency = self.prior.apply(unletterbox(raw, box, rgb.shape[0], rgb.shape[1]))
+        if self.members:
+            # Each map is in [0, 1] with its own run-time prior; the blend is scaled back to [0, 1].
+            blend = self.weight * saliency
+            for member, weight in self.members:
+                blend += weight * member.predict(rgb)
+            saliency = normalise_map(blend)
         features = out[FEATURES_OUTPUT][0] if FEATURES_OUTPUT in out else None
         return SaliencyOutput(saliency=saliency, features=features, letterbox=box)
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """The map for `rgb` (the engine calls `predict_with_features`, the same pass)."""
         return self.predict_with_features(rgb).saliency
+
+
+def load_members(
+    card: dict[str, Any], path: Path, num_threads: int
+) -> tuple[float, tuple[tuple[LiteRTSaliency, float], ...]]:
+    """(the card's own weight, ((member, weight), ...)) from the card's `ensemble`, if any.
+
+    Two networks trained apart err in different places, so the weighted mean of their maps is
+    closer to where people look than either (docs/saliency.md): the shipped card may name
+    member networks, each a .tflite beside it with its own card (its own run-time prior and
+    flip), and the weight of each. Members give maps only; the encoder features (the learned
+    ranker's) stay this network's. The card is checked here, at load: weights positive and
+    summing to 1, a member whose bytes match the card's sha256 and that names no members
+    itself. A member file that is missing or unreadable raises OSError or ValueError, so
+    `load_saliency` falls back to the labelled centre prior as for a missing main model; a card
+    that asks for what the engine does not do raises UnsupportedCardError.
+    """
+    spec = card.get("ensemble")
+    if not spec:
+        return 1.0, ()
+    try:
+        own = float(spec["weight"])
+        entries = [(str(m["file"]), float(m["weight"]), m.get("sha256")) for m in spec["members"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise UnsupportedCardError(f"the saliency card's ensemble is malformed ({e!r}): {spec!r}") from e
+    weights = [own, *(w for _, w, _ in entries)]
+    if not entries or not all(np.isfinite(w) and w > 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
+        raise UnsupportedCardError(f"the saliency card's ensemble weights must be positive and sum to 1: {weights}")
+    members = []
+    for file, weight, digest in entries:
+        member_path = path.parent / file
+        if Path(file).name != file or member_path.resolve() == path.resolve():
+            raise UnsupportedCardError(f"an ensemble member must be another file beside the model: {file!r}")
+        blob = member_path.read_bytes()  # OSError when missing: the labelled fallback
+        if digest is not None and hashlib.sha256(blob).hexdigest() != digest:
+            raise ValueError(f"ensemble member {member_path} does not match its sha256 in {path.with_suffix('.json')}")
+        member_card = member_path.with_suffix(".json")
+        if member_card.exists() and json.loads(member_card.read_text()).get("ensemble"):
+            # refused before loading: a member naming its parent would otherwise recurse
+            raise UnsupportedCardError(f"ensemble member {file} names members of its own")
+        members.append((LiteRTSaliency(member_path, num_threads=num_threads), weight))
+    return own, tuple(members)
 
 
 @lru_cache(maxsize=4)
