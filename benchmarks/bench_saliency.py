@@ -53,8 +53,9 @@ def passes(path: Path) -> tuple[list, int]:
     size = path.stat().st_size
     for entry in (card.get("ensemble") or {}).get("members", []):
         member = path.parent / entry["file"]
-        runners.append((TFLiteModel(member, num_threads=1), False))
-        size += member.stat().st_size
+        more, member_size = passes(member)  # the member's own card: its flip counts too
+        runners += more
+        size += member_size
     return runners, size
 
 

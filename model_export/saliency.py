@@ -17,6 +17,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -27,7 +29,8 @@ from autocrop.preprocess import (CANVAS, IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STR
 import keras
 
 from autocrop.saliency import (DEFAULT_SALIENCY_MODEL, FEATURES_OUTPUT, SALIENCY_OUTPUT,
-                               LiteRTSaliency, RuntimePrior, TFLiteModel, load_members)
+                               LiteRTSaliency, RuntimePrior, TFLiteModel, UnsupportedCardError,
+                               check_ensemble_weights, load_members)
 
 from .quantize import RECIPES, convert, git_commit, latency_ms, pearson, write
 
@@ -158,7 +161,7 @@ def commands(run_dir: Path, train_cfg: dict, selection: dict | None,
         out = [f"python -m training.saliency --out {run_dir}{flags}"]
     prior = f" --prior {selection['source']}" if selection and selection.get("source") else ""
     prior += f" --recipe {recipe}" if recipe else ""
-    prior += "".join(f" --member {path}:{weight:g}" for path, weight in members)
+    prior += "".join(f" --member {shlex.quote(f'{path}:{weight}')}" for path, weight in members)
     if members:
         out.append(f"# members: {', '.join(str(path) for path, _ in members)} (their cards say how each was built)")
     return out + [f"python -m model_export.saliency --run {run_dir}{prior}",
@@ -242,9 +245,7 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
     blended into its map (`autocrop.saliency.load_members`); this network's weight is 1 minus
     theirs. The card's figures and latency are measured on the blend, every pass counted."""
     from training.datasets import load_saliency_sets
-    own_weight = 1.0 - sum(w for _, w in members)
-    if members and (own_weight <= 0 or any(w <= 0 for _, w in members)):
-        raise ValueError(f"member weights must be positive and leave this network a positive share: {members}")
+    read_members(members)  # before any work: a member the engine would refuse stops the export here
     from training.evaluate import evaluate_centre, evaluate_predictor
     prior = shipped_prior(selection)  # before any work: a face channel cannot ship
     model = shipped_saliency_net(run_dir, selection)
@@ -378,21 +379,51 @@ def rounded(figures: object, places: int = 4) -> object:
         return {k: rounded(v, places) for k, v in figures.items()}
     if isinstance(figures, list | tuple):
         return [rounded(v, places) for v in figures]
-    return round(float(figures), places) if isinstance(figures, float | np.floating) else figures
+    if isinstance(figures, np.integer):
+        return int(figures)
+    if isinstance(figures, float | np.floating):  # NaN and inf are not JSON: null, "not measured"
+        return round(float(figures), places) if np.isfinite(figures) else None
+    return figures
+
+
+#: The files an export writes for its members (and the only ones it removes).
+MEMBER_FILE = re.compile(r"saliency_member\d+\.(tflite|json)")
+
+
+def read_members(members: tuple[tuple[Path, float], ...]) -> list[tuple[Path, float, bytes, dict]]:
+    """Every member's bytes and card, checked, before anything is written: the weights as the
+    engine will check them (`autocrop.saliency.check_ensemble_weights`, this network's share
+    first), each card a JSON object naming no members of its own. ValueError otherwise."""
+    if not members:
+        return []
+    try:
+        check_ensemble_weights([1.0 - sum(w for _, w in members), *(w for _, w in members)])
+    except UnsupportedCardError as e:
+        raise ValueError(f"member weights must be positive and leave this network a positive share: {e}") from e
+    staged = []
+    for path, weight in members:
+        card = json.loads(path.with_suffix(".json").read_text())
+        if not isinstance(card, dict) or card.get("ensemble"):
+            raise ValueError(f"{path} is an ensemble itself or has no card object; a member must be one network")
+        staged.append((path, weight, path.read_bytes(), card))
+    return staged
 
 
 def ship_members(members: tuple[tuple[Path, float], ...], models_dir: Path) -> dict | None:
     """Copy each member (.tflite and its card) beside the shipped model; the card's `ensemble`.
-    Members an earlier export left there go first, so the layer ships no stale network."""
-    for stale in models_dir.glob("saliency_member*"):
-        stale.unlink()
-    if not members:
+
+    Everything is read and checked first (a refused member leaves the install as it was, and a
+    member read from the models folder itself survives); then the member files an earlier
+    export wrote (`MEMBER_FILE`) go, so the layer ships no stale network, and the new ones are
+    written. The weights are written as given (rounding could break their sum)."""
+    staged = read_members(members)
+    for stale in models_dir.iterdir() if models_dir.is_dir() else ():
+        if MEMBER_FILE.fullmatch(stale.name) and stale.is_file():
+            stale.unlink()
+    if not staged:
         return None
     entries = []
-    for i, (path, weight) in enumerate(members, start=1):
-        card = json.loads(path.with_suffix(".json").read_text())
-        if card.get("ensemble"):
-            raise ValueError(f"{path} is an ensemble itself; a member must be one network")
+    for i, (path, weight, blob, card) in enumerate(staged, start=1):
         # What the member learned from, in this exporter's words (a card written before a data
         # term was known is corrected here, so the layer's cards name every set).
         train_cfg = card.get("training", {}).get("config", {})
@@ -400,19 +431,19 @@ def ship_members(members: tuple[tuple[Path, float], ...], models_dir: Path) -> d
             card["training"]["data"] = training_data(train_cfg, card["training"]["train_images"])
         card["licence"] = licence(train_cfg)
         # ... and its export command writes beside its run, not over the shipped model.
-        card["commands"] = [f"{c} --models-dir {path.parent}" if c.startswith("python -m model_export.saliency")
-                            and "--models-dir" not in c else c for c in card.get("commands", [])]
+        card["commands"] = [f"{c} --models-dir {shlex.quote(str(path.parent))}"
+                            if c.startswith("python -m model_export.saliency") and "--models-dir" not in c else c
+                            for c in card.get("commands", [])]
         target = models_dir / f"saliency_member{i}.tflite"
-        blob = path.read_bytes()
         target.write_bytes(blob)
         target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-        entries.append({"file": target.name, "weight": round(weight, 6), "name": card.get("name", path.stem),
+        entries.append({"file": target.name, "weight": weight, "name": card.get("name", path.stem),
                         "sha256": hashlib.sha256(blob).hexdigest(), "source": str(path),
                         "sets": [*(train_cfg.get("sets") or ("osie", "eyecrowd")),
                                  *(k for k, _ in DATA_TERMS if learned_from(train_cfg, k)
                                    and k not in (train_cfg.get("sets") or ()))]})
     return {
-        "weight": round(1.0 - sum(w for _, w in members), 6),
+        "weight": 1.0 - sum(w for _, w in members),
         "members": entries,
         "blend": "each network's map with its own run-time prior, scaled to [0, 1]; the weighted sum, scaled "
                  "to [0, 1]; the ranker's features are this network's (autocrop.saliency.load_members)",

@@ -1,12 +1,13 @@
-"""Two saliency models at run time: the mean of the shipped map and a candidate's.
+"""Two saliency models at run time, before one ships as an ensemble: the weighted mean of two maps.
 
-    python -m research.two_models runs/student_all_m/saliency.tflite [--weight 0.5] [--json out.json]
+    python -m research.two_models SECOND.tflite [--first FIRST.tflite] [--weight 0.5] [--json out.json]
 
-Each model's map (its card's prior and flipping applied) is scaled to peak 1 and the two are
-averaged (`--weight`: the shipped model's share); the engine crops with that map: validation
-and MIT1003 crops as `training.crop_eval` scores them, and the MIT1003 split-half of
-`training.ceiling`. Two passes, within the run-time budget. Measured, not shipped:
-docs/saliency.md ("Where the out-of-domain crop gap is").
+Each model's map (its card's prior, flipping and members applied) is scaled to peak 1 and the
+two are averaged (`--weight`: the first model's share; the first is the shipped model unless
+`--first` names another); the engine crops with that map: validation and MIT1003 crops as
+`training.crop_eval` scores them, and the MIT1003 split-half of `training.ceiling`. It picks
+an ensemble's weights on the validation rows before `model_export.saliency --member` ships it
+(the engine's blend is the same map up to its scale): docs/saliency.md ("Two networks, blended").
 """
 
 from __future__ import annotations
@@ -47,11 +48,12 @@ class MeanOfTwo:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="the second model (.tflite beside its card)")
-    parser.add_argument("--weight", type=float, default=0.5, help="the shipped model's share")
+    parser.add_argument("--first", type=Path, default=DEFAULT_SALIENCY_MODEL, help="the first model (default: shipped)")
+    parser.add_argument("--weight", type=float, default=0.5, help="the first model's share")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    model = MeanOfTwo(LiteRTSaliency(DEFAULT_SALIENCY_MODEL, num_threads=1), LiteRTSaliency(args.model, num_threads=1),
+    model = MeanOfTwo(LiteRTSaliency(args.first, num_threads=1), LiteRTSaliency(args.model, num_threads=1),
                       args.weight)  # fmt: skip
     sets = load_saliency_sets(args.data, ("osie", "eyecrowd", "mit1003"))
     faces = load_eyecrowd_faces(Path(args.data) / "saliency" / "eyecrowd")

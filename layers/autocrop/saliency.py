@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -93,6 +94,8 @@ class RuntimePrior:
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> RuntimePrior:
         spec = card.get("runtime_prior") or {}
+        if not isinstance(spec, dict):
+            raise UnsupportedCardError(f"the saliency card's runtime_prior is not an object: {spec!r}")
         face_weight = float(spec.get("face_weight", 0.0))
         if face_weight != 0:
             raise UnsupportedCardError(
@@ -187,6 +190,8 @@ class LiteRTSaliency:
         self.model = TFLiteModel(path, num_threads=num_threads)
         card_path = Path(path).with_suffix(".json")
         self.card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.exists() else {}
+        if not isinstance(self.card, dict):
+            raise UnsupportedCardError(f"{card_path} is not a JSON object")
         self.canvas = self.model.input_shape[1]
         self.name = self.card.get("name", Path(path).stem)
         self.prior = RuntimePrior.from_card(self.card)
@@ -194,7 +199,9 @@ class LiteRTSaliency:
         #: the map is the mean of both, mirrored back; people look at a scene and its mirror
         #: image alike, so the mean cancels some of the network's left/right noise. Twice
         #: the passes; the encoder features (the learned ranker's) stay the first pass's.
-        self.flip = bool(self.card.get("test_time_flip", False))
+        self.flip = self.card.get("test_time_flip", False)
+        if not isinstance(self.flip, bool):  # "false" is a truthy string: refuse, do not guess
+            raise UnsupportedCardError(f"{card_path}: test_time_flip must be true or false, not {self.flip!r}")
         #: Other networks whose maps are blended in (the card's `ensemble`); see `load_members`.
         self.weight, self.members = load_members(self.card, Path(path), num_threads)
         if self.members:
@@ -252,27 +259,45 @@ def load_members(
     if not spec:
         return 1.0, ()
     try:
-        own = float(spec["weight"])
-        entries = [(str(m["file"]), float(m["weight"]), m.get("sha256")) for m in spec["members"]]
-    except (KeyError, TypeError, ValueError) as e:
+        own = spec["weight"]
+        entries = [(m["file"], m["weight"], m.get("sha256")) for m in spec["members"]]
+    except (KeyError, TypeError, AttributeError) as e:
         raise UnsupportedCardError(f"the saliency card's ensemble is malformed ({e!r}): {spec!r}") from e
-    weights = [own, *(w for _, w, _ in entries)]
-    if not entries or not all(np.isfinite(w) and w > 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
-        raise UnsupportedCardError(f"the saliency card's ensemble weights must be positive and sum to 1: {weights}")
+    check_ensemble_weights([own, *(w for _, w, _ in entries)])
     members = []
     for file, weight, digest in entries:
+        if not isinstance(file, str) or file in ("", ".", "..") or Path(file).name != file:
+            raise UnsupportedCardError(f"an ensemble member must be a file name beside the model: {file!r}")
+        if not (digest is None or isinstance(digest, str)):
+            raise UnsupportedCardError(f"ensemble member {file}: sha256 must be a string: {digest!r}")
         member_path = path.parent / file
-        if Path(file).name != file or member_path.resolve() == path.resolve():
-            raise UnsupportedCardError(f"an ensemble member must be another file beside the model: {file!r}")
         blob = member_path.read_bytes()  # OSError when missing: the labelled fallback
-        if digest is not None and hashlib.sha256(blob).hexdigest() != digest:
+        if os.path.samefile(member_path, path):  # a symlink or hard link to this very network
+            raise UnsupportedCardError(f"an ensemble member must be another network than the model: {file!r}")
+        if digest is not None and hashlib.sha256(blob).hexdigest() != digest.lower():
             raise ValueError(f"ensemble member {member_path} does not match its sha256 in {path.with_suffix('.json')}")
         member_card = member_path.with_suffix(".json")
-        if member_card.exists() and json.loads(member_card.read_text()).get("ensemble"):
-            # refused before loading: a member naming its parent would otherwise recurse
-            raise UnsupportedCardError(f"ensemble member {file} names members of its own")
-        members.append((LiteRTSaliency(member_path, num_threads=num_threads), weight))
+        if member_card.exists():
+            parsed = json.loads(member_card.read_text())  # not JSON: ValueError, the labelled fallback
+            if not isinstance(parsed, dict):
+                raise UnsupportedCardError(f"ensemble member {file}'s card is not a JSON object")
+            if parsed.get("ensemble"):
+                # refused before loading: a member naming its parent would otherwise recurse
+                raise UnsupportedCardError(f"ensemble member {file} names members of its own")
+        members.append((LiteRTSaliency(member_path, num_threads=num_threads), float(weight)))
     return own, tuple(members)
+
+
+def check_ensemble_weights(weights: list[Any]) -> None:
+    """An ensemble's weights (this network's first): JSON numbers, each positive, summing to 1
+    within 1e-6. UnsupportedCardError otherwise. model_export.saliency checks with this too,
+    before it writes anything."""
+    if len(weights) < 2 or not all(isinstance(w, int | float) and not isinstance(w, bool) for w in weights):
+        raise UnsupportedCardError(
+            f"the saliency card's ensemble weights must be numbers, one per network: {weights!r}"
+        )
+    if not all(np.isfinite(w) and w > 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
+        raise UnsupportedCardError(f"the saliency card's ensemble weights must be positive and sum to 1: {weights}")
 
 
 @lru_cache(maxsize=4)

@@ -137,6 +137,16 @@ def test_shipped_saliency_finds_the_obvious_subject() -> None:
 # --- the result ------------------------------------------------------------------------------------
 
 
+def default_chooser() -> str:
+    """Who picks a scored crop under the default options: `ranker="auto"` reads the ranker's card."""
+    from autocrop.ranker_choice import ranker_beats_composition
+    from autocrop.ranking import DEFAULT_RANKER_MODEL
+
+    if not ranker_beats_composition():
+        return "composition"
+    return "ranker:" + json.loads(DEFAULT_RANKER_MODEL.with_suffix(".json").read_text())["name"]
+
+
 def test_result_shape_and_json() -> None:
     result = analyse(astronaut_jpeg(), CropOptions.from_ratios("1:1, 16:9,1.91:1"))
     d = json.loads(json.dumps(result.to_dict()))
@@ -150,8 +160,9 @@ def test_result_shape_and_json() -> None:
         assert x >= 0 and y >= 0 and x + w <= 512 and y + h <= 512
         assert abs(w / h - parse_ratio(c["ratio"])) * h <= 1.0 + 1e-9, "ratio within a pixel"
         assert c["score"] == pytest.approx(sum(c["breakdown"].values()), abs=1e-3)
-        # A square photo is its own 1:1 crop (rules.keeps_whole); the others are scored.
-        assert c["chosen_by"] == ("whole photo" if c["ratio"] == "1:1" else "composition")
+        # A square photo is its own 1:1 crop (rules.keeps_whole); the others are scored, by the
+        # learned ranker where its card says it beat the composition score (`ranker="auto"`).
+        assert c["chosen_by"] == ("whole photo" if c["ratio"] == "1:1" else default_chooser())
     assert set(d["faces"][0]) == {"box", "confidence"}
     assert {"decode", "saliency", "faces", "candidates", "total"} <= set(d["timings"])
     assert set(d["models"]) >= {"saliency", "faces"}
