@@ -32,6 +32,8 @@ from autocrop.saliency import (DEFAULT_SALIENCY_MODEL, FEATURES_OUTPUT, SALIENCY
                                LiteRTSaliency, RuntimePrior, TFLiteModel, UnsupportedCardError,
                                check_ensemble_weights, load_members)
 
+from training.cards import dump_card
+
 from .quantize import RECIPES, convert, git_commit, latency_ms, pearson, write
 
 log = logging.getLogger("model_export.saliency")
@@ -295,7 +297,8 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
         v = variants[recipe]
         if v["parity_cc_mean"] < PARITY_BAR or v["size_bytes"] > MAX_MODEL_BYTES:
             raise RuntimeError(f"--recipe {recipe} misses parity {PARITY_BAR} or the size cap: {v}")
-        chosen, rule = recipe, f"named by --recipe {recipe} (parity and size checked); the rule would pick {chosen}: {rule}"
+        chosen, rule = recipe, (f"named by --recipe {recipe} (parity and size checked); choose_recipe's rule, measured "
+                                f"on the exporting machine, would pick {chosen}")
     report = {"variants": variants, "chosen": chosen, "rule": rule}
     if not ship:
         return report
@@ -351,7 +354,7 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
                      "and never trained on: 70 OSIE + 40 EyeCrowd validation photos",
             "train_images": len(train),
             "config": train_cfg,
-            "final_epoch": {k: v[-1] for k, v in history.items()},
+            "final_epoch": rounded({k: v[-1] for k, v in history.items()}),
         },
         "validation": rounded({"model": metrics, "centre_bias_baseline": baseline}),
         "split_half": rounded(halves),
@@ -368,7 +371,7 @@ def export(run_dir: Path, data_root: Path, out_dir: Path, models_dir: Path,
     if ensemble:
         card["ensemble"] = ensemble
         card["licence"] += "; ensemble members: as each member's card states (`ensemble.members[].sets`)"
-    target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    target.with_suffix(".json").write_text(dump_card(card))
     report["card"] = card
     return report
 
@@ -436,7 +439,7 @@ def ship_members(members: tuple[tuple[Path, float], ...], models_dir: Path) -> d
                             for c in card.get("commands", [])]
         target = models_dir / f"saliency_member{i}.tflite"
         target.write_bytes(blob)
-        target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+        target.with_suffix(".json").write_text(dump_card(card))
         entries.append({"file": target.name, "weight": weight, "name": card.get("name", path.stem),
                         "sha256": hashlib.sha256(blob).hexdigest(), "source": str(path),
                         "sets": [*(train_cfg.get("sets") or ("osie", "eyecrowd")),
@@ -445,8 +448,7 @@ def ship_members(members: tuple[tuple[Path, float], ...], models_dir: Path) -> d
     return {
         "weight": 1.0 - sum(w for _, w in members),
         "members": entries,
-        "blend": "each network's map with its own run-time prior, scaled to [0, 1]; the weighted sum, scaled "
-                 "to [0, 1]; the ranker's features are this network's (autocrop.saliency.load_members)",
+        "blend": "weighted sum of the [0, 1] maps (own priors), rescaled; features: this network's",
     }
 
 
@@ -486,7 +488,7 @@ def refresh_card(model_path: Path, data_root: Path, experiments: Path | None = N
         # The card holds the shipped model's figures; experiment records live in docs/ and
         # the card names where (it stays under 10 KB: tests/training/test_model_cards.py).
         card["experiments"] = str(experiments)
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card_path.write_text(dump_card(card))
     return card
 
 

@@ -51,6 +51,7 @@ from autocrop.ranking import PhotoContext
 from autocrop.saliency import load_saliency
 from autocrop.types import CropResult
 
+from .cards import dump_card
 from .engine_options import parse_overrides
 from .datasets import DEFAULT_DATA_ROOT
 
@@ -663,7 +664,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.card:
         card = json.loads(args.card.read_text())
         card["fairness"] = card_section(summary, detector, meta)
-        args.card.write_text(json.dumps(card, indent=2) + "\n")
+        args.card.write_text(dump_card(card))
     print(tables)
     print(f"{len(rows)} composites in {elapsed:.0f} s", file=sys.stderr)
     return 0

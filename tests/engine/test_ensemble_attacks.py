@@ -27,28 +27,13 @@ from autocrop.saliency import (DEFAULT_SALIENCY_MODEL, CentreBiasSaliency, LiteR
                                load_members, load_saliency)
 from benchmarks.bench_saliency import passes
 from model_export.saliency import commands, member_arg, rounded, ship_members
+from tests.engine.test_saliency_ensemble import _install
 
 MODELS = DEFAULT_SALIENCY_MODEL.parent
 OTHER = MODELS / "saliency_member1.tflite"
 SHIPPED_CARD = json.loads(DEFAULT_SALIENCY_MODEL.with_suffix(".json").read_text())
 OTHER_CARD = json.loads(OTHER.with_suffix(".json").read_text())
 OTHER_SHA = hashlib.sha256(OTHER.read_bytes()).hexdigest()
-
-
-def _install(folder: Path, ensemble: object, member_card: object = None, member_name: str = "member.tflite") -> Path:
-    """main.tflite (the shipped main network, the given `ensemble` on its card) + a member."""
-    folder.mkdir(parents=True, exist_ok=True)
-    main = folder / "main.tflite"
-    main.write_bytes(DEFAULT_SALIENCY_MODEL.read_bytes())
-    card = dict(SHIPPED_CARD)
-    card.pop("ensemble", None)
-    if ensemble is not None:
-        card["ensemble"] = ensemble
-    main.with_suffix(".json").write_text(json.dumps(card))
-    member = folder / member_name
-    member.write_bytes(OTHER.read_bytes())
-    member.with_suffix(".json").write_text(json.dumps(OTHER_CARD if member_card is None else member_card))
-    return main
 
 
 def _spec(file: object = "member.tflite", weight: object = 0.3, own: object = 0.7, **extra) -> dict:

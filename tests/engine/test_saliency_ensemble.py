@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -137,23 +136,10 @@ def test_a_missing_or_altered_member_falls_back_to_the_labelled_centre_prior(tmp
 
 
 def test_concurrent_calls_on_one_ensemble_match_serial_ones(tmp_path):
-    model = LiteRTSaliency(_install(tmp_path, _spec(0.3)), num_threads=1)
-    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.camera()[..., None].repeat(3, -1)]
-    expected = [model.predict(p) for p in photos]
-    errors: list[int] = []
+    """Two interpreters behind two locks: six threads at once get the serial maps."""
+    from tests.engine.test_saliency_runtime import concurrent_mismatches
 
-    def work(i: int) -> None:
-        for k in range(3):
-            j = (i + k) % len(photos)
-            if not np.array_equal(model.predict(photos[j]), expected[j]):
-                errors.append(j)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not concurrent_mismatches(LiteRTSaliency(_install(tmp_path, _spec(0.3)), num_threads=1), rounds=3)
 
 
 def test_the_shipped_card_names_a_member_that_is_there_and_matches():
