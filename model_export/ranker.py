@@ -119,7 +119,7 @@ def model_card(target: Path, flatbuffer: bytes, run_dir: Path, meta: dict[str, A
             "split": "OSIE + EyeCrowd validation photos, 4 ratios; the engine's shortlist",
             "beats_composition": beats_composition(figures["val"]),
             "rule": "training.ranker.beats_composition: of_oracle higher, face_cut_rate and area no worse than the "
-                    "composition score's, and the of_oracle gain's 95% bootstrap interval over photos above 0 "
+                    "composition score's, and the of_oracle gain's 95% bootstrap interval over >= 20 photos above 0 "
                     "(`composition_vs_ranker.gain`); CropOptions(ranker='auto') uses the learned ranker only when "
                     "this holds",
             "composition_vs_ranker": figures["val"], "dev": figures["dev"],

@@ -126,48 +126,52 @@ def runtime_prior(selection: dict | None) -> dict:
     }
 
 
+#: The shipped model as the commands name it (from the repository root).
+SHIPPED_MODEL_ARG = "layers/autocrop/models/saliency.tflite"
 #: Where EMOd is read from when a run's config names the set but not the folder.
 EMOD_DIR = "../shared/data/saliency/emod_fdm"
 
 
 def commands(run_dir: Path, train_cfg: dict, selection: dict | None,
              members: tuple[tuple[Path, float], ...] = (), recipe: str | None = None) -> list[str]:
-    """The commands that rebuild this model, in order."""
+    """The commands that rebuild this model, in order (every path shell-quoted)."""
+    q = lambda value: shlex.quote(str(value))  # noqa: E731
     net = train_cfg.get("net", {})
+    run = q(run_dir)
     if train_cfg.get("frozen_encoder"):
         flags = "".join(f" --{k.replace('_', '-')}" for k in ("deep_tap", "tune_top") if net.get(k))
         sets = list(train_cfg.get("sets") or ())
-        final = (f" --sets {','.join(sets)}" + (f" --emod {EMOD_DIR}" if "emod" in sets else "")
+        final = (f" --sets {q(','.join(sets))}" + (f" --emod {q(EMOD_DIR)}" if "emod" in sets else "")
                  if sets and sets != ["osie", "eyecrowd"] else "")
         out = [f"python -m training.saliency_frozen --sets {s} --out runs/lodo_{s}{flags} --epochs 12"
                for s in ("osie", "eyecrowd")]
         out += ["python -m training.prior_select --osie-run runs/lodo_osie --eyecrowd-run "
                 "runs/lodo_eyecrowd --json runs/prior.json",
-                f"python -m training.saliency_frozen --out {run_dir}{flags}{final} --epochs {train_cfg.get('epochs')}"]
+                f"python -m training.saliency_frozen --out {run}{flags}{final} --epochs {train_cfg.get('epochs')}"]
     elif train_cfg.get("teachers") and train_cfg.get("distill"):
         # The teachers are exported models; each one's card lists the commands that built it.
-        teach = "".join(f" --teacher {path}:{weight:g}" for path, weight in train_cfg["teachers"])
+        teach = "".join(f" --teacher {q(f'{path}:{weight:g}')}" for path, weight in train_cfg["teachers"])
         teach += " --teacher-flip" if train_cfg.get("teacher_flip") else ""
         extra = f" --epochs {train_cfg.get('epochs')} --epochs-frozen {train_cfg.get('epochs_frozen')}"
         if train_cfg.get("unlabelled"):
-            extra += f" --unlabelled {train_cfg['unlabelled']}"
+            extra += f" --unlabelled {q(train_cfg['unlabelled'])}"
             if train_cfg.get("unlabelled_share", 1.0) < 1:
                 extra += f" --unlabelled-share {train_cfg['unlabelled_share']:g}"
         if train_cfg.get("emod"):
-            extra += f" --emod {train_cfg['emod']}"
+            extra += f" --emod {q(train_cfg['emod'])}"
         out = [f"# teachers: {', '.join(path for path, _ in train_cfg['teachers'])} (their cards say how each was built)",
-               f"python -m training.saliency --out {run_dir}{teach} --distill {train_cfg['distill']:g}{extra}"]
+               f"python -m training.saliency --out {run}{teach} --distill {train_cfg['distill']:g}{extra}"]
     else:
         flags = " --per-dataset-priors" if net.get("priors", 1) > 1 else ""
-        flags += f" --emod {train_cfg['emod']}" if train_cfg.get("emod") else ""
-        out = [f"python -m training.saliency --out {run_dir}{flags}"]
-    prior = f" --prior {selection['source']}" if selection and selection.get("source") else ""
+        flags += f" --emod {q(train_cfg['emod'])}" if train_cfg.get("emod") else ""
+        out = [f"python -m training.saliency --out {run}{flags}"]
+    prior = f" --prior {q(selection['source'])}" if selection and selection.get("source") else ""
     prior += f" --recipe {recipe}" if recipe else ""
-    prior += "".join(f" --member {shlex.quote(f'{path}:{weight}')}" for path, weight in members)
+    prior += "".join(f" --member {q(f'{path}:{weight}')}" for path, weight in members)
     if members:
         out.append(f"# members: {', '.join(str(path) for path, _ in members)} (their cards say how each was built)")
-    return out + [f"python -m model_export.saliency --run {run_dir}{prior}",
-                  "python -m training.evaluate --model layers/autocrop/models/saliency.tflite",
+    return out + [f"python -m model_export.saliency --run {run}{prior}",
+                  f"python -m training.evaluate --model {SHIPPED_MODEL_ARG}",
                   "python -m training.ceiling --split-half-only"]
 
 
@@ -382,6 +386,10 @@ def rounded(figures: object, places: int = 4) -> object:
         return {k: rounded(v, places) for k, v in figures.items()}
     if isinstance(figures, list | tuple):
         return [rounded(v, places) for v in figures]
+    if isinstance(figures, np.ndarray) and figures.ndim == 0:
+        return rounded(figures.item(), places)
+    if isinstance(figures, bool | np.bool_):
+        return bool(figures)
     if isinstance(figures, np.integer):
         return int(figures)
     if isinstance(figures, float | np.floating):  # NaN and inf are not JSON: null, "not measured"
@@ -390,7 +398,7 @@ def rounded(figures: object, places: int = 4) -> object:
 
 
 #: The files an export writes for its members (and the only ones it removes).
-MEMBER_FILE = re.compile(r"saliency_member\d+\.(tflite|json)")
+MEMBER_FILE = re.compile(r"saliency_member[1-9][0-9]*\.(tflite|json)", re.ASCII)
 
 
 def read_members(members: tuple[tuple[Path, float], ...]) -> list[tuple[Path, float, bytes, dict]]:
@@ -408,6 +416,12 @@ def read_members(members: tuple[tuple[Path, float], ...]) -> list[tuple[Path, fl
         card = json.loads(path.with_suffix(".json").read_text())
         if not isinstance(card, dict) or card.get("ensemble"):
             raise ValueError(f"{path} is an ensemble itself or has no card object; a member must be one network")
+        try:  # the engine must load it and get a map of the photo's size from it
+            probe = LiteRTSaliency(path, num_threads=1).predict(np.zeros((24, 32, 3), np.uint8))
+        except Exception as e:  # noqa: BLE001 - whatever the runtime raises, the member is refused
+            raise ValueError(f"{path} is not a saliency network the engine runs: {e!r}") from e
+        if probe.shape != (24, 32) or not np.isfinite(probe).all():
+            raise ValueError(f"{path} gives a map of shape {probe.shape}, not the photo's (24, 32)")
         staged.append((path, weight, path.read_bytes(), card))
     return staged
 
@@ -435,8 +449,9 @@ def ship_members(members: tuple[tuple[Path, float], ...], models_dir: Path) -> d
         card["licence"] = licence(train_cfg)
         # ... and its export command writes beside its run, not over the shipped model.
         card["commands"] = [f"{c} --models-dir {shlex.quote(str(path.parent))}"
-                            if c.startswith("python -m model_export.saliency") and "--models-dir" not in c else c
-                            for c in card.get("commands", [])]
+                            if c.startswith("python -m model_export.saliency") and "--models-dir" not in c
+                            else c.replace(f"--model {SHIPPED_MODEL_ARG}", f"--model {shlex.quote(str(path))}")
+                            for c in card.get("commands", [])]  # fmt: skip
         target = models_dir / f"saliency_member{i}.tflite"
         target.write_bytes(blob)
         target.with_suffix(".json").write_text(dump_card(card))

@@ -38,7 +38,8 @@ from autocrop.scoring import composition_score
 
 from .crop_eval import RATIOS, CropScore, summarise
 from .crop_labels import box_counts, cuts_faces, face_rects, oracle_counts, oracle_shares, point_integral
-from .datasets import DEFAULT_DATA_ROOT, FaceLabel, FixationRecord, load_eyecrowd_faces, load_saliency_sets
+from .datasets import (DEFAULT_DATA_ROOT, REPORT_ONLY_SETS, FaceLabel, FixationRecord, load_eyecrowd_faces,
+                       load_saliency_sets)
 
 log = logging.getLogger("training.ranker")
 
@@ -419,17 +420,29 @@ def compare(data: dict[str, np.ndarray], correction: np.ndarray, scope: str = DE
 
 #: Bootstrap draws and interval of `paired_gain` (95%, seeded: a card's figure reruns exactly).
 GAIN_DRAWS, GAIN_LEVEL, GAIN_SEED = 2000, 0.95, 0
+#: Fewer photos than this are no evidence either way: a bootstrap over a handful of photos
+#: (a smoke run's one-photo split) has no spread to speak of.
+GAIN_MIN_PHOTOS = 20
 
 
 def paired_gain(data: dict[str, np.ndarray], composition: np.ndarray, ranker: np.ndarray) -> dict[str, Any]:
     """The ranker's mean of_oracle gain over the composition score's pick, crop by crop (the same
     photo and ratio), with a bootstrap interval that resamples photos (a photo's ratios move
-    together). A gain whose interval includes 0 is what the same photos give by chance."""
+    together). Over the crops the figures' "all" pools (`REPORT_ONLY_SETS` left out), so the
+    gain is the difference of the two means `beats_composition` compares. A gain whose
+    interval includes 0 is what the same photos give by chance. ValueError when the two picks
+    are not of the same photos and ratios, in the same order."""
+    for key in ("dataset", "name", "ratio"):
+        if key in data and not np.array_equal(data[key][composition], data[key][ranker]):
+            raise ValueError(f"paired_gain: the two picks differ in {key}: not one pick per photo and ratio each")
+    keep = np.array([str(data["dataset"][i]) not in REPORT_ONLY_SETS for i in composition], bool)
+    composition, ranker = np.asarray(composition)[keep], np.asarray(ranker)[keep]
     gain = (oracle_shares(data["counts"][ranker], data["oracle"][ranker])
             - oracle_shares(data["counts"][composition], data["oracle"][composition]))
-    photos = np.array([f"{data['dataset'][i]}/{data['name'][i]}" for i in composition])
-    _, photo = np.unique(photos, return_inverse=True)
-    n = int(photo.max()) + 1 if len(photo) else 0
+    photos = [(str(data["dataset"][i]), str(data["name"][i])) for i in composition]
+    index = {photo: k for k, photo in enumerate(dict.fromkeys(photos))}
+    photo = np.array([index[p] for p in photos], np.int64)
+    n = len(index)
     if n == 0:
         return {"mean": 0.0, "ci": [0.0, 0.0], "photos": 0, "crops": 0}
     sums, counts = np.bincount(photo, gain, n), np.bincount(photo, None, n)
@@ -451,11 +464,12 @@ def selection_key(figures: dict[str, Any], area_slack: float = 0.01) -> tuple[fl
 def beats_composition(figures: dict[str, Any], area_slack: float = 0.01) -> bool:
     """The one "better than composition" rule (the card's `beats_composition`, so `ranker="auto"`):
     no more face cuts, no smaller crops, a higher of_oracle, and a gain beyond chance: the lower
-    end of its bootstrap interval over photos (`paired_gain`) above 0. The default chooser
-    changes on evidence, not on a few crops of 440 (figures without the interval, written
-    before it was measured, are judged on the means alone)."""
+    end of its bootstrap interval over at least GAIN_MIN_PHOTOS photos (`paired_gain`) above 0.
+    The default chooser changes on evidence, not on a few crops of 440; figures without the
+    interval (a run trained before it was measured) carry none, so they never make it the default."""
     penalty, of_oracle = selection_key(figures, area_slack)
-    beyond_chance = "gain" not in figures or figures["gain"]["ci"][0] > 0
+    gain = figures.get("gain") or {}
+    beyond_chance = gain.get("photos", 0) >= GAIN_MIN_PHOTOS and gain.get("ci", [0.0])[0] > 0
     return penalty == 0 and of_oracle > figures["composition"]["all"]["mean"]["of_oracle"] and beyond_chance
 
 

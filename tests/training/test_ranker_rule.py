@@ -72,6 +72,13 @@ def test_the_interval_is_seeded_so_a_card_reruns_exactly():
     assert paired_gain(data, comp, rank) == paired_gain(data, comp, rank)
 
 
-def test_figures_written_before_the_interval_are_judged_on_the_means():
-    assert beats_composition(_figures(0.9, 0.901, None))
-    assert not beats_composition(_figures(0.9, 0.9, None))
+def test_figures_written_before_the_interval_never_make_it_the_default():
+    """A run trained before the interval was measured has no evidence of a gain beyond chance."""
+    assert not beats_composition(_figures(0.9, 0.95, None))
+
+
+def test_too_few_photos_are_no_evidence():
+    data, comp, rank = _table([[0.01] * 4] * 5)
+    gain = paired_gain(data, comp, rank)
+    assert gain["ci"][0] > 0 and gain["photos"] == 5
+    assert not beats_composition(_figures(0.9, 0.91, gain))
