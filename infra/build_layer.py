@@ -80,6 +80,16 @@ STRIP_GLOBS = (
     "onnxruntime/transformers",  # model optimisers, quantization and conversion tools
     "onnxruntime/quantization",
     "onnxruntime/tools",
+    # numpy's build-time parts: the Fortran wrapper generator, C headers, static libraries and
+    # Cython declarations (nothing imports them at run time)
+    "numpy/f2py",
+    "numpy/_core/include",
+    "numpy/_core/lib",
+    "numpy/*.pxd",
+    # numpy's random number generators: nothing in the layer draws random numbers (`import
+    # numpy` does not import them; the stripped layer serves a crop in
+    # tests/infra/test_layer_build.py and the arm64 check runs both handlers on it)
+    "numpy/random",
 )
 
 

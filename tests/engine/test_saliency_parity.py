@@ -15,7 +15,7 @@ def test_card_records_the_out_of_domain_and_human_level_figures():
     half = card["split_half"]["mit1003"]
     assert half["cc_people"] > half["cc_model"] > half["cc_centre"]
     level = (half["cc_model"] - half["cc_centre"]) / (half["cc_people"] - half["cc_centre"])
-    assert abs(level - half["saliency_level"]) < 1e-9
+    assert abs(level - half["saliency_level"]) < 2e-4  # the card's figures are rounded to 4 places
     assert card["size_bytes"] == DEFAULT_SALIENCY_MODEL.stat().st_size <= 8_000_000
 
 
