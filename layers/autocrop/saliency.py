@@ -1,8 +1,9 @@
 """Saliency stage: where people will look, as a float32 map in [0, 1] at the input's size.
 
-The shipped model is a MobileNetV2 encoder-decoder trained on human fixations (OSIE and
-EyeCrowd), run with LiteRT. A model-free centre-bias prior is the labelled fallback, used
-when the model file is missing or LiteRT cannot load it; results name which one ran.
+The shipped model is two MobileNetV2 encoder-decoders trained on human fixations (OSIE and
+EyeCrowd) and free-viewing maps (EMOd), run with LiteRT, their maps blended as the main card's
+`ensemble` says (`load_members`). A model-free centre-bias prior is the labelled fallback, used
+when a model file is missing or LiteRT cannot load it; results name which ones ran.
 """
 
 from __future__ import annotations
@@ -285,7 +286,7 @@ def load_members(
                 # refused before loading: a member naming its parent would otherwise recurse
                 raise UnsupportedCardError(f"ensemble member {file} names members of its own")
         members.append((LiteRTSaliency(member_path, num_threads=num_threads), float(weight)))
-    return own, tuple(members)
+    return float(own), tuple(members)
 
 
 def check_ensemble_weights(weights: list[Any]) -> None:
