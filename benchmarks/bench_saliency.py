@@ -29,34 +29,32 @@ DEFAULT_BASELINE_REV = "27bfb5f"
 
 
 def baseline_file(rev: str, folder: Path) -> Path:
-    path = folder / f"saliency_{rev}.tflite"
-    for suffix in (".tflite", ".json"):
-        blob = subprocess.run(
-            ["git", "show", f"{rev}:{MODEL_PATH[: -len('.tflite')]}{suffix}"],
-            capture_output=True,
-            check=suffix == ".tflite",
-        ).stdout
-        path.with_suffix(suffix).write_bytes(blob)
+    """The model shipped at `rev`, with its card and any ensemble member it names, in `folder`."""
+    models = Path(MODEL_PATH).parent
+
+    def show(name: str, required: bool) -> bytes:
+        done = subprocess.run(["git", "show", f"{rev}:{models / name}"], capture_output=True, check=required)
+        return done.stdout if done.returncode == 0 else b""
+
+    path = folder / Path(MODEL_PATH).name
+    path.write_bytes(show(path.name, True))
+    card = show(path.with_suffix(".json").name, False)
+    if card:
+        path.with_suffix(".json").write_bytes(card)
+        for entry in (json.loads(card).get("ensemble") or {}).get("members", []):
+            member = folder / entry["file"]
+            member.write_bytes(show(member.name, True))
+            member.with_suffix(".json").write_bytes(show(member.with_suffix(".json").name, True))
     return path
 
 
 def passes(path: Path) -> tuple[list, int]:
-    """(one (runner, mirrored?) per network pass one photo costs, the bytes of every file)."""
-    from autocrop.saliency import TFLiteModel
+    """(one (runner, mirrored?) per network pass one photo costs, the bytes of every file): the
+    engine's own predictor says which (`LiteRTSaliency.passes`: flip and members included)."""
+    from autocrop.saliency import LiteRTSaliency
 
-    try:
-        card = json.loads(path.with_suffix(".json").read_text())
-    except (OSError, ValueError):
-        card = {}
-    runners = [(TFLiteModel(path, num_threads=1), False)]
-    runners += [(runners[0][0], True)] if card.get("test_time_flip") else []
-    size = path.stat().st_size
-    for entry in (card.get("ensemble") or {}).get("members", []):
-        member = path.parent / entry["file"]
-        more, member_size = passes(member)  # the member's own card: its flip counts too
-        runners += more
-        size += member_size
-    return runners, size
+    runners = LiteRTSaliency(path, num_threads=1).passes()
+    return runners, sum(Path(f).stat().st_size for f in {runner.path for runner, _ in runners})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -392,8 +392,8 @@ def rounded(figures: object, places: int = 4) -> object:
         return bool(figures)
     if isinstance(figures, np.integer):
         return int(figures)
-    if isinstance(figures, float | np.floating):  # NaN and inf are not JSON: null, "not measured"
-        return round(float(figures), places) if np.isfinite(figures) else None
+    if isinstance(figures, float | np.floating):  # NaN and inf: training.cards.dump_card writes null
+        return round(float(figures), places)
     return figures
 
 
@@ -469,14 +469,12 @@ def ship_members(members: tuple[tuple[Path, float], ...], models_dir: Path) -> d
 
 def passes_latency(predictor: LiteRTSaliency, canvas: np.ndarray) -> dict[str, float]:
     """Median and p90 ms on one thread of every network pass one photo costs (flip included)."""
-    runners = [(predictor.model, predictor.flip)] + [(m.model, m.flip) for m, _ in predictor.members]
+    runners = predictor.passes()
     mirrored = np.ascontiguousarray(canvas[:, :, ::-1])
 
     def run() -> None:
         for runner, flip in runners:
-            runner(canvas)
-            if flip:
-                runner(mirrored)
+            runner(mirrored if flip else canvas)
 
     return latency_ms(run)
 

@@ -217,24 +217,40 @@ class LiteRTSaliency:
         out = self.run_canvas(canvas)
         return out.get(SALIENCY_OUTPUT, next(iter(out.values())))[..., 0]
 
-    def predict_with_features(self, rgb: np.ndarray) -> SaliencyOutput:
-        """Saliency at the image's size plus the encoder features of the same pass."""
-        canvas, box = letterbox(rgb, self.canvas)
+    def passes(self) -> list[tuple[TFLiteModel, bool]]:
+        """Every network pass one photo costs, in order: (interpreter, on the mirrored canvas?).
+        What the benchmarks and the export time (members and their flips included)."""
+        own = [(self.model, False)] + ([(self.model, True)] if self.flip else [])
+        return own + [p for member, _ in self.members for p in member.passes()]
+
+    def _map(
+        self, canvas: np.ndarray, box: Letterbox, height: int, width: int
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """This network's map of one letterboxed canvas at the photo's size, in [0, 1] with its
+        prior (and flip), and the pass's outputs."""
         out = self.run_canvas(canvas[None])
         raw = out.get(SALIENCY_OUTPUT, next(iter(out.values())))[0, ..., 0]
         if self.flip:
             mirrored = self.run_canvas(np.ascontiguousarray(canvas[None, :, ::-1]))
             again = mirrored.get(SALIENCY_OUTPUT, next(iter(mirrored.values())))[0, ..., 0]
             raw = 0.5 * (raw + again[:, ::-1])
-        saliency = self.prior.apply(unletterbox(raw, box, rgb.shape[0], rgb.shape[1]))
+        return self.prior.apply(unletterbox(raw, box, height, width)), out
+
+    def predict_with_features(self, rgb: np.ndarray) -> SaliencyOutput:
+        """Saliency at the image's size plus the encoder features of the same pass."""
+        height, width = rgb.shape[:2]
+        canvases = {self.canvas: letterbox(rgb, self.canvas)}  # one letterbox per canvas size
+        saliency, out = self._map(*canvases[self.canvas], height, width)
         if self.members:
             # Each map is in [0, 1] with its own run-time prior; the blend is scaled back to [0, 1].
             blend = self.weight * saliency
             for member, weight in self.members:
-                blend += weight * member.predict(rgb)
+                if member.canvas not in canvases:
+                    canvases[member.canvas] = letterbox(rgb, member.canvas)
+                blend += weight * member._map(*canvases[member.canvas], height, width)[0]
             saliency = normalise_map(blend)
         features = out[FEATURES_OUTPUT][0] if FEATURES_OUTPUT in out else None
-        return SaliencyOutput(saliency=saliency, features=features, letterbox=box)
+        return SaliencyOutput(saliency=saliency, features=features, letterbox=canvases[self.canvas][1])
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """The map for `rgb` (the engine calls `predict_with_features`, the same pass)."""
